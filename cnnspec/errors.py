@@ -1,0 +1,107 @@
+"""Spans, diagnostics and the one renderer that draws ``file:line:col``, the line and a caret.
+
+User mistakes (a malformed spec, a bad data folder, a wrong weights file) raise
+:class:`CnnSpecError` or a subclass; anything else is a bug in cnnspec. The CLI turns
+``CnnSpecError`` into a message and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A place in a spec file: 1-based line and column, end column exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_col: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class Diagnostic:
+    """One error in a spec: where it is, what is wrong, and what would be right."""
+
+    span: Span | None
+    message: str
+    hint: str | None = None
+    source_line: str | None = field(default=None, repr=False)
+
+    def render(self) -> str:
+        """``file:line:col: error: message``, the line, a caret under the spot, the hint."""
+        if self.span is None:
+            head = f"error: {self.message}"
+        else:
+            head = f"{self.span}: error: {self.message}"
+        out = [head]
+        if self.span is not None and self.source_line is not None:
+            line = self.source_line.rstrip("\n").expandtabs(1)
+            width = 1
+            if self.span.end_col is not None and self.span.end_col > self.span.col:
+                width = self.span.end_col - self.span.col
+            out.append(f"    {line}")
+            out.append("    " + " " * (self.span.col - 1) + "^" * width)
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return "\n".join(out)
+
+
+class CnnSpecError(Exception):
+    """Base class of every error a user can cause; carries one or more diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | str):
+        if isinstance(diagnostics, str):
+            diagnostics = [Diagnostic(None, diagnostics)]
+        self.diagnostics = diagnostics
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n\n".join(d.render() for d in self.diagnostics)
+
+
+class SpecError(CnnSpecError):
+    """A .cnn file that does not parse or does not validate."""
+
+
+class DataError(CnnSpecError):
+    """A data folder or image that cannot be used for training."""
+
+
+class WeightsError(CnnSpecError):
+    """A weights file that does not fit the network."""
+
+
+class ExportError(CnnSpecError):
+    """An ONNX export that fails or disagrees with PyTorch."""
+
+
+class SourceText:
+    """The text of one spec file, to attach source lines to diagnostics."""
+
+    def __init__(self, text: str, file: str):
+        self.text = text
+        self.file = file
+        self.lines = text.splitlines()
+
+    def line(self, n: int) -> str | None:
+        return self.lines[n - 1] if 1 <= n <= len(self.lines) else None
+
+    def diag(self, span: Span | None, message: str, hint: str | None = None) -> Diagnostic:
+        src = self.line(span.line) if span is not None else None
+        return Diagnostic(span, message, hint, src)
+
+
+def did_you_mean(word: str, candidates: list[str] | set[str]) -> str | None:
+    """A hint naming the closest candidate to a misspelt word, or None.
+
+    >>> did_you_mean("rellu", ["relu", "tanh"])
+    "did you mean 'relu'?"
+    """
+    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

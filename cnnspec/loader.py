@@ -1,0 +1,48 @@
+"""The front end as one call: text -> parse -> raw nodes -> validated, named, shaped Spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import ir
+from .errors import SourceText, SpecError
+from .expand import assign_names
+from .parser import parse
+from .transform import to_raw
+from .validate import validate
+
+
+def loads(text: str, file: str = "<string>") -> ir.Spec:
+    """Parse and validate spec text; shapes are inferred and checked too.
+
+    Raises:
+        SpecError: every independent mistake found, each with file:line:col, the
+            line, a caret and a hint.
+    """
+    if not text.endswith("\n"):
+        text += "\n"
+    src = SourceText(text, file)
+    fields, diagnostics = validate(to_raw(parse(text, file), file), src)
+    if not diagnostics:
+        fields["layers"], diagnostics = assign_names(fields["layers"], src)
+    if diagnostics:
+        raise SpecError(diagnostics)
+    spec = ir.Spec.model_validate(fields)
+    spec.shaped  # noqa: B018 - infer shapes now, so that a loaded spec is a checked spec
+    return spec
+
+
+def load(path: str | Path) -> ir.Spec:
+    """Read and check a ``.cnn`` file (see :func:`loads`).
+
+    Raises:
+        SpecError: the file cannot be read, or the spec has mistakes.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the spec ({exc})") from None
+    return loads(text, str(path))

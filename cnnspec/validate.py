@@ -1,0 +1,190 @@
+"""Raw nodes -> :class:`~cnnspec.ir.Spec`, with every problem mapped to its span.
+
+Each statement is validated on its own by its Pydantic model, so one run reports
+every independent mistake; Pydantic's errors are rewritten as plain sentences that
+name the field as the language writes it, with a hint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from . import ir
+from .errors import Diagnostic, SourceText, Span
+from .transform import Raw
+
+LAYER_MODELS: dict[str, type[BaseModel]] = {
+    "conv": ir.Conv,
+    "transition": ir.Conv,
+    "maxpool": ir.Pool,
+    "avgpool": ir.Pool,
+    "adaptiveavgpool": ir.AdaptiveAvgPool,
+    "globalavgpool": ir.GlobalAvgPool,
+    "batchnorm": ir.BatchNorm,
+    "dropout": ir.Dropout,
+    "flatten": ir.Flatten,
+    "dense": ir.Dense,
+    "activation": ir.Activation,
+}
+
+# What each field is called in a sentence, and what to tell the user about it.
+LABELS: dict[str, tuple[str, str | None]] = {
+    "kernel_size": ("the kernel size", "sizes are whole numbers of at least 1"),
+    "out_channels": ("the number of filters", "write conv KxKxF with F >= 1"),
+    "output_size": ("the output size", None),
+    "stride": ("the stride", "stride 1 keeps the size, stride 2 halves it"),
+    "padding": ("the padding", None),
+    "p": ("the dropout probability", "dropout P zeroes each unit with probability P in [0, 1); "
+          "0.3 and 0.5 are the usual values"),
+    "out_features": ("the number of units", "dense N needs N >= 1"),
+    "height": ("the input height", "write input HxWxC, e.g. input 32x32x1"),
+    "width": ("the input width", "write input HxWxC, e.g. input 32x32x1"),
+    "channels": ("the input channels", "1 for grayscale, 3 for RGB"),
+    "epochs": ("epochs", None),
+    "batch": ("the batch size", None),
+    "lr": ("the learning rate", "typical values are 0.1 to 1e-4"),
+    "momentum": ("the momentum", "momentum lies in [0, 1); 0.9 is usual"),
+    "weight_decay": ("the weight decay", "an L2 penalty such as 5e-4"),
+    "split": ("the split", "the fraction of images used for training, e.g. split 0.8"),
+    "seed": ("the seed", None),
+    "size": ("the crop size", None),
+    "degrees": ("the rotation", "degrees in [0, 180]"),
+    "epoch": ("the epoch", None),
+}
+
+_OPS = {
+    "greater_than": ("greater than", "gt"),
+    "greater_than_equal": ("at least", "ge"),
+    "less_than": ("less than", "lt"),
+    "less_than_equal": ("at most", "le"),
+}
+
+
+def _message(err: dict[str, Any], what: str) -> tuple[str, str | None]:
+    field = next((p for p in err["loc"] if isinstance(p, str) and p in LABELS), None)
+    label, hint = LABELS.get(field, (field or what, None))
+    if err["type"] in _OPS:
+        op, key = _OPS[err["type"]]
+        return f"{what}: {label} must be {op} {err['ctx'][key]}, got {err['input']}", hint
+    return f"{what}: {label}: {err['msg']}", hint
+
+
+class Validator:
+    """Collects diagnostics while turning raw statements into IR objects."""
+
+    def __init__(self, src: SourceText):
+        self.src = src
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, span: Span | None, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(self.src.diag(span, message, hint))
+
+    def model(self, cls: type[BaseModel], raw: Raw, fields: dict[str, Any], what: str,
+              field_keys: dict[str, str] | None = None):
+        """``cls(**fields)``; on failure, one diagnostic per Pydantic error, at its field's span."""
+        for dup in raw.duplicates:
+            self.error(dup.span, f"{what}: {dup.key} is given twice", "keep one of them")
+        try:
+            return cls.model_validate({**fields, "span": raw.span})
+        except ValidationError as exc:
+            for err in exc.errors():
+                key = str(err["loc"][0]) if err["loc"] else ""
+                span = raw.spans.get((field_keys or {}).get(key, key), raw.span)
+                msg, hint = _message(err, what)
+                self.error(span, msg, hint)
+            return None
+
+    # -- layers
+    def layer(self, raw: Raw):
+        f = dict(raw.fields)
+        dims = f.pop("dims", None)
+        keys = {"kernel_size": "dims", "out_channels": "dims", "output_size": "dims"}
+        what = raw.kind
+        if raw.kind in ("conv", "transition"):
+            if len(dims) != 3:
+                return self.error(raw.spans["dims"], f"{what} needs KxKxF (kernel height x "
+                                  f"width x filters), got {'x'.join(map(str, dims))}",
+                                  f"for example: {what} {'1x1x128' if what == 'transition' else '3x3x64'}")
+            if raw.kind == "transition" and dims[:2] != (1, 1):
+                return self.error(raw.spans["dims"], "a transition is a 1x1 convolution, got a "
+                                  f"{dims[0]}x{dims[1]} kernel",
+                                  f"write transition 1x1x{dims[2]}, or conv {'x'.join(map(str, dims))}")
+            f.update(kernel_size=dims[:2], out_channels=dims[2], transition=raw.kind == "transition")
+        elif raw.kind in ("maxpool", "avgpool", "adaptiveavgpool"):
+            if len(dims) > 2:
+                return self.error(raw.spans["dims"], f"{what} takes a window K or KxK, got "
+                                  f"{'x'.join(map(str, dims))}", "pooling keeps the channels")
+            pair = dims * 2 if len(dims) == 1 else dims
+            f["output_size" if what == "adaptiveavgpool" else "kernel_size"] = pair
+            if what != "adaptiveavgpool":
+                f["kind"] = what
+        return self.model(LAYER_MODELS[raw.kind], raw, f, what, keys)
+
+    # -- train section
+    def train(self, raw: Raw) -> ir.TrainConfig | None:
+        f = dict(raw.fields)
+        opt_raw = f.pop("optimizer", None)
+        if opt_raw is not None:
+            f["optimizer"] = self.model(ir.Optimizer, opt_raw, opt_raw.fields, "optimizer")
+        if "schedule" in f:
+            f["schedule"] = self.schedule(f["schedule"])
+        if "augment" in f:
+            f["augment"] = [self.model(ir.Augmentation, a, a.fields, a.kind) for a in f["augment"]]
+        if any(v is None or (isinstance(v, list) and None in v) for v in f.values()):
+            return None
+        return self.model(ir.TrainConfig, raw, f, "train")
+
+    def schedule(self, milestones: list[Raw]) -> list[ir.Milestone | None]:
+        out = [self.model(ir.Milestone, m, m.fields, "schedule") for m in milestones]
+        last = None
+        for m in milestones:
+            epoch = m.fields["epoch"]
+            if last is not None and epoch <= last:
+                self.error(m.spans["epoch"], f"schedule: epochs must increase, got {epoch} "
+                           f"after {last}", "each line reads 'from this epoch on, this learning "
+                           "rate'; list them in order")
+            last = epoch
+        return out
+
+
+def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """Statements -> the fields of a :class:`~cnnspec.ir.Spec` (unnamed layers) and diagnostics."""
+    v = Validator(src)
+    seen: dict[str, Raw] = {}
+    layers: list = []
+    train = ir.TrainConfig()
+    name, input_shape = Path(src.file).stem or "Network", None
+    for raw in statements:
+        if raw.kind in ("network", "input", "train"):
+            if raw.kind in seen:
+                first = seen[raw.kind].span
+                v.error(raw.span, f"'{raw.kind}' is given twice (first at line {first.line})",
+                        "a spec has one of each")
+                continue
+            seen[raw.kind] = raw
+        if raw.kind == "network":
+            name = raw.fields["name"]
+        elif raw.kind == "input":
+            dims = raw.fields["dims"]
+            if len(dims) != 3:
+                v.error(raw.spans["dims"], f"input needs HxWxC (height x width x channels), got "
+                        f"{'x'.join(map(str, dims))}",
+                        f"for a grayscale image write input {dims[0]}x{dims[-1]}x1")
+                continue
+            input_shape = v.model(ir.InputShape, raw, dict(zip(("height", "width", "channels"), dims)),
+                                  "input", {k: "dims" for k in ("height", "width", "channels")})
+        elif raw.kind == "train":
+            train = v.train(raw)
+        else:
+            layers.append(v.layer(raw))
+    if "input" not in seen:
+        v.error(Span(src.file, 1, 1), "the spec has no 'input' line",
+                "add one such as 'input 32x32x1' (height x width x channels) before the layers")
+    if not layers and not v.diagnostics:
+        v.error(Span(src.file, 1, 1), "the spec has no layers", "add layers such as 'conv 3x3x16 relu'")
+    fields = {"name": name, "input": input_shape, "layers": layers, "train": train,
+              "file": src.file, "source": src.text}
+    return fields, v.diagnostics

@@ -1,0 +1,1 @@
+"""The grammar of the .cnn language, shipped inside the package as cnnspec.grammar."""
