@@ -33,15 +33,18 @@ def assign_names(layers: list, src: SourceText) -> tuple[list, list[Diagnostic]]
     for layer in layers:
         counts[PREFIX[layer.kind]] += 1
         autos.append(f"{PREFIX[layer.kind]}{counts[PREFIX[layer.kind]]}")
-    named, diagnostics, taken = [], [], {}
+    named, diagnostics, taken, clashed = [], [], {}, set()
     for layer, auto in zip(layers, autos):
         name = layer.name or auto
-        if name in taken:
+        if name != auto and name in autos:
+            other = layers[autos.index(name)]
+            diagnostics.append(src.diag(layer.span, f"the label '{name}' clashes with the "
+                                        f"automatic name of another layer (line {other.span.line})",
+                                        "choose another label"))
+            clashed.add(name)  # the layer that owns the name is not a second mistake
+        elif name in taken and name not in clashed:
             diagnostics.append(src.diag(layer.span, f"the name '{name}' is used twice (first at "
                                         f"line {taken[name].span.line})", "names must be unique"))
-        elif name != auto and name in autos:
-            diagnostics.append(src.diag(layer.span, f"the label '{name}' clashes with the "
-                                        "automatic name of another layer", "choose another label"))
         taken.setdefault(name, layer)
         named.append(layer.model_copy(update={"name": name, "labelled": name != auto}))
     return named, diagnostics

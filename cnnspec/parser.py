@@ -31,6 +31,15 @@ class _CnnIndenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 4
 
+    def handle_NL(self, token: Token):
+        # Lark's DedentError names no line; keep the newline token and the open levels.
+        levels = list(self.indent_level)
+        try:
+            yield from super().handle_NL(token)
+        except DedentError as exc:
+            exc.token, exc.levels = token, levels
+            raise
+
 
 @functools.cache
 def grammar_text() -> str:
@@ -78,13 +87,26 @@ def _keywords(terminal_names: set[str]) -> list[str]:
     return sorted(set(w for w in words if w.isidentifier()))
 
 
+def _punctuation(terminal_names: set[str]) -> list[str]:
+    """Literal non-words behind terminal names (``COLON`` -> ``:``, ``COMMA`` -> ``,``)."""
+    marks: list[str] = []
+    for name in terminal_names:
+        try:
+            pattern = _parser().get_terminal(name).pattern
+        except KeyError:
+            continue
+        if pattern.type == "str" and not pattern.value.isidentifier():
+            marks.append(pattern.value)
+    return sorted(set(marks))
+
+
 def _expected_text(terminal_names: set[str]) -> str:
     words = _keywords(terminal_names)
-    others = sorted(
-        {_PRETTY[n] for n in terminal_names if n in _PRETTY}
-        - {"end of block", "an indented block"}
-    )
-    items = [f"'{w}'" for w in words] + others
+    pretty = {_PRETTY[n] for n in terminal_names if n in _PRETTY}
+    others = sorted(pretty - {"end of block", "an indented block"})
+    items = [f"'{w}'" for w in words] + [f"'{m}'" for m in _punctuation(terminal_names)] + others
+    if not items:  # only a block can come here (after a line ending in ':')
+        items = sorted(pretty)
     if len(items) > 12:
         items = items[:12] + ["..."]
     return ", ".join(items)
@@ -110,7 +132,17 @@ def parse(text: str, file: str = "<string>") -> Tree:
     except UnexpectedInput as exc:
         raise SpecError([_diagnose(exc, src)]) from None
     except DedentError as exc:
-        raise SpecError([src.diag(None, f"inconsistent indentation: {exc}")]) from None
+        tok = exc.token
+        line = tok.end_line or tok.line
+        indent = str(tok).rsplit("\n", 1)[1]
+        span = Span(src.file, line, 1, len(indent) + 1)
+        width = indent.count(" ") + indent.count("\t") * _CnnIndenter.tab_len
+        levels = " or ".join(str(n) for n in exc.levels)
+        raise SpecError([src.diag(
+            span, "inconsistent indentation",
+            f"this line is indented by {width}, which matches no enclosing block "
+            f"(indented by {levels}); line it up with the block it belongs to",
+        )]) from None
 
 
 def _diagnose(exc: UnexpectedInput, src: SourceText):
@@ -122,7 +154,9 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
         tok: Token = exc.token
         expected = set(exc.accepts or exc.expected)
         if tok.type == "_DEDENT" or tok.type == "$END":
-            return _unexpected_end(exc, tok, expected, src)
+            return _unexpected_end(exc, tok.line or len(src.lines), expected, src)
+        if expected == {"_INDENT"}:  # a line ending in ':' with no indented block under it
+            return _unexpected_end(exc, tok.line - 1, expected, src)
         if tok.type == "_INDENT":
             line = tok.end_line or tok.line
             span = Span(src.file, line, 1, (tok.end_column or 1))
@@ -136,28 +170,56 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
             )
         word = str(tok.value)
         line, col = tok.line, tok.column
+        if tok.type == "NAME":  # a word cut short by a character no token takes (dénse)
+            word = _word_at(src.line(line) or "", col)
     else:
         assert isinstance(exc, UnexpectedCharacters)
-        expected = set(exc.allowed or ())
+        # What the parser could take here; the lexer's own list is every kind of token.
+        parser_state = getattr(exc, "interactive_parser", None)
+        expected = set(parser_state.accepts() if parser_state else exc.allowed or ())
         line, col = exc.line, exc.column
         word = _word_at(src.line(line) or "", col)
     span = Span(src.file, line, col, col + len(word))
     hint = did_you_mean(word, _keywords(expected))
     what = _expected_text(expected)
+    keyword = word in _keywords({t.name for t in _parser().terminals})
+    if hint is None and "NAME" in expected and keyword:
+        hint = f"'{word}' is a keyword and cannot be used as a name"
+    if hint is None and word[:1] == "-" and expected & {"INT", "FLOAT"}:
+        hint = "numbers cannot be negative here"
     if hint is None and what:
         hint = f"expected {what}"
     elif what:
         hint = f"{hint} (expected {what})"
     starts_line = (src.line(line) or "")[: col - 1].strip() == ""
-    noun = "unknown word" if starts_line else "unexpected"
+    is_word = word[:1].isalpha() or word[:1] == "_"
+    noun = "unknown word" if starts_line and is_word else "unexpected"
     return src.diag(span, f"{noun} '{word}'", hint)
 
 
-def _unexpected_end(exc, tok, expected, src):
-    # The block ended (or the file did) before a statement was complete.
-    line = max(1, (tok.line or len(src.lines)) - 1)
+def _unexpected_end(exc, line, expected, src):
+    # The block ended (or the file did) before a statement was complete: point at the end
+    # of the last line with something on it, at or before ``line`` (the newline token's line).
+    line = max(1, line)
     while line > 1 and not (src.line(line) or "").split("#")[0].strip():
         line -= 1
     text = src.line(line) or ""
     span = Span(src.file, line, len(text.split("#")[0].rstrip()) + 1)
+    if expected == {"_INDENT"}:
+        return src.diag(span, "nothing is indented under this line",
+                        f"a line ending in ':' opens a block; expected {_block_start(exc)} "
+                        "on the next lines, indented")
     return src.diag(span, "block is incomplete", f"expected {_expected_text(expected)}")
+
+
+def _block_start(exc) -> str:
+    """What may open the block the parser is waiting for, e.g. 'epochs', 'batch', ..."""
+    parser_state = getattr(exc, "interactive_parser", None)
+    if parser_state is None:
+        return "an indented block"
+    parser_state = parser_state.copy()
+    try:
+        parser_state.feed_token(Token("_INDENT", ""))
+    except UnexpectedInput:
+        return "an indented block"
+    return _expected_text(parser_state.accepts()) or "an indented block"

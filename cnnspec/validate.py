@@ -7,6 +7,7 @@ name the field as the language writes it, with a hint.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,9 @@ class Validator:
         self.diagnostics: list[Diagnostic] = []
 
     def error(self, span: Span | None, message: str, hint: str | None = None) -> None:
-        self.diagnostics.append(self.src.diag(span, message, hint))
+        diag = self.src.diag(span, message, hint)
+        if not any(d.span == diag.span and d.message == diag.message for d in self.diagnostics):
+            self.diagnostics.append(diag)  # maxpool 0 is two errors (0x0) but one mistake
 
     def model(self, cls: type[BaseModel], raw: Raw, fields: dict[str, Any], what: str,
               field_keys: dict[str, str] | None = None):
@@ -103,6 +106,8 @@ class Validator:
         dims = f.pop("dims", None)
         keys = {"kernel_size": "dims", "out_channels": "dims", "output_size": "dims"}
         what = raw.kind
+        if "name" in raw.spans and raw.span.end_col is not None:  # underline 'as NAME' too
+            raw.span = replace(raw.span, end_col=raw.spans["name"].end_col)
         if raw.kind in ("conv", "transition"):
             if len(dims) != 3:
                 return self.error(raw.spans["dims"], f"{what} needs KxKxF (kernel height x "
@@ -115,8 +120,13 @@ class Validator:
             f.update(kernel_size=dims[:2], out_channels=dims[2], transition=raw.kind == "transition")
         elif raw.kind in ("maxpool", "avgpool", "adaptiveavgpool"):
             if len(dims) > 2:
-                return self.error(raw.spans["dims"], f"{what} takes a window K or KxK, got "
+                arg = "an output size" if what == "adaptiveavgpool" else "a window"
+                return self.error(raw.spans["dims"], f"{what} takes {arg} K or KxK, got "
                                   f"{'x'.join(map(str, dims))}", "pooling keeps the channels")
+            if isinstance(f.get("padding"), str):
+                return self.error(raw.spans["padding"], f"{what}: the padding must be a number of "
+                                  f"pixels, got pad {f['padding']}",
+                                  "'same' and 'valid' are for convolutions; write pad 0 or pad 1")
             pair = dims * 2 if len(dims) == 1 else dims
             f["output_size" if what == "adaptiveavgpool" else "kernel_size"] = pair
             if what != "adaptiveavgpool":
@@ -172,7 +182,7 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
             if len(dims) != 3:
                 v.error(raw.spans["dims"], f"input needs HxWxC (height x width x channels), got "
                         f"{'x'.join(map(str, dims))}",
-                        f"for a grayscale image write input {dims[0]}x{dims[-1]}x1")
+                        f"for a grayscale image write input {dims[0]}x{dims[1]}x1")
                 continue
             input_shape = v.model(ir.InputShape, raw, dict(zip(("height", "width", "channels"), dims)),
                                   "input", {k: "dims" for k in ("height", "width", "channels")})
@@ -180,8 +190,13 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
             train = v.train(raw)
         else:
             layers.append(v.layer(raw))
-    if "input" not in seen:
-        v.error(Span(src.file, 1, 1), "the spec has no 'input' line",
+    first_layer = next((r for r in statements if r.kind not in ("network", "input", "train")), None)
+    if not statements:
+        v.error(Span(src.file, 1, 1), "the spec is empty",
+                "write an 'input' line and layers, e.g. 'input 28x28x1', 'flatten', 'dense 10'")
+    elif "input" not in seen:
+        v.error(first_layer.span if first_layer else Span(src.file, 1, 1),
+                "the spec has no 'input' line",
                 "add one such as 'input 32x32x1' (height x width x channels) before the layers")
     if not layers and not v.diagnostics:
         v.error(Span(src.file, 1, 1), "the spec has no layers", "add layers such as 'conv 3x3x16 relu'")

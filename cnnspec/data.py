@@ -1,0 +1,168 @@
+"""Training data: the embedded digits or an image folder, decoded once into memory.
+
+Images are held as uint8 tensors (N, C, H, W) at the spec's input size and channels,
+so epochs after the first never decode again. Splits are stratified by class.
+Decoding uses ``torchvision.io.decode_image``; resizing and augmentation use
+``torchvision.transforms.v2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.io import ImageReadMode, decode_image, read_file
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from . import ir
+from .errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+@dataclass
+class Dataset:
+    """Decoded images (N, C, H, W) uint8, labels (N,) int64, and the class names in order."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    source: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) of every file that could not be decoded."""
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> Dataset:
+        return Dataset(self.images[index], self.labels[index], self.classes, self.source, self.skipped)
+
+
+def _fit(images: torch.Tensor, spec_input: ir.InputShape) -> torch.Tensor:
+    """Convert (N, C, H, W) uint8 images to the spec's channels and size."""
+    c = images.shape[1]
+    if c != spec_input.channels:
+        if spec_input.channels == 1:
+            images = TF.rgb_to_grayscale(images[:, :3] if c >= 3 else images[:, :1])
+        else:
+            images = images[:, :1].expand(-1, spec_input.channels, -1, -1) if c == 1 else images[:, :3]
+    if tuple(images.shape[-2:]) != (spec_input.height, spec_input.width):
+        images = TF.resize(images, [spec_input.height, spec_input.width], antialias=True)
+    return images.contiguous()
+
+
+def embedded_digits(spec_input: ir.InputShape) -> Dataset:
+    """The 5,000 MNIST digits shipped in the package (see cnnspec/embedded/README.md),
+    converted to the spec's input (28x28 grayscale resized; copied to 3 channels if asked)."""
+    with resources.files("cnnspec.embedded").joinpath("digits.npz").open("rb") as f:
+        npz = np.load(f, allow_pickle=False)
+        images, labels = npz["images"], npz["labels"]
+    x = torch.from_numpy(images).unsqueeze(1)
+    return Dataset(_fit(x, spec_input), torch.from_numpy(labels).long(),
+                   [str(i) for i in range(10)], "embedded MNIST digits (5,000)")
+
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".")
+
+
+def image_folder(root: str | Path, spec_input: ir.InputShape) -> Dataset:
+    """Read ``root/<class>/<image>`` (PNG, JPEG, BMP, WebP), classes in sorted order.
+
+    Hidden files and folders are ignored. A file that cannot be decoded is skipped and
+    listed in ``Dataset.skipped``.
+
+    Raises:
+        DataError: the folder is missing, has fewer than two classes, has an empty class
+            folder, or holds no readable image.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder")
+    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name)
+    if len(class_dirs) < 2:
+        raise DataError(f"{root}: found {len(class_dirs)} class folder(s); an image folder needs "
+                        "at least two, laid out as DIR/<class>/<image>")
+    mode = ImageReadMode.GRAY if spec_input.channels == 1 else ImageReadMode.RGB
+    images, labels, skipped = [], [], []
+    for label, d in enumerate(class_dirs):
+        files = sorted(p for p in d.rglob("*") if p.is_file() and _visible(p)
+                       and p.suffix.lower() in IMAGE_SUFFIXES
+                       and all(_visible(q) for q in p.relative_to(d).parents if q != Path(".")))
+        if not files:
+            raise DataError(f"{d}: class folder has no images (PNG, JPEG, BMP or WebP)")
+        for p in files:
+            try:
+                img = decode_image(read_file(str(p)), mode=mode)
+            except (RuntimeError, ValueError) as exc:
+                skipped.append((str(p), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                continue
+            images.append(_fit(img.unsqueeze(0), spec_input))
+            labels.append(label)
+    if not images:
+        raise DataError(f"{root}: no readable images")
+    return Dataset(torch.cat(images), torch.tensor(labels, dtype=torch.long),
+                   [d.name for d in class_dirs], str(root), skipped)
+
+
+def load_data(path: str | Path | None, spec_input: ir.InputShape) -> Dataset:
+    """The image folder at ``path``, or the embedded digits when ``path`` is None."""
+    return embedded_digits(spec_input) if path is None else image_folder(path, spec_input)
+
+
+def stratified_split(labels: torch.Tensor, train_fraction: float, seed: int
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val): each class split in the same proportion, shuffled by ``seed``.
+
+    Every class with two or more images keeps at least one for validation and one for training.
+    """
+    g = torch.Generator().manual_seed(seed)
+    train, val = [], []
+    for c in labels.unique(sorted=True):
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n = round(train_fraction * len(idx))
+        if len(idx) >= 2:
+            n = min(max(n, 1), len(idx) - 1)
+        train.append(idx[:n])
+        val.append(idx[n:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+def augmentation(augment: list[ir.Augmentation], spec_input: ir.InputShape) -> v2.Transform | None:
+    """The ``augment:`` list as a torchvision ``v2.Compose`` applied to one (C, H, W) image."""
+    steps = []
+    for a in augment:
+        if a.kind == "hflip":
+            steps.append(v2.RandomHorizontalFlip())
+        elif a.kind == "vflip":
+            steps.append(v2.RandomVerticalFlip())
+        elif a.kind == "crop":
+            steps.append(v2.RandomCrop(a.size, padding=a.pad or None))
+            if a.size != spec_input.height or a.size != spec_input.width:
+                steps.append(v2.Resize([spec_input.height, spec_input.width], antialias=True))
+        elif a.kind == "rotate":
+            steps.append(v2.RandomRotation(a.degrees))
+    return v2.Compose(steps) if steps else None
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of uint8 images (N, C, H, W), in [0, 1] units."""
+    x = images.float().div_(255)
+    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+
+
+def batches(data: Dataset, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
+            transform: v2.Transform | None = None):
+    """Yield (images uint8 (B, C, H, W), labels (B,)); ``transform`` runs per image."""
+    order = torch.randperm(len(data), generator=generator) if shuffle else torch.arange(len(data))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        x = data.images[idx]
+        if transform is not None:
+            x = torch.stack([transform(img) for img in x])
+        yield x, data.labels[idx]
