@@ -68,7 +68,7 @@ def compile_(spec: str, onnx_path: str | None, do_train: bool, data: str | None,
     if onnx_path:
         from .export import export_onnx
 
-        out.print(export_onnx(s.build(), s, onnx_path))
+        out.print(str(export_onnx(s.build(), s, onnx_path)))
     if do_train:
         from .train import train
 
@@ -79,7 +79,7 @@ def compile_(spec: str, onnx_path: str | None, do_train: bool, data: str | None,
                   f"after {final['epoch']} epochs; training took {run.seconds:.1f} s, "
                   f"{time.perf_counter() - t0:.1f} s with data and export")
         if run.export is not None:
-            out.print(run.export)
+            out.print(str(run.export))
         out.print(f"run folder: {run.out}")
 
 

@@ -1,0 +1,39 @@
+"""Shared fixtures: paths to the shipped specs and to the real digits in ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+SHARED_DIGITS = ROOT.parent / "shared" / "data" / "digits" / "mnist5k.npz"
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """The real MNIST digits of ../shared/data: images (5000, 28, 28) uint8, labels (5000,)."""
+    if not SHARED_DIGITS.exists():
+        pytest.fail(f"{SHARED_DIGITS} is missing: CI runs with ../shared beside the clone")
+    npz = np.load(SHARED_DIGITS, allow_pickle=False)
+    return npz["images"], npz["labels"]
+
+
+def write_digit_folder(root: Path, images, labels, classes, per_class: int) -> Path:
+    """Write ``per_class`` real digits of each class as PNG files under root/<class>/."""
+    for c in classes:
+        d = root / f"digit{c}"
+        d.mkdir(parents=True)
+        for i, idx in enumerate(np.flatnonzero(labels == c)[:per_class]):
+            Image.fromarray(images[idx]).save(d / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture
+def digit_folder(tmp_path, digits) -> Path:
+    """An image folder with 3 real digit classes (1, 4, 7) x 60 PNGs."""
+    images, labels = digits
+    return write_digit_folder(tmp_path / "digits", images, labels, (1, 4, 7), 60)

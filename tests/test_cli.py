@@ -1,0 +1,96 @@
+"""The command line, run as a user runs it: a real process, real files, exit statuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+import cnnspec
+from conftest import SPECS
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_check_ok():
+    r = run("check", SPECS / "lenet5.cnn")
+    assert r.returncode == 0
+    assert "61,706 parameters" in r.stdout
+
+
+def test_check_reports_error_without_traceback(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input 32x32x1\nconv 3x3x8 rellu\n")
+    r = run("check", bad)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = r.stderr.splitlines()
+    assert lines[0] == f"{bad}:2:12: error: unexpected 'rellu'"
+    assert lines[1] == "    conv 3x3x8 rellu"
+    assert lines[2] == "               ^^^^^"
+    assert lines[3].startswith("hint: did you mean 'relu'?")
+
+
+def test_missing_spec_file(tmp_path):
+    r = run("summary", tmp_path / "nope.cnn")
+    assert r.returncode == 1
+    assert "no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_summary_vgg16_total():
+    r = run("summary", SPECS / "vgg16.cnn")
+    assert r.returncode == 0
+    assert "Total params: 138,357,544" in r.stdout
+    assert "15,470,264,320" in r.stdout  # MACs at 224x224 (torchvision docs: 15.47 GFLOPS)
+
+
+def test_summary_json_is_machine_readable():
+    r = run("summary", SPECS / "lenet5.cnn", "--format", "json")
+    data = json.loads(r.stdout)
+    assert data["totals"]["params"] == 61_706
+    assert data["totals"]["flops"] == 2 * data["totals"]["macs"] == 833_040
+    assert [row["name"] for row in data["layers"]] == ["C1", "M1", "C2", "M2", "FL1", "F1", "F2", "F3"]
+    assert sum(row["params"] for row in data["layers"]) == 61_706
+
+
+def test_compile_alexnet_onnx_matches_pytorch(tmp_path):
+    path = tmp_path / "alexnet.onnx"
+    r = run("compile", SPECS / "alexnet.cnn", "--onnx", path)
+    assert r.returncode == 0, r.stderr
+    assert "relative error" in r.stdout
+    # Independently of the CLI's own check: a different batch size through the dynamic axis.
+    spec = cnnspec.load(SPECS / "alexnet.cnn")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.shape[1:] == [3, 224, 224] and not isinstance(inp.shape[0], int)
+    import onnx
+
+    model = onnx.load(str(path))
+    torch_model = spec.build().eval()
+    # Every parameter is an initializer under its spec name (C1.weight, ...); other
+    # initializers are small constants of the graph (the flatten's target shape).
+    weights = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    assert set(torch_model.state_dict()) <= set(weights)
+    assert sum(weights[k].numel() for k in torch_model.state_dict()) == spec.shaped.params == 61_100_840
+    torch_model.load_state_dict({k: weights[k] for k in torch_model.state_dict()})
+    x = torch.rand(3, 3, 224, 224)
+    got = session.run(None, {inp.name: x.numpy()})[0]
+    with torch.no_grad():
+        expected = torch_model(x).numpy()
+    assert got.shape == (3, 1000)
+    assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-4
+
+
+def test_compile_bad_data_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "data" / "only").mkdir(parents=True)
+    r = run("compile", SPECS / "lenet5.cnn", "--train", "--data", tmp_path / "data", "--out", tmp_path / "run")
+    assert r.returncode == 1
+    assert "at least two" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,95 @@
+"""The shipped specs hold their reference parameter counts, analytically and when built."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import cnnspec
+from conftest import SPECS
+
+# Reference totals: LeNet-5 (LeCun et al. 1998) on 32x32x1; torchvision's alexnet and
+# vgg16 (torchvision/models docs, "num_params"); the transition variant is derived by hand
+# in test_transition_saving below.
+REFERENCE = {
+    "lenet5": 61_706,
+    "alexnet": 61_100_840,
+    "vgg16": 138_357_544,
+    "vgg16-transition": 129_281_576,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_analytic_parameters_match_reference(name):
+    spec = cnnspec.load(SPECS / f"{name}.cnn")
+    assert spec.shaped.params == REFERENCE[name]
+    assert cnnspec.summarize(spec).totals.params == REFERENCE[name]
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_built_module_has_the_analytic_parameters(name):
+    spec = cnnspec.load(SPECS / f"{name}.cnn")
+    with torch.device("meta"):  # shapes only: 138M parameters without allocating them
+        model = spec.build()
+    assert sum(p.numel() for p in model.parameters()) == REFERENCE[name]
+    per_layer = {info.name: info.params for info in spec.shaped.layers}
+    for layer_name, analytic in per_layer.items():
+        module = model.get_submodule(layer_name)
+        assert sum(p.numel() for p in module.parameters()) == analytic, layer_name
+
+
+def test_transition_saving():
+    """Each 3x3x512 conv on 512 channels (2,359,808 params) becomes 1x1x128 (65,664) plus
+    3x3x512 on 128 channels (590,336): the saving the course asks about."""
+    plain = cnnspec.load(SPECS / "vgg16.cnn").shaped.params
+    with_t = cnnspec.load(SPECS / "vgg16-transition.cnn").shaped.params
+    # stage 4: first conv sees 256 channels: 1,180,160 -> 32,896 + 590,336;
+    # then five convs on 512 channels: 2,359,808 -> 65,664 + 590,336 each.
+    saving = (1_180_160 - 32_896 - 590_336) + 5 * (2_359_808 - 65_664 - 590_336)
+    assert plain - with_t == saving == 9_075_968
+
+
+def test_lenet5_forward_shape_and_names():
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    model = spec.build()
+    out = model(torch.zeros(3, 1, 32, 32))
+    assert out.shape == (3, 10)
+    assert list(model.state_dict())[:2] == ["C1.weight", "C1.bias"]
+    assert [i.out_shape for i in spec.shaped.layers][:4] == [(6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5)]
+
+
+def test_alexnet_forward_at_native_size():
+    spec = cnnspec.load(SPECS / "alexnet.cnn")
+    torch.manual_seed(0)
+    model = spec.build().eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 224, 224))
+    assert out.shape == (1, 1000)
+    shapes = {i.name: i.out_shape for i in spec.shaped.layers}
+    assert shapes["C1"] == (64, 55, 55) and shapes["M3"] == (256, 6, 6)
+
+
+def test_alexnet_accepts_torchvision_weights_in_order():
+    """Same layout as torchvision.models.alexnet: every tensor fits, in order, and outputs agree."""
+    from torchvision.models import alexnet
+
+    ref = alexnet(weights=None).eval()
+    model = cnnspec.load(SPECS / "alexnet.cnn").build().eval()
+    ours, theirs = model.state_dict(), ref.state_dict()
+    assert [v.shape for v in ours.values()] == [v.shape for v in theirs.values()]
+    model.load_state_dict(dict(zip(ours, theirs.values())))
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        assert (model(x) - ref(x)).abs().max().item() < 1e-5
+
+
+def test_summary_of_vgg16_allocates_nothing():
+    """summary never builds the module: torch is not even imported by it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnspec; s = cnnspec.load(sys.argv[1]); "
+            "print(cnnspec.summarize(s).totals.params, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(SPECS / "vgg16.cnn")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["138357544", "False"]
