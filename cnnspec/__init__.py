@@ -26,8 +26,8 @@ def summarize(spec: Spec):
 
 
 def train(spec: Spec, **kwargs):
-    """Train a spec (see :func:`cnnspec.train.train` for the arguments)."""
-    from .train import train as _train
+    """Train a spec (see :func:`cnnspec.trainer.train` for the arguments)."""
+    from .trainer import train as _train
 
     return _train(spec, **kwargs)
 
@@ -40,6 +40,15 @@ def export_onnx(model, spec: Spec, path, **kwargs):
 
 
 __all__ = [
-    "CnnSpecError", "DataError", "ExportError", "SpecError", "WeightsError", "Spec",
-    "load", "loads", "summarize", "train", "export_onnx",
+    "CnnSpecError",
+    "DataError",
+    "ExportError",
+    "Spec",
+    "SpecError",
+    "WeightsError",
+    "export_onnx",
+    "load",
+    "loads",
+    "summarize",
+    "train",
 ]

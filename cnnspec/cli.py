@@ -70,7 +70,7 @@ def compile_(spec: str, onnx_path: str | None, do_train: bool, data: str | None,
 
         out.print(str(export_onnx(s.build(), s, onnx_path)))
     if do_train:
-        from .train import train
+        from .trainer import train
 
         t0 = time.perf_counter()
         run = train(s, data=data, out=out_dir, epochs=epochs, device=device, console=err)

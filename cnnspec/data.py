@@ -2,8 +2,8 @@
 
 Images are held as uint8 tensors (N, C, H, W) at the spec's input size and channels,
 so epochs after the first never decode again. Splits are stratified by class.
-Decoding uses ``torchvision.io.decode_image``; resizing and augmentation use
-``torchvision.transforms.v2``.
+Decoding uses Pillow (as ``torchvision.datasets.ImageFolder`` does; torchvision's own
+decoders are deprecated since 0.29); resizing and augmentation use ``torchvision.transforms.v2``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image, read_file
+from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
@@ -87,7 +87,7 @@ def image_folder(root: str | Path, spec_input: ir.InputShape) -> Dataset:
     if len(class_dirs) < 2:
         raise DataError(f"{root}: found {len(class_dirs)} class folder(s); an image folder needs "
                         "at least two, laid out as DIR/<class>/<image>")
-    mode = ImageReadMode.GRAY if spec_input.channels == 1 else ImageReadMode.RGB
+    mode = "L" if spec_input.channels == 1 else "RGB"
     images, labels, skipped = [], [], []
     for label, d in enumerate(class_dirs):
         files = sorted(p for p in d.rglob("*") if p.is_file() and _visible(p)
@@ -97,8 +97,9 @@ def image_folder(root: str | Path, spec_input: ir.InputShape) -> Dataset:
             raise DataError(f"{d}: class folder has no images (PNG, JPEG, BMP or WebP)")
         for p in files:
             try:
-                img = decode_image(read_file(str(p)), mode=mode)
-            except (RuntimeError, ValueError) as exc:
+                with Image.open(p) as im:
+                    img = TF.pil_to_tensor(im.convert(mode))
+            except (UnidentifiedImageError, OSError, ValueError) as exc:  # corrupt or truncated
                 skipped.append((str(p), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
                 continue
             images.append(_fit(img.unsqueeze(0), spec_input))

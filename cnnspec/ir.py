@@ -9,19 +9,19 @@ PyTorch's (N, C, H, W).
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from .errors import Span
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
 
     from .shapes import ShapedSpec
 
 ActivationName = Literal["relu", "tanh", "sigmoid", "softmax"]
-Padding = Union[Literal["same", "valid"], NonNegativeInt, None]
+Padding = Literal["same", "valid"] | NonNegativeInt | None
 
 
 class IRModel(BaseModel):
@@ -112,7 +112,7 @@ class Activation(Node):
 
 
 Layer = Annotated[
-    Union[Conv, Pool, AdaptiveAvgPool, GlobalAvgPool, BatchNorm, Dropout, Flatten, Dense, Activation],
+    Conv | Pool | AdaptiveAvgPool | GlobalAvgPool | BatchNorm | Dropout | Flatten | Dense | Activation,
     Field(discriminator="kind"),
 ]
 

@@ -25,8 +25,8 @@ from .errors import SourceText, Span, SpecError, did_you_mean
 
 class _CnnIndenter(Indenter):
     NL_type = "_NL"
-    OPEN_PAREN_types: list[str] = []
-    CLOSE_PAREN_types: list[str] = []
+    OPEN_PAREN_types: tuple[str, ...] = ()
+    CLOSE_PAREN_types: tuple[str, ...] = ()
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 4
@@ -84,7 +84,7 @@ def _keywords(terminal_names: set[str]) -> list[str]:
             continue
         if pattern.type == "str":
             words.append(pattern.value)
-    return sorted(set(w for w in words if w.isidentifier()))
+    return sorted({w for w in words if w.isidentifier()})
 
 
 def _punctuation(terminal_names: set[str]) -> list[str]:

@@ -162,17 +162,16 @@ def _window(layer, shape: Shape, kernel, stride, pad, what: str) -> Shape:
     c, h, w = shape
     if isinstance(pad, str):  # 'same' with an even kernel: size kept (stride is 1, checked)
         return shape
-    for size, k, p in ((h, kernel[0], pad[0]), (w, kernel[1], pad[1])):
-        if k > size + 2 * p:
-            raise _ShapeError(
-                f"{what} {kernel[0]}x{kernel[1]} on a {fmt_shape(shape)} input"
-                + (f" (padding {p})" if p else "") + f"; the {'kernel' if what == 'conv' else 'window'}"
-                " is larger than the input",
-                "use a smaller kernel, add padding, or remove a pooling layer before it")
     oh, ow = conv_out(h, kernel[0], stride, pad[0]), conv_out(w, kernel[1], stride, pad[1])
+    # The output is empty exactly when the window does not fit in the padded input
+    # (conv_out < 1 <=> kernel > size + 2 * padding), so one check covers both mistakes.
     if oh < 1 or ow < 1:
-        raise _ShapeError(f"{what} leaves a {oh}x{ow} output from {fmt_shape(shape)}",
-                          "the spatial size shrank to zero; use a smaller stride or fewer poolings")
+        padded = "" if pad == (0, 0) else f" (padding {pad[0]})"
+        window = "kernel" if what == "conv" else "window"
+        raise _ShapeError(
+            f"{what} {kernel[0]}x{kernel[1]} on a {fmt_shape(shape)} input{padded}; the {window} "
+            f"is larger than the input, so the spatial size would shrink to {max(oh, 0)}x{max(ow, 0)}",
+            "use a smaller kernel, add padding, or remove a pooling layer before it")
     return (c, oh, ow)
 
 

@@ -176,7 +176,7 @@ class ToRaw(Transformer):
             raw.set(item)
         return raw
 
-    def _simple(key, convert):  # noqa: N805 - a helper that makes methods
+    def _simple(key, convert):
         def method(self, items):
             return self._opt(key, items[0], convert(items[0]))
 

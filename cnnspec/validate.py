@@ -38,8 +38,8 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "output_size": ("the output size", None),
     "stride": ("the stride", "stride 1 keeps the size, stride 2 halves it"),
     "padding": ("the padding", None),
-    "p": ("the dropout probability", "dropout P zeroes each unit with probability P in [0, 1); "
-          "0.3 and 0.5 are the usual values"),
+    "p": ("the dropout probability", ("dropout P zeroes each unit with probability P in [0, 1); "
+          "0.3 and 0.5 are the usual values")),
     "out_features": ("the number of units", "dense N needs N >= 1"),
     "height": ("the input height", "write input HxWxC, e.g. input 32x32x1"),
     "width": ("the input width", "write input HxWxC, e.g. input 32x32x1"),

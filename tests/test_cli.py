@@ -15,7 +15,8 @@ from conftest import SPECS
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)],
+                          capture_output=True, check=False,
                           text=True, cwd=cwd, timeout=600)
 
 

@@ -39,8 +39,8 @@ def footer(summary: Summary) -> list[str]:
         f"Trainable params: {t.trainable_params:,}",
         f"Non-trainable params: {t.non_trainable_params:,}",
         f"Buffers (batch-norm running statistics, not parameters): {t.buffers:,}",
-        f"MACs per image: {t.macs:,} ({human(t.macs, 'MACs')}); "
-        f"FLOPs = 2 x MACs = {t.flops:,} ({human(t.flops, 'FLOPs')})",
+        (f"MACs per image: {t.macs:,} ({human(t.macs, 'MACs')}); "
+        f"FLOPs = 2 x MACs = {t.flops:,} ({human(t.flops, 'FLOPs')})"),
     ]
 
 

@@ -1,0 +1,120 @@
+"""Training end to end on real digits: the main job, image folders, run folders, reproducibility."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import cnnspec
+from cnnspec.trainer import atomic_write
+from conftest import SPECS
+
+
+@pytest.mark.slow
+def test_main_job_lenet5_reaches_97_percent_on_embedded_digits(tmp_path):
+    """The README's first command: specs/lenet5.cnn as written, on the embedded digits."""
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    run = cnnspec.train(spec, out=tmp_path / "run")
+    print(f"LeNet-5: val accuracy {run.final['val_accuracy']:.4f} in {run.seconds:.1f} s")
+    assert run.final["val_accuracy"] >= 0.97
+    assert [m["epoch"] for m in run.metrics] == list(range(1, 21))
+    # the lecture's step schedule, epoch by epoch (epochs counted from 0 in the spec)
+    assert [m["lr"] for m in run.metrics] == pytest.approx([0.1] * 10 + [0.01] * 5 + [0.001] * 5)
+
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"weights.safetensors", "spec.cnn", "spec.json", "classes.json", "metrics.json",
+            "model.onnx"} <= files
+    assert not [f for f in files if f.startswith(".")]  # no temporary files left behind
+    assert (tmp_path / "run" / "spec.cnn").read_text() == (SPECS / "lenet5.cnn").read_text()
+    assert run.export.relative_error < 1e-4
+
+    # the saved weights reproduce the trained module's outputs
+    fresh = spec.build().eval()
+    fresh.load_state_dict(load_file(tmp_path / "run" / "weights.safetensors"))
+    x = torch.rand(5, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(fresh(x), run.model.eval()(x))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["epochs"][-1]["val_accuracy"] == run.final["val_accuracy"]
+
+
+def test_image_folder_training_writes_a_run(tmp_path, digit_folder):
+    # a corrupt PNG, a hidden folder and a hidden file must not stop the run
+    (digit_folder / "digit4" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (digit_folder / ".ipynb_checkpoints").mkdir()
+    (digit_folder / "digit1" / ".DS_Store").write_bytes(b"\0\0")
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", epochs=4)
+    assert run.classes == ["digit1", "digit4", "digit7"]
+    assert json.loads((tmp_path / "run" / "classes.json").read_text()) == run.classes
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [s["path"] for s in metrics["skipped"]] == [str(digit_folder / "digit4" / "broken.png")]
+    # 3 classes x 60 images, stratified 80/20: 48 train and 12 val per class
+    assert run.final["val_accuracy"] > 0.8
+    resolved = json.loads((tmp_path / "run" / "spec.json").read_text())
+    assert resolved["train"]["epochs"] == 4  # the override is recorded
+
+
+def test_rgb_spec_reads_grayscale_pngs(tmp_path, digit_folder):
+    spec = cnnspec.loads("network Tiny\ninput 16x16x3\nconv 3x3x4 relu\nmaxpool 2\nflatten\ndense 3\n"
+                         "train:\n    epochs 1\n    batch 32\n")
+    run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", export=False)
+    assert run.model[0].weight.shape == (4, 3, 3, 3)
+    assert len(run.metrics) == 1
+
+
+def test_same_seed_same_metrics(tmp_path, digit_folder):
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    a = cnnspec.train(spec, data=digit_folder, out=tmp_path / "a", epochs=2, export=False)
+    b = cnnspec.train(spec, data=digit_folder, out=tmp_path / "b", epochs=2, export=False)
+    strip = [{k: v for k, v in m.items() if k not in ("seconds", "images_per_s")} for m in a.metrics]
+    assert strip == [{k: v for k, v in m.items() if k not in ("seconds", "images_per_s")} for m in b.metrics]
+
+
+def test_too_few_outputs_for_the_classes(tmp_path, digit_folder):
+    spec = cnnspec.loads("input 32x32x1\nflatten\ndense 2\n")
+    with pytest.raises(cnnspec.DataError, match="3 classes"):
+        cnnspec.train(spec, data=digit_folder, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_class_folder_is_an_error(tmp_path, digit_folder):
+    (digit_folder / "digit9").mkdir()
+    with pytest.raises(cnnspec.DataError, match="digit9: class folder has no images"):
+        cnnspec.train(cnnspec.load(SPECS / "lenet5.cnn"), data=digit_folder, out=tmp_path / "r")
+
+
+def test_image_folder_converts_size_and_channels(tmp_path):
+    from cnnspec.data import image_folder
+    from cnnspec.ir import InputShape
+
+    for cls, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / cls).mkdir()
+        Image.new("RGB", (40, 30), colour).save(tmp_path / cls / "a.jpg", quality=95)
+        Image.new("RGB", (10, 10), colour).save(tmp_path / cls / "b.png")
+    data = image_folder(tmp_path, InputShape(height=8, width=8, channels=1))
+    assert data.images.shape == (4, 1, 8, 8) and data.images.dtype == torch.uint8
+    assert data.classes == ["blue", "red"]
+    # ITU-R 601-2 luma: red -> 76, blue -> 29 (torchvision's rgb_to_grayscale weights)
+    lum = {c: int(np.median(data.images[data.labels == i].numpy())) for i, c in enumerate(data.classes)}
+    assert abs(lum["red"] - 76) <= 2 and abs(lum["blue"] - 29) <= 2
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "weights.safetensors"
+    target.write_text("old")
+
+    def fail(tmp):
+        Path(tmp).write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write(target, fail)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["weights.safetensors"]
