@@ -56,6 +56,16 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def next_run_dir(base: Path) -> Path:
+    """``base`` if it is free, else ``base-2``, ``base-3``, ...: a new run never overwrites
+    an earlier one (as Ultralytics numbers its runs)."""
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
 def write_json(path: Path, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
 
@@ -119,7 +129,8 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
           epochs: int | None = None, device: str | None = None, export: bool = True,
           console: Console | None = None) -> RunResult:
     """Train ``spec`` on ``data`` (an image folder; default: ``spec.train.data`` or the
-    embedded digits) and write a run folder at ``out`` (default ``runs/<network name>``).
+    embedded digits) and write a run folder at ``out`` (default ``runs/<network name>``,
+    numbered ``-2``, ``-3``, ... when that folder already holds a run).
 
     ``epochs`` overrides the spec's ``train: epochs`` and is recorded in ``spec.json``.
 
@@ -132,7 +143,7 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     if epochs is not None:
         cfg = cfg.model_copy(update={"epochs": epochs})
     data_path = data if data is not None else cfg.data
-    out = Path(out) if out is not None else Path("runs") / spec.name
+    out = Path(out) if out is not None else next_run_dir(Path("runs") / spec.name)
     device = pick_device(device)
     torch.manual_seed(cfg.seed)
 

@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import cnnspec
-from cnnspec.trainer import atomic_write
+from cnnspec.trainer import atomic_write, next_run_dir
 from conftest import SPECS
 
 
@@ -118,3 +118,15 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         atomic_write(target, fail)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["weights.safetensors"]
+
+
+def test_default_run_folder_never_overwrites_an_earlier_run(tmp_path):
+    base = tmp_path / "runs" / "LeNet5"
+    assert next_run_dir(base) == base
+    base.mkdir(parents=True)
+    assert next_run_dir(base) == base  # an empty folder is free
+    (base / "metrics.json").write_text("{}")
+    assert next_run_dir(base) == tmp_path / "runs" / "LeNet5-2"
+    (tmp_path / "runs" / "LeNet5-2").mkdir()
+    (tmp_path / "runs" / "LeNet5-2" / "metrics.json").write_text("{}")
+    assert next_run_dir(base) == tmp_path / "runs" / "LeNet5-3"
