@@ -32,6 +32,8 @@ class Diagnostic:
     message: str
     hint: str | None = None
     source_line: str | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)
+    """Where the statement was reached from, e.g. "in block stage(64, 2) at vgg.cnn:12:1"."""
 
     def render(self) -> str:
         """``file:line:col: error: message``, the line, a caret under the spot, the hint."""
@@ -49,6 +51,7 @@ class Diagnostic:
             out.append("    " + " " * (self.span.col - 1) + "^" * width)
         if self.hint:
             out.append(f"hint: {self.hint}")
+        out += [f"note: {n}" for n in self.notes]
         return "\n".join(out)
 
 
@@ -82,19 +85,32 @@ class ExportError(CnnSpecError):
 
 
 class SourceText:
-    """The text of one spec file, to attach source lines to diagnostics."""
+    """The text of a spec file (and of the files it includes), to quote lines in diagnostics."""
 
     def __init__(self, text: str, file: str):
         self.text = text
         self.file = file
         self.lines = text.splitlines()
+        self.others: dict[str, SourceText] = {}
 
-    def line(self, n: int) -> str | None:
+    def add(self, text: str, file: str) -> SourceText:
+        """Register an included file, so spans in it can be quoted too."""
+        self.others[file] = SourceText(text, file)
+        return self.others[file]
+
+    def line(self, n: int, file: str | None = None) -> str | None:
+        if file is not None and file != self.file:
+            return self.others[file].line(n) if file in self.others else None
         return self.lines[n - 1] if 1 <= n <= len(self.lines) else None
 
-    def diag(self, span: Span | None, message: str, hint: str | None = None) -> Diagnostic:
-        src = self.line(span.line) if span is not None else None
-        return Diagnostic(span, message, hint, src)
+    def diag(self, span: Span | None, message: str, hint: str | None = None,
+             trace: tuple[Span, ...] = ()) -> Diagnostic:
+        """A diagnostic quoting the line of ``span``; ``trace`` lists the block calls that
+        led to it, innermost first."""
+        src = self.line(span.line, span.file) if span is not None else None
+        notes = [f"in a block called at {t}: {(self.line(t.line, t.file) or '').strip()}"
+                 for t in trace]
+        return Diagnostic(span, message, hint, src, notes)
 
 
 def did_you_mean(word: str, candidates: list[str] | set[str]) -> str | None:

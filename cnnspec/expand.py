@@ -1,16 +1,27 @@
-"""Flat layers -> named layers: automatic names (C1.., M1.., F1..) and labels checked.
+"""Blocks, repeats and includes unrolled; then automatic names (C1.., M1.., F1..) assigned.
 
-Convolutions (a transition is one) are C1, C2, ...; pooling layers M1, M2, ...;
-dense layers F1, F2, ...; batch norms BN1..; dropouts D1..; flattens FL1..;
-activations written as layers A1... ``as NAME`` gives a layer its own name.
-Counters advance for labelled layers too, so ``C3`` always means the third convolution.
+Expansion works on raw statements (before validation), so a value computed from a
+block parameter is checked like a literal one, at the place it was written, with a
+note naming the call it came from.
+
+Names: convolutions (a transition is one) are C1, C2, ...; pooling layers M1, M2, ...;
+dense layers F1, F2, ...; batch norms BN1..; local response norms N1..; dropouts D1..;
+flattens FL1..; activations written as layers A1..; concatenations CAT1..; residual
+blocks R1... Numbering runs through the whole network in order of appearance,
+branches and residual bodies included; ``as NAME`` gives a layer its own name, and
+counters advance for labelled layers too, so ``C3`` always means the third convolution.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import operator
 from collections import Counter
+from pathlib import Path
 
-from .errors import Diagnostic, SourceText
+from .errors import Diagnostic, SourceText, Span, did_you_mean
+from .transform import Opt, Param, Raw
 
 PREFIX = {
     "conv": "C",
@@ -20,31 +31,279 @@ PREFIX = {
     "globalavgpool": "M",
     "dense": "F",
     "batchnorm": "BN",
+    "lrn": "N",
     "dropout": "D",
     "flatten": "FL",
     "activation": "A",
+    "concat": "CAT",
+    "residual": "R",
 }
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv, ast.Mod: operator.mod}
+
+
+class _EvalError(Exception):
+    def __init__(self, message: str, hint: str | None = None):
+        self.message, self.hint = message, hint
+
+
+def evaluate(expr: str, env: dict[str, int | float]) -> int | float:
+    """Evaluate a parameter expression: numbers, parameter names, + - * / // % and brackets.
+
+    >>> evaluate("4 * width", {"width": 64}), evaluate("c // 2", {"c": 7})
+    (256, 3)
+    """
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        raise _EvalError(f"'{{{expr}}}' is not an expression",
+                         "write a parameter name or arithmetic such as {2 * filters}") from None
+
+    def ev(node):
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id not in env:
+                hint = did_you_mean(node.id, env) or (
+                    f"the parameters here are: {', '.join(env)}" if env else
+                    "parameters exist only inside a block; define one with block NAME(param):")
+                raise _EvalError(f"unknown parameter '{node.id}'", hint)
+            return env[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, (ast.FloorDiv, ast.Div, ast.Mod)) and right == 0:
+                raise _EvalError(f"'{{{expr}}}' divides by zero")
+            return _BINOPS[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = ev(node.operand)
+            return -v if isinstance(node.op, ast.USub) else v
+        raise _EvalError(f"'{{{expr}}}' uses something other than numbers, parameters and "
+                         "+ - * / // %")
+
+    value = ev(tree.body)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class Expander:
+    """Unrolls blocks, repeats and includes of one spec, collecting diagnostics."""
+
+    def __init__(self, src: SourceText, parse_file):
+        self.src = src
+        self.parse_file = parse_file  # (path) -> list[Raw]; for include
+        self.blocks: dict[str, Raw] = {}
+        self.diagnostics: list[Diagnostic] = []
+        self.included: set[Path] = set()
+
+    def error(self, span: Span | None, message: str, hint: str | None = None, trace=()) -> None:
+        self.diagnostics.append(self.src.diag(span, message, hint, trace))
+
+    # -- definitions and includes
+    def collect(self, statements: list[Raw], stack: tuple[Path, ...]) -> list[Raw]:
+        """Register block definitions and load includes; return the other statements."""
+        rest = []
+        for raw in statements:
+            if raw.kind == "block_def":
+                name = raw.fields["name"]
+                if name in self.blocks:
+                    first = self.blocks[name].span
+                    self.error(raw.span, f"block '{name}' is defined twice (first at {first})",
+                               "give one of them another name")
+                else:
+                    self.blocks[name] = raw
+            elif raw.kind == "include":
+                self.include(raw, stack)
+            else:
+                rest.append(raw)
+        return rest
+
+    def include(self, raw: Raw, stack: tuple[Path, ...]) -> None:
+        here = stack[-1].parent if stack else Path(".")
+        path = (here / raw.fields["path"]).resolve()
+        if path in stack:
+            chain = " -> ".join(p.name for p in (*stack[stack.index(path):], path))
+            self.error(raw.spans["path"], f"include cycle: {chain}", "remove one of the includes")
+            return
+        if path in self.included:
+            return
+        try:
+            statements = self.parse_file(path)
+        except FileNotFoundError:
+            self.error(raw.spans["path"], f"included file not found: {path}",
+                       "paths are relative to the file that includes them")
+            return
+        self.included.add(path)
+        for other in self.collect(statements, (*stack, path)):
+            self.error(other.span, f"an included file may only define blocks, found "
+                       f"'{other.kind}'", "move it into the spec that includes this file")
+
+    # -- expansion
+    def expand(self, statements: list[Raw], env: dict, trace: tuple[Span, ...] = (),
+               calls: tuple[str, ...] = ()) -> list[Raw]:
+        out: list[Raw] = []
+        for raw in statements:
+            if raw.kind == "call":
+                out += self.call(raw, env, trace, calls)
+            elif raw.kind == "repeat":
+                count = self.value(raw.fields["count"], env, raw, trace)
+                if count is None:
+                    continue
+                if not isinstance(count, int) or count < 1:
+                    self.error(raw.spans["count"], f"repeat needs a whole number of at least 1, "
+                               f"got {count}", None, trace)
+                    continue
+                for _ in range(count):
+                    out += self.expand(raw.fields["body"], env, trace, calls)
+            elif raw.kind == "concat":
+                branches = [self.expand(b, env, trace, calls) for b in raw.fields["branches"]]
+                out.append(self.concrete(raw, env, trace, branches=branches))
+            elif raw.kind == "residual":
+                shortcut = raw.fields["shortcut"]
+                out.append(self.concrete(
+                    raw, env, trace, body=self.expand(raw.fields["body"], env, trace, calls),
+                    shortcut=None if shortcut is None else self.expand(shortcut, env, trace, calls)))
+            elif raw.kind in ("network", "input", "train"):
+                out.append(raw)
+            else:
+                out.append(self.concrete(raw, env, trace))
+        return out
+
+    def call(self, raw: Raw, env: dict, trace, calls) -> list[Raw]:
+        name = raw.fields["name"]
+        block = self.blocks.get(name)
+        if block is None:
+            from .parser import statement_keywords
+
+            hint = did_you_mean(name, [*self.blocks, *statement_keywords()])
+            self.error(raw.spans["name"], f"unknown block '{name}'",
+                       hint or "define it with 'block NAME(params):' or include the file that does",
+                       trace)
+            return []
+        if name in calls:
+            self.error(raw.span, f"block '{name}' calls itself", "a block cannot use itself", trace)
+            return []
+        bound = self.bind(block, raw, env, trace)
+        if bound is None:
+            return []
+        return self.expand(block.fields["body"], bound, (raw.span, *trace), (*calls, name))
+
+    def bind(self, block: Raw, raw: Raw, env: dict, trace) -> dict | None:
+        params: list[Opt] = block.fields["params"]
+        names = [p.key for p in params]
+        bound: dict = {}
+        ok = True
+        for i, arg in enumerate(raw.fields["args"]):
+            if arg.key is None:
+                if i >= len(params):
+                    self.error(arg.span, f"{block.fields['name']}() takes {len(params)} "
+                               f"argument(s), got more", f"its parameters: {', '.join(names)}", trace)
+                    return None
+                key = names[i]
+            elif arg.key not in names:
+                self.error(arg.span, f"{block.fields['name']}() has no parameter '{arg.key}'",
+                           did_you_mean(arg.key, names) or f"its parameters: {', '.join(names)}", trace)
+                ok = False
+                continue
+            else:
+                key = arg.key
+            if key in bound:
+                self.error(arg.span, f"parameter '{key}' is given twice", None, trace)
+                ok = False
+            bound[key] = self.value(arg.value, env, raw, trace)
+            ok = ok and bound[key] is not None
+        for p in params:
+            if p.key not in bound:
+                if p.value is None:
+                    self.error(raw.span, f"{block.fields['name']}() needs a value for '{p.key}'",
+                               f"call it as {block.fields['name']}({', '.join(names)})", trace)
+                    ok = False
+                else:
+                    bound[p.key] = self.value(p.value, {}, block, trace)
+        return bound if ok else None
+
+    def value(self, v, env: dict, raw: Raw, trace):
+        if not isinstance(v, Param):
+            return v
+        try:
+            return evaluate(v.expr, env)
+        except _EvalError as exc:
+            self.error(v.span, exc.message, exc.hint, trace)
+            return None
+
+    def concrete(self, raw: Raw, env: dict, trace, **extra) -> Raw:
+        """A copy of ``raw`` with every parameter replaced by its value."""
+        fields = {}
+        for key, v in raw.fields.items():
+            if isinstance(v, tuple):
+                v = tuple(self.value(x, env, raw, trace) for x in v)
+            else:
+                v = self.value(v, env, raw, trace)
+            fields[key] = v
+        fields.update(extra)
+        return dataclasses.replace(raw, fields=fields, spans=dict(raw.spans), trace=trace)
+
+
+def expand(statements: list[Raw], src: SourceText, parse_file) -> tuple[list[Raw], list[Diagnostic]]:
+    """Top-level statements -> concrete statements (no blocks, calls, repeats or parameters)."""
+    ex = Expander(src, parse_file)
+    main = Path(src.file).resolve() if src.file != "<string>" else Path.cwd() / "<string>"
+    rest = ex.collect(statements, (main,))
+    out = ex.expand(rest, {})
+    return out, ex.diagnostics
+
+
+def _walk(layers):
+    for layer in layers:
+        yield layer
+        for group in _children(layer):
+            yield from _walk(group)
+
+
+def _children(layer) -> list[list]:
+    if layer.kind == "concat":
+        return layer.branches
+    if layer.kind == "residual":
+        return [layer.body] + ([layer.shortcut] if layer.shortcut is not None else [])
+    return []
 
 
 def assign_names(layers: list, src: SourceText) -> tuple[list, list[Diagnostic]]:
-    """Give each layer a unique name; report labels that clash with each other or a name."""
+    """Give each layer a unique name, depth first in order of appearance; report labels that
+    clash with each other or with an automatic name."""
     counts: Counter[str] = Counter()
-    autos = []
-    for layer in layers:
+    autos: dict[int, str] = {}
+    order = list(_walk(layers))
+    for layer in order:
         counts[PREFIX[layer.kind]] += 1
-        autos.append(f"{PREFIX[layer.kind]}{counts[PREFIX[layer.kind]]}")
-    named, diagnostics, taken, clashed = [], [], {}, set()
-    for layer, auto in zip(layers, autos):
+        autos[id(layer)] = f"{PREFIX[layer.kind]}{counts[PREFIX[layer.kind]]}"
+    auto_names = list(autos.values())
+    diagnostics, taken, clashed = [], {}, set()
+    for layer in order:
+        auto = autos[id(layer)]
         name = layer.name or auto
-        if name != auto and name in autos:
-            other = layers[autos.index(name)]
+        if name != auto and name in auto_names:
+            other = order[auto_names.index(name)]
             diagnostics.append(src.diag(layer.span, f"the label '{name}' clashes with the "
                                         f"automatic name of another layer (line {other.span.line})",
-                                        "choose another label"))
+                                        "choose another label", layer.trace))
             clashed.add(name)  # the layer that owns the name is not a second mistake
         elif name in taken and name not in clashed:
             diagnostics.append(src.diag(layer.span, f"the name '{name}' is used twice (first at "
-                                        f"line {taken[name].span.line})", "names must be unique"))
+                                        f"line {taken[name].span.line})", "names must be unique",
+                                        layer.trace))
         taken.setdefault(name, layer)
-        named.append(layer.model_copy(update={"name": name, "labelled": name != auto}))
-    return named, diagnostics
+
+    def rename(group):
+        out = []
+        for layer in group:
+            auto = autos[id(layer)]
+            update = {"name": layer.name or auto, "labelled": (layer.name or auto) != auto}
+            if layer.kind == "concat":
+                update["branches"] = [rename(b) for b in layer.branches]
+            elif layer.kind == "residual":
+                update["body"] = rename(layer.body)
+                update["shortcut"] = None if layer.shortcut is None else rename(layer.shortcut)
+            out.append(layer.model_copy(update=update))
+        return out
+
+    return rename(layers), diagnostics

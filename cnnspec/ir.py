@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from .shapes import ShapedSpec
 
-ActivationName = Literal["relu", "tanh", "sigmoid", "softmax"]
+ActivationName = Literal["relu", "tanh", "sigmoid", "softmax", "leakyrelu", "gelu", "silu"]
 Padding = Literal["same", "valid"] | NonNegativeInt | None
 
 
@@ -29,6 +29,8 @@ class IRModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     span: Span | None = Field(default=None, exclude=True, repr=False)
+    trace: tuple[Span, ...] = Field(default=(), exclude=True, repr=False)
+    """The block calls a node was expanded from, innermost first (for error notes)."""
 
 
 class Node(IRModel):
@@ -47,10 +49,12 @@ class Conv(Node):
     out_channels: PositiveInt
     stride: PositiveInt = 1
     padding: Padding = None
-    """None: half the kernel (``k // 2``, PyTorch ``padding=k//2``); 'same', 'valid' or N."""
+    """None: half the (dilated) kernel, ``dilation * (k - 1) // 2``; 'same', 'valid' or N."""
     bias: bool = True
     activation: ActivationName | None = None
     transition: bool = False
+    groups: PositiveInt = 1
+    dilation: PositiveInt = 1
 
 
 class Pool(Node):
@@ -60,6 +64,8 @@ class Pool(Node):
     kernel_size: tuple[PositiveInt, PositiveInt]
     stride: PositiveInt | None = None
     padding: NonNegativeInt = 0
+    ceil_mode: bool = False
+    """Round the output size up (``ceil``), as GoogLeNet's pools do."""
 
 
 class AdaptiveAvgPool(Node):
@@ -80,6 +86,21 @@ class BatchNorm(Node):
 
     kind: Literal["batchnorm"] = "batchnorm"
     activation: ActivationName | None = None
+    eps: Annotated[float, Field(gt=0.0)] = 1e-5
+
+
+class LRN(Node):
+    """``lrn N [alpha A] [beta B] [k K]`` -> ``nn.LocalResponseNorm(N, A, B, K)`` across N channels.
+
+    PyTorch divides ``alpha`` by ``N``: the AlexNet paper's alpha = 1e-4 is ``alpha 5e-4`` here
+    for N = 5 (Krizhevsky et al. 2012, section 3.3; ``torch.nn.LocalResponseNorm`` docs).
+    """
+
+    kind: Literal["lrn"] = "lrn"
+    size: PositiveInt
+    alpha: Annotated[float, Field(ge=0.0)] = 1e-4
+    beta: Annotated[float, Field(ge=0.0)] = 0.75
+    k: Annotated[float, Field(gt=0.0)] = 1.0
 
 
 class Dropout(Node):
@@ -111,10 +132,32 @@ class Activation(Node):
     function: ActivationName
 
 
+class Concat(Node):
+    """``concat:`` with ``branch:`` children (Inception): every branch sees the same input and
+    their outputs are concatenated on channels; ``identity`` is a branch that passes the input
+    (DenseNet)."""
+
+    kind: Literal["concat"] = "concat"
+    branches: list[list[Layer]]
+
+
+class Residual(Node):
+    """``residual:`` (ResNet): ``body(x) + shortcut(x)``. Without ``shortcut:``, the shortcut is
+    ``x`` itself, or a 1x1 convolution (bias off) + batch norm when the body changes the
+    channels or the size, as torchvision's ResNet ``downsample``."""
+
+    kind: Literal["residual"] = "residual"
+    body: list[Layer]
+    shortcut: list[Layer] | None = None
+
+
 Layer = Annotated[
-    Conv | Pool | AdaptiveAvgPool | GlobalAvgPool | BatchNorm | Dropout | Flatten | Dense | Activation,
+    Conv | Pool | AdaptiveAvgPool | GlobalAvgPool | BatchNorm | LRN | Dropout | Flatten | Dense
+    | Activation | Concat | Residual,
     Field(discriminator="kind"),
 ]
+Concat.model_rebuild()
+Residual.model_rebuild()
 
 
 class InputShape(IRModel):
@@ -194,6 +237,8 @@ class Spec(BaseModel):
     train: TrainConfig = TrainConfig()
     file: str = Field(default="<string>", exclude=True)
     source: str = Field(default="", exclude=True, repr=False)
+    sources: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    """Texts of included files, by path (to quote their lines in errors)."""
 
     @functools.cached_property
     def shaped(self) -> ShapedSpec:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import ir
 from .errors import SourceText, SpecError
-from .expand import assign_names
+from .expand import assign_names, expand
 from .parser import parse
 from .transform import to_raw
 from .validate import validate
@@ -22,11 +22,24 @@ def loads(text: str, file: str = "<string>") -> ir.Spec:
     if not text.endswith("\n"):
         text += "\n"
     src = SourceText(text, file)
-    fields, diagnostics = validate(to_raw(parse(text, file), file), src)
+
+    def parse_file(path: Path):
+        """Statements of an included file (raises FileNotFoundError)."""
+        try:
+            other = path.read_text(encoding="utf-8")
+        except (IsADirectoryError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{path}: cannot read the included file ({exc})") from None
+        src.add(other if other.endswith("\n") else other + "\n", str(path))
+        return to_raw(parse(other, str(path)), str(path))
+
+    statements, diagnostics = expand(to_raw(parse(text, file), file), src, parse_file)
+    fields, more = validate(statements, src)
+    diagnostics += more
     if not diagnostics:
         fields["layers"], diagnostics = assign_names(fields["layers"], src)
     if diagnostics:
         raise SpecError(diagnostics)
+    fields["sources"] = {f: s.text for f, s in src.others.items()}
     spec = ir.Spec.model_validate(fields)
     spec.shaped  # noqa: B018 - infer shapes now, so that a loaded spec is a checked spec
     return spec

@@ -145,6 +145,27 @@ def parse(text: str, file: str = "<string>") -> Tree:
         )]) from None
 
 
+@functools.cache
+def statement_keywords() -> list[str]:
+    """The words that can start a statement (layers, 'repeat', 'concat', 'block', ...)."""
+    ip = _parser().parse_interactive("input 1x1x1\n")
+    ip.exhaust_lexer()
+    return _keywords(set(ip.accepts()))
+
+
+def _unknown_statement(line: int, src: SourceText):
+    """A line that starts with a word that is no keyword and is not a block call."""
+    text = src.line(line) or ""
+    m = re.match(r"(\s*)([^\s(#:,]+)", text)
+    col = len(m.group(1)) + 1
+    word = m.group(2)
+    blocks = re.findall(r"^\s*block\s+([A-Za-z_]\w*)", src.text, flags=re.M)
+    hint = did_you_mean(word, [*statement_keywords(), *blocks])
+    if hint is None:
+        hint = "a statement starts with a layer such as 'conv', 'maxpool', 'dense', or a block call NAME(...)"
+    return src.diag(Span(src.file, line, col, col + len(word)), f"unknown word '{word}'", hint)
+
+
 def _diagnose(exc: UnexpectedInput, src: SourceText):
     if isinstance(exc, UnexpectedEOF):
         last = len(src.lines)
@@ -153,6 +174,8 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
     if isinstance(exc, UnexpectedToken):
         tok: Token = exc.token
         expected = set(exc.accepts or exc.expected)
+        if expected == {"LPAR"}:  # NAME at the start of a statement: a block call, or a typo
+            return _unknown_statement(tok.line, src)
         if tok.type == "_DEDENT" or tok.type == "$END":
             return _unexpected_end(exc, tok.line or len(src.lines), expected, src)
         if expected == {"_INDENT"}:  # a line ending in ':' with no indented block under it

@@ -32,6 +32,8 @@ class Raw:
     fields: dict[str, Any] = field(default_factory=dict)
     spans: dict[str, Span] = field(default_factory=dict)
     duplicates: list[Opt] = field(default_factory=list)
+    trace: tuple[Span, ...] = ()
+    """The block calls this statement was expanded from, innermost first."""
 
     def set(self, opt: Opt) -> None:
         if opt.key in self.fields:
@@ -40,16 +42,29 @@ class Raw:
         self.spans[opt.key] = opt.span
 
 
-def _int(tok: Token) -> int:
-    return int(tok)
+@dataclass(frozen=True)
+class Param:
+    """A number still to be worked out from block parameters: ``{filters}``, ``{4*width}``,
+    or a bare parameter name (``repeat convs:``). :mod:`cnnspec.expand` evaluates it."""
+
+    expr: str
+    span: Span
+
+    def __str__(self) -> str:
+        return "{" + self.expr + "}"
 
 
-def _num(tok: Token) -> float:
-    return float(tok)
-
-
-def _dims(tok: Token) -> tuple[int, ...]:
-    return tuple(int(p) for p in str(tok).split("x"))
+def _split_dims(text: str) -> list[str]:
+    """'3x3x{2*f}' -> ['3', '3', '{2*f}'] (an x inside braces does not split)."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "{") - (ch == "}")
+        if ch == "x" and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*parts, cur]
 
 
 class ToRaw(Transformer):
@@ -70,6 +85,28 @@ class ToRaw(Transformer):
     def _opt(self, key: str, tok: Token, value: Any) -> Opt:
         return Opt(key, value, self._tspan(tok))
 
+    # -- values: numbers, or parameters to evaluate later
+    def _param(self, tok: Token, text: str) -> Param:
+        return Param(text.strip(), self._tspan(tok))
+
+    def _int(self, tok: Token):
+        if tok.type == "PARAM":
+            return self._param(tok, str(tok)[1:-1])
+        if tok.type == "NAME":
+            return self._param(tok, str(tok))
+        return int(tok)
+
+    def _num(self, tok: Token):
+        return float(tok) if tok.type in ("INT", "FLOAT") else self._int(tok)
+
+    def _value(self, tok: Token):
+        """An argument or default: int, float, or a parameter to evaluate later."""
+        return int(tok) if tok.type == "INT" else self._num(tok)
+
+    def _dims(self, tok: Token) -> tuple:
+        return tuple(self._param(tok, p[1:-1]) if p.startswith("{") else int(p)
+                     for p in _split_dims(str(tok)))
+
     def _raw(self, kind: str, meta, first: list[Opt] = (), opts: list = ()) -> Raw:
         raw = Raw(kind, self._mspan(meta))
         for o in [*first, *opts]:
@@ -86,7 +123,7 @@ class ToRaw(Transformer):
 
     @v_args(meta=True)
     def input(self, meta, items):
-        return self._raw("input", meta, [self._opt("dims", items[0], _dims(items[0]))])
+        return self._raw("input", meta, [self._opt("dims", items[0], self._dims(items[0]))])
 
     @v_args(meta=True)
     def layer_stmt(self, meta, items):
@@ -100,7 +137,7 @@ class ToRaw(Transformer):
 
     # -- options
     def stride(self, items):
-        return self._opt("stride", items[0], _int(items[0]))
+        return self._opt("stride", items[0], self._int(items[0]))
 
     def _word(self, items):  # padword, onoff, act, optimizer_name: the keyword token itself
         return items[0]
@@ -109,7 +146,7 @@ class ToRaw(Transformer):
 
     def pad(self, items):
         tok = items[0]
-        return self._opt("padding", tok, _int(tok) if tok.type == "INT" else str(tok))
+        return self._opt("padding", tok, str(tok) if tok.type in ("SAME", "VALID") else self._int(tok))
 
     def padmode(self, items):
         return self._opt("padding", items[0], str(items[0]))
@@ -123,7 +160,7 @@ class ToRaw(Transformer):
     # -- layers
     @v_args(meta=True)
     def conv(self, meta, items):
-        return self._raw("conv", meta, [self._opt("dims", items[0], _dims(items[0]))], items[1:])
+        return self._raw("conv", meta, [self._opt("dims", items[0], self._dims(items[0]))], items[1:])
 
     @v_args(meta=True)
     def transition(self, meta, items):
@@ -134,13 +171,13 @@ class ToRaw(Transformer):
     @v_args(meta=True)
     def pool(self, meta, items):
         kind_tok, window = items[0], items[1]
-        dims = _dims(window) if window.type == "DIMS" else (_int(window),)
+        dims = self._dims(window) if window.type == "DIMS" else (self._int(window),)
         return self._raw(str(kind_tok), meta, [self._opt("dims", window, dims)], items[2:])
 
     @v_args(meta=True)
     def adaptiveavgpool(self, meta, items):
         tok = items[0]
-        dims = _dims(tok) if tok.type == "DIMS" else (_int(tok),)
+        dims = self._dims(tok) if tok.type == "DIMS" else (self._int(tok),)
         return self._raw("adaptiveavgpool", meta, [self._opt("dims", tok, dims)])
 
     @v_args(meta=True)
@@ -153,7 +190,7 @@ class ToRaw(Transformer):
 
     @v_args(meta=True)
     def dropout(self, meta, items):
-        return self._raw("dropout", meta, [self._opt("p", items[0], _num(items[0]))])
+        return self._raw("dropout", meta, [self._opt("p", items[0], self._num(items[0]))])
 
     @v_args(meta=True)
     def flatten(self, meta, items):
@@ -161,7 +198,7 @@ class ToRaw(Transformer):
 
     @v_args(meta=True)
     def dense(self, meta, items):
-        first = [self._opt("out_features", items[0], _int(items[0]))]
+        first = [self._opt("out_features", items[0], self._int(items[0]))]
         return self._raw("dense", meta, first, items[1:])
 
     @v_args(meta=True)
@@ -176,20 +213,97 @@ class ToRaw(Transformer):
             raw.set(item)
         return raw
 
-    def _simple(key, convert):
+    def _simple(key, convert):  # a helper that makes methods
         def method(self, items):
-            return self._opt(key, items[0], convert(items[0]))
+            value = str(items[0])[1:-1] if convert == "string" else getattr(self, convert)(items[0])
+            return self._opt(key, items[0], value)
 
         return method
 
-    epochs = _simple("epochs", _int)
-    batch = _simple("batch", _int)
-    split = _simple("split", _num)
-    seed = _simple("seed", _int)
-    weight_decay = _simple("weight_decay", _num)
-    data = _simple("data", lambda t: str(t)[1:-1])
-    lr = _simple("lr", _num)
-    momentum = _simple("momentum", _num)
+    epochs = _simple("epochs", "_int")
+    batch = _simple("batch", "_int")
+    split = _simple("split", "_num")
+    seed = _simple("seed", "_int")
+    weight_decay = _simple("weight_decay", "_num")
+    data = _simple("data", "string")
+    lr = _simple("lr", "_num")
+    momentum = _simple("momentum", "_num")
+    groups = _simple("groups", "_int")
+    dilation = _simple("dilation", "_int")
+    eps = _simple("eps", "_num")
+    alpha = _simple("alpha", "_num")
+    beta = _simple("beta", "_num")
+    lrn_k = _simple("k", "_num")
+
+    def ceil(self, items):
+        return self._opt("ceil_mode", items[0], True)
+
+    @v_args(meta=True)
+    def lrn(self, meta, items):
+        return self._raw("lrn", meta, [self._opt("size", items[0], self._int(items[0]))], items[1:])
+
+    # -- structure: blocks, calls, repeats, branches, residuals, includes
+    def _body(self, items) -> list:
+        return [i for i in items if isinstance(i, Raw)]
+
+    @v_args(meta=True)
+    def include(self, meta, items):
+        return self._raw("include", meta, [self._opt("path", items[0], str(items[0])[1:-1])])
+
+    def pname(self, items):
+        return items[0]
+
+    def param(self, items):
+        name = items[0]
+        default = self._value(items[1]) if len(items) > 1 else None
+        return Opt(str(name), default, self._tspan(name))
+
+    @v_args(meta=True)
+    def block_def(self, meta, items):
+        name, rest = items[0], items[1:]
+        raw = self._raw("block_def", meta, [self._opt("name", name, str(name))])
+        raw.fields["params"] = [o for o in rest if isinstance(o, Opt)]
+        raw.fields["body"] = self._body(rest)
+        return raw
+
+    def arg(self, items):
+        key = str(items[0]) if len(items) > 1 else None
+        return Opt(key, self._value(items[-1]), self._tspan(items[0] if key else items[-1]))
+
+    @v_args(meta=True)
+    def call(self, meta, items):
+        name = items[0]
+        raw = self._raw("call", meta, [self._opt("name", name, str(name))])
+        raw.fields["args"] = list(items[1:])
+        return raw
+
+    @v_args(meta=True)
+    def repeat(self, meta, items):
+        raw = self._raw("repeat", meta, [self._opt("count", items[0], self._int(items[0]))])
+        raw.fields["body"] = self._body(items[1:])
+        return raw
+
+    @v_args(meta=True)
+    def concat(self, meta, items):
+        raw = self._raw("concat", meta, [o for o in items if isinstance(o, Opt)])
+        raw.fields["branches"] = [i for i in items if isinstance(i, list)]
+        return raw
+
+    def branch_block(self, items):
+        return self._body(items)
+
+    def identity(self, items):
+        return []
+
+    @v_args(meta=True)
+    def residual(self, meta, items):
+        raw = self._raw("residual", meta, [o for o in items if isinstance(o, Opt)])
+        raw.fields["body"] = self._body(items)
+        raw.fields["shortcut"] = next((i for i in items if isinstance(i, list)), None)
+        return raw
+
+    def shortcut(self, items):
+        return self._body(items)
 
     def optimizer(self, items):
         name = items[0]
@@ -205,7 +319,7 @@ class ToRaw(Transformer):
     def milestone(self, items):
         epoch, lr = items
         span = self._tspan(epoch)
-        return Raw("milestone", span, {"epoch": _int(epoch), "lr": _num(lr)},
+        return Raw("milestone", span, {"epoch": self._int(epoch), "lr": self._num(lr)},
                    {"epoch": span, "lr": self._tspan(lr)})
 
     @v_args(meta=True)
@@ -225,15 +339,15 @@ class ToRaw(Transformer):
 
     @v_args(meta=True)
     def crop(self, meta, items):
-        raw = Raw("crop", self._mspan(meta), {"kind": "crop", "size": _int(items[0])},
+        raw = Raw("crop", self._mspan(meta), {"kind": "crop", "size": self._int(items[0])},
                   {"size": self._tspan(items[0])})
         if len(items) > 1:
-            raw.set(self._opt("pad", items[1], _int(items[1])))
+            raw.set(self._opt("pad", items[1], self._int(items[1])))
         return raw
 
     @v_args(meta=True)
     def rotate(self, meta, items):
-        return Raw("rotate", self._mspan(meta), {"kind": "rotate", "degrees": _num(items[0])},
+        return Raw("rotate", self._mspan(meta), {"kind": "rotate", "degrees": self._num(items[0])},
                    {"degrees": self._tspan(items[0])})
 
 

@@ -25,6 +25,9 @@ LAYER_MODELS: dict[str, type[BaseModel]] = {
     "adaptiveavgpool": ir.AdaptiveAvgPool,
     "globalavgpool": ir.GlobalAvgPool,
     "batchnorm": ir.BatchNorm,
+    "lrn": ir.LRN,
+    "concat": ir.Concat,
+    "residual": ir.Residual,
     "dropout": ir.Dropout,
     "flatten": ir.Flatten,
     "dense": ir.Dense,
@@ -80,8 +83,8 @@ class Validator:
         self.src = src
         self.diagnostics: list[Diagnostic] = []
 
-    def error(self, span: Span | None, message: str, hint: str | None = None) -> None:
-        diag = self.src.diag(span, message, hint)
+    def error(self, span: Span | None, message: str, hint: str | None = None, trace=()) -> None:
+        diag = self.src.diag(span, message, hint, trace)
         if not any(d.span == diag.span and d.message == diag.message for d in self.diagnostics):
             self.diagnostics.append(diag)  # maxpool 0 is two errors (0x0) but one mistake
 
@@ -89,19 +92,43 @@ class Validator:
               field_keys: dict[str, str] | None = None):
         """``cls(**fields)``; on failure, one diagnostic per Pydantic error, at its field's span."""
         for dup in raw.duplicates:
-            self.error(dup.span, f"{what}: {dup.key} is given twice", "keep one of them")
+            self.error(dup.span, f"{what}: {dup.key} is given twice", "keep one of them", raw.trace)
+        if any(v is None for k, v in fields.items() if k != "shortcut") or any(
+                isinstance(v, tuple) and None in v for v in fields.values()):
+            return None  # a parameter that could not be evaluated: already reported
+        extra = {"trace": raw.trace} if raw.trace else {}
         try:
-            return cls.model_validate({**fields, "span": raw.span})
+            return cls.model_validate({**fields, "span": raw.span, **extra})
         except ValidationError as exc:
             for err in exc.errors():
                 key = str(err["loc"][0]) if err["loc"] else ""
                 span = raw.spans.get((field_keys or {}).get(key, key), raw.span)
                 msg, hint = _message(err, what)
-                self.error(span, msg, hint)
+                self.error(span, msg, hint, raw.trace)
             return None
 
     # -- layers
+    def error_at(self, raw: Raw, span: Span | None, message: str, hint: str | None = None) -> None:
+        self.error(span, message, hint, raw.trace)
+
     def layer(self, raw: Raw):
+        if raw.kind == "concat":
+            branches = [[self.layer(r) for r in b] for b in raw.fields["branches"]]
+            fields = {k: v for k, v in raw.fields.items() if k != "branches"}
+            if any(None in b for b in branches):
+                return None
+            return self.model(ir.Concat, raw, {**fields, "branches": branches}, "concat")
+        if raw.kind == "residual":
+            body = [self.layer(r) for r in raw.fields["body"]]
+            sc = raw.fields["shortcut"]
+            shortcut = None if sc is None else [self.layer(r) for r in sc]
+            if None in body or (shortcut is not None and None in shortcut):
+                return None
+            if not body:
+                return self.error_at(raw, raw.span, "residual: the body is empty")
+            fields = {k: v for k, v in raw.fields.items() if k not in ("body", "shortcut")}
+            return self.model(ir.Residual, raw, {**fields, "body": body, "shortcut": shortcut},
+                              "residual")
         f = dict(raw.fields)
         dims = f.pop("dims", None)
         keys = {"kernel_size": "dims", "out_channels": "dims", "output_size": "dims"}
@@ -110,21 +137,21 @@ class Validator:
             raw.span = replace(raw.span, end_col=raw.spans["name"].end_col)
         if raw.kind in ("conv", "transition"):
             if len(dims) != 3:
-                return self.error(raw.spans["dims"], f"{what} needs KxKxF (kernel height x "
+                return self.error_at(raw, raw.spans["dims"], f"{what} needs KxKxF (kernel height x "
                                   f"width x filters), got {'x'.join(map(str, dims))}",
                                   f"for example: {what} {'1x1x128' if what == 'transition' else '3x3x64'}")
             if raw.kind == "transition" and dims[:2] != (1, 1):
-                return self.error(raw.spans["dims"], "a transition is a 1x1 convolution, got a "
+                return self.error_at(raw, raw.spans["dims"], "a transition is a 1x1 convolution, got a "
                                   f"{dims[0]}x{dims[1]} kernel",
                                   f"write transition 1x1x{dims[2]}, or conv {'x'.join(map(str, dims))}")
             f.update(kernel_size=dims[:2], out_channels=dims[2], transition=raw.kind == "transition")
         elif raw.kind in ("maxpool", "avgpool", "adaptiveavgpool"):
             if len(dims) > 2:
                 arg = "an output size" if what == "adaptiveavgpool" else "a window"
-                return self.error(raw.spans["dims"], f"{what} takes {arg} K or KxK, got "
+                return self.error_at(raw, raw.spans["dims"], f"{what} takes {arg} K or KxK, got "
                                   f"{'x'.join(map(str, dims))}", "pooling keeps the channels")
             if isinstance(f.get("padding"), str):
-                return self.error(raw.spans["padding"], f"{what}: the padding must be a number of "
+                return self.error_at(raw, raw.spans["padding"], f"{what}: the padding must be a number of "
                                   f"pixels, got pad {f['padding']}",
                                   "'same' and 'valid' are for convolutions; write pad 0 or pad 1")
             pair = dims * 2 if len(dims) == 1 else dims
