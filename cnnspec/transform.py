@@ -92,7 +92,7 @@ class ToRaw(Transformer):
     def _int(self, tok: Token):
         if tok.type == "PARAM":
             return self._param(tok, str(tok)[1:-1])
-        if tok.type == "NAME":
+        if tok.type != "INT":  # a bare parameter name (which may be an option word: stride)
             return self._param(tok, str(tok))
         return int(tok)
 

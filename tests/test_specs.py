@@ -14,9 +14,28 @@ from conftest import SPECS
 REFERENCE = {
     "lenet5": 61_706,
     "alexnet": 61_100_840,
+    "alexnet2012": 62_378_344,
+    "vgg11": 132_863_336,
+    "vgg13": 133_047_848,
     "vgg16": 138_357_544,
+    "vgg16_bn": 138_365_992,
+    "vgg19": 143_667_240,
     "vgg16-transition": 129_281_576,
+    "resnet18": 11_689_512,
+    "resnet50": 25_557_032,
+    "googlenet": 6_624_904,
+    "densenet121": 7_978_856,
 }
+
+
+def test_every_shipped_spec_is_held_to_a_number():
+    assert sorted(p.stem for p in SPECS.glob("*.cnn")) == sorted(REFERENCE)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_spec_starts_with_a_source_line(name):
+    first = (SPECS / f"{name}.cnn").read_text().splitlines()[0]
+    assert first.startswith("# ") and len(first) > 30
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
@@ -32,10 +51,11 @@ def test_built_module_has_the_analytic_parameters(name):
     with torch.device("meta"):  # shapes only: 138M parameters without allocating them
         model = spec.build()
     assert sum(p.numel() for p in model.parameters()) == REFERENCE[name]
-    per_layer = {info.name: info.params for info in spec.shaped.layers}
-    for layer_name, analytic in per_layer.items():
-        module = model.get_submodule(layer_name)
-        assert sum(p.numel() for p in module.parameters()) == analytic, layer_name
+    for _, path, info in spec.shaped.walk():  # every layer, nested ones included
+        module = model.get_submodule(path)
+        assert sum(p.numel() for p in module.parameters()) == info.params, path
+    buffers = sum(b.numel() for b in model.buffers())
+    assert buffers == spec.shaped.buffers  # batch-norm statistics, never counted as parameters
 
 
 def test_transition_saving():
