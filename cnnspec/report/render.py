@@ -28,8 +28,9 @@ def human(n: float, unit: str = "") -> str:
 
 
 def _cells(summary: Summary) -> list[tuple[str, ...]]:
-    return [(r.name, r.type, r.args, r.output, f"{r.params:,}", f"{100 * r.share:.1f}",
-             f"{r.macs:,}") for r in summary.layers]
+    """One tuple of cells per row; nested layers are indented under their concat/residual."""
+    return [("  " * r.depth + ("└ " if r.depth else "") + r.name, r.type, r.args, r.output,
+             f"{r.params:,}", f"{100 * r.share:.1f}", f"{r.macs:,}") for r in summary.layers]
 
 
 def footer(summary: Summary) -> list[str]:
@@ -67,9 +68,11 @@ def render_markdown(summary: Summary) -> str:
 def render_csv(summary: Summary) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "type", "args", "output", "params", "share", "macs", "trainable"])
+    w.writerow(["name", "path", "depth", "type", "args", "output", "params", "share", "macs",
+                "trainable"])
     for r in summary.layers:
-        w.writerow([r.name, r.type, r.args, r.output, r.params, f"{r.share:.6f}", r.macs, r.trainable])
+        w.writerow([r.name, r.path, r.depth, r.type, r.args, r.output, r.params, f"{r.share:.6f}",
+                    r.macs, r.trainable])
     return buf.getvalue()
 
 

@@ -7,10 +7,15 @@ module. Rendering (rich table, markdown, CSV, JSON) is separate from the data.
 JSON schema (``--format json``), stable for scripts::
 
     {"network": str, "input": "HxWxC", "output": "HxWxC" | "F",
-     "layers": [{"name", "type", "args", "output", "params", "share", "macs", "trainable"}],
+     "layers": [{"name", "path", "depth", "type", "args", "output", "params", "share", "macs",
+                 "trainable"}],
      "totals": {"params", "trainable_params", "non_trainable_params", "buffers",
                 "params_mb", "macs", "flops"}}
 
+Layers are listed depth first: a concat or residual row (depth d) is followed by its
+branches' / body's layers (depth d + 1); its parameters and MACs include theirs, so the
+totals are the sums of the depth-0 rows. ``path`` is the layer's key prefix in the built
+module's ``state_dict`` (``R1.C2``, ``CAT1.b2.C5``, ``R2.shortcut.conv``).
 ``params_mb`` is float32 weights in MB (10**6 bytes), as torchinfo reports it;
 ``flops`` = 2 x ``macs`` (one multiply-accumulate = two floating-point operations).
 """
@@ -28,6 +33,8 @@ BYTES_PER_PARAM = 4  # float32
 @dataclass(frozen=True)
 class Row:
     name: str
+    path: str
+    depth: int
     type: str
     args: str
     output: str
@@ -70,13 +77,29 @@ def describe(info: LayerInfo) -> tuple[str, str]:
         pad = info.padding if isinstance(info.padding, str) else (
             info.padding[0] if info.padding[0] == info.padding[1] else "x".join(map(str, info.padding)))
         kind = "transition" if layer.transition else "conv"
-        bias = "" if layer.bias else ", bias off"
+        extra = "".join([
+            "" if layer.bias else ", bias off",
+            f", groups {layer.groups}" if layer.groups > 1 else "",
+            f", dilation {layer.dilation}" if layer.dilation > 1 else ""])
         kh, kw = layer.kernel_size
-        return kind, f"{kh}x{kw}x{layer.out_channels}, stride {layer.stride}, pad {pad}{bias}{tail}"
+        return kind, f"{kh}x{kw}x{layer.out_channels}, stride {layer.stride}, pad {pad}{extra}{tail}"
     if layer.kind in ("maxpool", "avgpool"):
         kh, kw = layer.kernel_size
         stride = layer.stride or kh
-        return layer.kind, f"{kh}x{kw}, stride {stride}" + (f", pad {layer.padding}" if layer.padding else "")
+        return layer.kind, (f"{kh}x{kw}, stride {stride}" + (f", pad {layer.padding}" if layer.padding
+                                                            else "") + (", ceil" if layer.ceil_mode else ""))
+    if layer.kind == "concat":
+        return "concat", f"{len(layer.branches)} branches, on channels"
+    if layer.kind == "residual":
+        if info.projection:
+            conv = info.children[1][0].layer
+            return "residual", (f"body + shortcut: automatic 1x1 projection, stride {conv.stride} "
+                                "(channels or size change)")
+        return "residual", "body + " + ("shortcut" if layer.shortcut is not None else "identity shortcut")
+    if layer.kind == "lrn":
+        return "lrn", f"size {layer.size}, alpha {layer.alpha:g}, beta {layer.beta:g}, k {layer.k:g}"
+    if layer.kind == "batchnorm" and layer.eps != 1e-5:
+        return "batchnorm", f"eps {layer.eps:g}{tail}"
     if layer.kind == "adaptiveavgpool":
         return layer.kind, "x".join(map(str, layer.output_size))
     if layer.kind == "dense":
@@ -88,16 +111,36 @@ def describe(info: LayerInfo) -> tuple[str, str]:
     return layer.kind, tail[2:]
 
 
+def _rows(infos, depth: int, prefix: str, total: int):
+    """Rows depth first; each branch of a concat and each shortcut gets a row of its own."""
+    share = (lambda n: n / total) if total else (lambda n: 0.0)
+    for info in infos:
+        path = f"{prefix}{info.name}"
+        kind, args = describe(info)
+        yield Row(info.name, path, depth, kind, args, fmt_shape(info.out_shape), info.params,
+                  share(info.params), info.macs, True)
+        for i, group in enumerate(info.children):
+            if info.layer.kind == "concat":
+                name, what = f"b{i + 1}", ("identity: the input itself" if not group else "")
+            elif i == 1:
+                name, what = "shortcut", ("automatic 1x1 projection + batchnorm" if info.projection
+                                          else "")
+            else:
+                yield from _rows(group, depth + 1, f"{path}.", total)
+                continue
+            out = group[-1].out_shape if group else info.in_shape
+            params, macs = sum(g.params for g in group), sum(g.macs for g in group)
+            yield Row(name, f"{path}.{name}", depth + 1, "branch" if name != "shortcut" else "shortcut",
+                      what, fmt_shape(out), params, share(params), macs, True)
+            yield from _rows(group, depth + 2, f"{path}.{name}.", total)
+
+
 def summarize(spec: Spec) -> Summary:
     """The summary of a validated spec, as data (see the module docstring for the fields)."""
     shaped = spec.shaped
     total = shaped.params
-    rows = []
-    for info in shaped.layers:
-        kind, args = describe(info)
-        rows.append(Row(info.name, kind, args, fmt_shape(info.out_shape), info.params,
-                        info.params / total if total else 0.0, info.macs, True))
-    trainable = sum(r.params for r in rows if r.trainable)
+    rows = list(_rows(shaped.layers, 0, "", total))
+    trainable = sum(r.params for r in rows if r.trainable and r.depth == 0)
     totals = Totals(total, trainable, total - trainable, shaped.buffers,
                     total * BYTES_PER_PARAM / 1e6, shaped.macs, 2 * shaped.macs)
     return Summary(spec.name, fmt_shape(shaped.input_shape), fmt_shape(shaped.output_shape), rows, totals)
