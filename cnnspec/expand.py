@@ -39,6 +39,21 @@ PREFIX = {
     "residual": "R",
 }
 
+# Names a label cannot take: attributes of torch.nn.Module / nn.Sequential and of cnnspec's
+# own modules (a child module under such a name would shadow or be refused by PyTorch).
+RESERVED = frozenset("""
+T_destination add_module append apply bfloat16 buffers call_super_init children compile cpu
+cuda double dump_patches eval extend extra_repr float forward get_buffer get_extra_state
+get_parameter get_submodule half insert ipu load_state_dict modules mtia named_buffers
+named_children named_modules named_parameters parameters pop register_backward_hook
+register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
+register_full_backward_pre_hook register_load_state_dict_post_hook
+register_load_state_dict_pre_hook register_module register_parameter
+register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
+set_submodule share_memory state_dict to to_empty train type xpu zero_grad training
+shortcut body_names spec logits
+""".split())
+
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv, ast.Mod: operator.mod}
 
@@ -277,11 +292,19 @@ def assign_names(layers: list, src: SourceText) -> tuple[list, list[Diagnostic]]
         counts[PREFIX[layer.kind]] += 1
         autos[id(layer)] = f"{PREFIX[layer.kind]}{counts[PREFIX[layer.kind]]}"
     auto_names = list(autos.values())
+    # the module names of trailing activations (conv 3x3x8 relu -> C1_relu)
+    act_names = {f"{layer.name or autos[id(layer)]}_{layer.activation}": layer for layer in order
+                 if getattr(layer, "activation", None)}
     diagnostics, taken, clashed = [], {}, set()
     for layer in order:
         auto = autos[id(layer)]
         name = layer.name or auto
-        if name != auto and name in auto_names:
+        if name in RESERVED or name in act_names:
+            why = ("is reserved by PyTorch's nn.Module" if name in RESERVED else
+                   f"is the name of the activation after line {act_names[name].span.line}'s layer")
+            diagnostics.append(src.diag(layer.span, f"the label '{name}' {why}",
+                                        "choose another label", layer.trace))
+        elif name != auto and name in auto_names:
             other = order[auto_names.index(name)]
             diagnostics.append(src.diag(layer.span, f"the label '{name}' clashes with the "
                                         f"automatic name of another layer (line {other.span.line})",

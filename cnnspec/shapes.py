@@ -208,13 +208,15 @@ def _need_map(layer, shape: Shape) -> None:
                           "feature maps become flat after 'flatten'; move this layer before it")
 
 
-def _window(layer, shape: Shape, kernel, stride, pad, what: str, ceil_mode=False, dilation=1) -> Shape:
+def _window(layer, shape: Shape, kernel, stride: int | tuple[int, int], pad, what: str,
+            ceil_mode=False, dilation=1) -> Shape:
     _need_map(layer, shape)
     c, h, w = shape
     if isinstance(pad, str):  # 'same' with an even kernel: size kept (stride is 1, checked)
         return shape
-    oh = pool_out(h, kernel[0], stride, pad[0], ceil_mode, dilation)
-    ow = pool_out(w, kernel[1], stride, pad[1], ceil_mode, dilation)
+    sh, sw = stride if isinstance(stride, tuple) else (stride, stride)
+    oh = pool_out(h, kernel[0], sh, pad[0], ceil_mode, dilation)
+    ow = pool_out(w, kernel[1], sw, pad[1], ceil_mode, dilation)
     # The output is empty exactly when the window does not fit in the padded input
     # (conv_out < 1 <=> kernel > size + 2 * padding), so one check covers both mistakes.
     if oh < 1 or ow < 1:
@@ -250,7 +252,7 @@ def _pool(layer: ir.Pool, shape: Shape) -> LayerInfo:
     if layer.padding * 2 > min(layer.kernel_size):
         raise _ShapeError(f"pad {layer.padding} is more than half the {layer.kind} window",
                           "PyTorch allows at most half the window as padding")
-    out = _window(layer, shape, layer.kernel_size, layer.stride or layer.kernel_size[0], pad,
+    out = _window(layer, shape, layer.kernel_size, layer.stride or layer.kernel_size, pad,
                   layer.kind, layer.ceil_mode)
     return LayerInfo(layer, shape, out, padding=pad)
 

@@ -128,8 +128,8 @@ def evaluate(model: nn.Module, data: Dataset, norm: Standardize, device, batch_s
 def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | None = None,
           epochs: int | None = None, device: str | None = None, export: bool = True,
           console: Console | None = None) -> RunResult:
-    """Train ``spec`` on ``data`` (an image folder; default: ``spec.train.data`` or the
-    embedded digits) and write a run folder at ``out`` (default ``runs/<network name>``,
+    """Train ``spec`` on ``data`` (an image folder; default: the spec's ``train: data``, relative
+    to the spec file, or the embedded digits) and write a run folder at ``out`` (default ``runs/<network name>``,
     numbered ``-2``, ``-3``, ... when that folder already holds a run).
 
     ``epochs`` overrides the spec's ``train: epochs`` and is recorded in ``spec.json``.
@@ -143,6 +143,8 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     if epochs is not None:
         cfg = cfg.model_copy(update={"epochs": epochs})
     data_path = data if data is not None else cfg.data
+    if data is None and cfg.data is not None and spec.file != "<string>":
+        data_path = Path(spec.file).parent / cfg.data  # a spec's data path is relative to the spec
     out = Path(out) if out is not None else next_run_dir(Path("runs") / spec.name)
     device = pick_device(device)
     torch.manual_seed(cfg.seed)

@@ -166,13 +166,19 @@ class Validator:
         opt_raw = f.pop("optimizer", None)
         if opt_raw is not None:
             f["optimizer"] = self.model(ir.Optimizer, opt_raw, opt_raw.fields, "optimizer")
+            if opt_raw.fields["name"] == "adam" and "momentum" in opt_raw.fields:
+                self.error_at(opt_raw, opt_raw.spans["momentum"], "optimizer adam: momentum is an "
+                              "SGD setting and would be ignored", "remove it, or use optimizer sgd")
+                f["optimizer"] = None
         if "schedule" in f:
             f["schedule"] = self.schedule(f["schedule"])
         if "augment" in f:
             f["augment"] = [self.model(ir.Augmentation, a, a.fields, a.kind) for a in f["augment"]]
-        if any(v is None or (isinstance(v, list) and None in v) for v in f.values()):
-            return None
-        return self.model(ir.TrainConfig, raw, f, "train")
+        failed = {k for k, v in f.items() if v is None or (isinstance(v, list) and None in v)}
+        # Check the rest too, so that one mistake does not hide another.
+        config = self.model(ir.TrainConfig, raw, {k: v for k, v in f.items() if k not in failed},
+                            "train")
+        return None if failed else config
 
     def schedule(self, milestones: list[Raw]) -> list[ir.Milestone | None]:
         out = [self.model(ir.Milestone, m, m.fields, "schedule") for m in milestones]
@@ -217,6 +223,14 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
             train = v.train(raw)
         else:
             layers.append(v.layer(raw))
+    if input_shape is not None and train is not None:
+        for a in train.augment:
+            if a.kind == "crop" and (a.size > input_shape.height + 2 * a.pad
+                                     or a.size > input_shape.width + 2 * a.pad):
+                v.error(a.span, f"crop {a.size} is larger than the {input_shape.height}x"
+                        f"{input_shape.width} input padded by {a.pad}",
+                        f"crop at most {min(input_shape.height, input_shape.width) + 2 * a.pad}, "
+                        "or pad more")
     first_layer = next((r for r in statements if r.kind not in ("network", "input", "train")), None)
     if not statements:
         v.error(Span(src.file, 1, 1), "the spec is empty",

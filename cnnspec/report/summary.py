@@ -85,7 +85,7 @@ def describe(info: LayerInfo) -> tuple[str, str]:
         return kind, f"{kh}x{kw}x{layer.out_channels}, stride {layer.stride}, pad {pad}{extra}{tail}"
     if layer.kind in ("maxpool", "avgpool"):
         kh, kw = layer.kernel_size
-        stride = layer.stride or kh
+        stride = layer.stride or (kh if kh == kw else f"{kh}x{kw}")
         return layer.kind, (f"{kh}x{kw}, stride {stride}" + (f", pad {layer.padding}" if layer.padding
                                                             else "") + (", ceil" if layer.ceil_mode else ""))
     if layer.kind == "concat":
