@@ -10,52 +10,115 @@ Input (N, C, H, W) float32; output (N, F) for a network ending in a dense layer.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .shapes import LayerInfo, ShapedSpec
 
+
+@dataclass(frozen=True)
+class ModuleCall:
+    """One ``torch.nn`` layer as data: its class name and arguments. :func:`build` makes the
+    module from it and :mod:`cnnspec.emit` writes it as source, so both always agree."""
+
+    cls: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def make(self) -> nn.Module:
+        return getattr(nn, self.cls)(*self.args, **self.kwargs)
+
+    def source(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"nn.{self.cls}({', '.join(parts)})"
+
+
 # Not in place: inside a residual body or a branch, an in-place activation would overwrite
 # the input that the shortcut or the other branches still need.
 ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "softmax": lambda: nn.Softmax(dim=1),
-    "leakyrelu": nn.LeakyReLU,  # negative slope 0.01, PyTorch's default
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
+    "relu": ModuleCall("ReLU"),
+    "tanh": ModuleCall("Tanh"),
+    "sigmoid": ModuleCall("Sigmoid"),
+    "softmax": ModuleCall("Softmax", kwargs={"dim": 1}),
+    "leakyrelu": ModuleCall("LeakyReLU"),  # negative slope 0.01, PyTorch's default
+    "gelu": ModuleCall("GELU"),
+    "silu": ModuleCall("SiLU"),
 }
 
 
-def _conv(info: LayerInfo) -> nn.Module:
+def _conv(info: LayerInfo) -> ModuleCall:
     layer = info.layer
-    return nn.Conv2d(info.in_shape[0], layer.out_channels, layer.kernel_size, stride=layer.stride,
-                     padding=info.padding, bias=layer.bias, groups=layer.groups,
-                     dilation=layer.dilation)
+    kw = {"kernel_size": layer.kernel_size, "stride": layer.stride, "padding": info.padding}
+    if not layer.bias:
+        kw["bias"] = False
+    if layer.groups > 1:
+        kw["groups"] = layer.groups
+    if layer.dilation > 1:
+        kw["dilation"] = layer.dilation
+    return ModuleCall("Conv2d", (info.in_shape[0], layer.out_channels), kw)
 
 
-def _pool(info: LayerInfo) -> nn.Module:
+def _pool(info: LayerInfo) -> ModuleCall:
     layer = info.layer
-    cls = nn.MaxPool2d if layer.kind == "maxpool" else nn.AvgPool2d
-    return cls(layer.kernel_size, stride=layer.stride or layer.kernel_size, padding=layer.padding,
-               ceil_mode=layer.ceil_mode)
+    kw = {"kernel_size": layer.kernel_size, "stride": layer.stride or layer.kernel_size}
+    if layer.padding:
+        kw["padding"] = layer.padding
+    if layer.ceil_mode:
+        kw["ceil_mode"] = True
+    return ModuleCall("MaxPool2d" if layer.kind == "maxpool" else "AvgPool2d", (), kw)
 
 
-def _batchnorm(info: LayerInfo) -> nn.Module:
-    cls = nn.BatchNorm2d if len(info.in_shape) == 3 else nn.BatchNorm1d
-    return cls(info.in_shape[0], eps=info.layer.eps)
+def _batchnorm(info: LayerInfo) -> ModuleCall:
+    cls = "BatchNorm2d" if len(info.in_shape) == 3 else "BatchNorm1d"
+    kw = {"eps": info.layer.eps} if info.layer.eps != 1e-5 else {}
+    return ModuleCall(cls, (info.in_shape[0],), kw)
+
+
+def _lrn(info: LayerInfo) -> ModuleCall:
+    layer = info.layer
+    return ModuleCall("LocalResponseNorm", (layer.size,),
+                      {"alpha": layer.alpha, "beta": layer.beta, "k": layer.k})
+
+
+def _dense(info: LayerInfo) -> ModuleCall:
+    kw = {} if info.layer.bias else {"bias": False}
+    return ModuleCall("Linear", (info.in_shape[0], info.layer.out_features), kw)
+
+
+LEAVES = {
+    "conv": _conv,
+    "maxpool": _pool,
+    "avgpool": _pool,
+    "adaptiveavgpool": lambda info: ModuleCall("AdaptiveAvgPool2d", (info.layer.output_size,)),
+    "globalavgpool": lambda info: ModuleCall("AdaptiveAvgPool2d", (1,)),
+    "batchnorm": _batchnorm,
+    "lrn": _lrn,
+    "dropout": lambda info: ModuleCall("Dropout", (info.layer.p,)),
+    "flatten": lambda info: ModuleCall("Flatten"),
+    "dense": _dense,
+    "activation": lambda info: ACTIVATIONS[info.layer.function],
+}
 
 
 def sequence(infos) -> OrderedDict[str, nn.Module]:
     """Named children for a list of layers: each layer, then its trailing activation."""
     children: OrderedDict[str, nn.Module] = OrderedDict()
     for info in infos:
-        children[info.name] = BUILDERS[info.layer.kind](info)
+        kind = info.layer.kind
+        if kind == "concat":
+            children[info.name] = Concat([nn.Sequential(sequence(b)) if b else nn.Identity()
+                                          for b in info.children])
+        elif kind == "residual":
+            shortcut = (nn.Sequential(sequence(info.children[1])) if len(info.children) > 1
+                        else None)
+            children[info.name] = Residual(sequence(info.children[0]), shortcut)
+        else:
+            children[info.name] = LEAVES[kind](info).make()
         act = getattr(info.layer, "activation", None)
         if act:
-            children[f"{info.name}_{act}"] = ACTIVATIONS[act]()
+            children[f"{info.name}_{act}"] = ACTIVATIONS[act].make()
     return children
 
 
@@ -78,46 +141,14 @@ class Residual(nn.Module):
         super().__init__()
         for name, module in body.items():
             self.add_module(name, module)
-        self.body_names = list(body)
         self.shortcut = shortcut if shortcut is not None else nn.Identity()
 
     def forward(self, x):
         out = x
-        for name in self.body_names:
-            out = getattr(self, name)(out)
+        for name, module in self.named_children():
+            if name != "shortcut":
+                out = module(out)
         return out + self.shortcut(x)
-
-
-def _concat(info: LayerInfo) -> nn.Module:
-    return Concat([nn.Sequential(sequence(b)) if b else nn.Identity() for b in info.children])
-
-
-def _residual(info: LayerInfo) -> nn.Module:
-    body = sequence(info.children[0])
-    shortcut = nn.Sequential(sequence(info.children[1])) if len(info.children) > 1 else None
-    return Residual(body, shortcut)
-
-
-def _lrn(info: LayerInfo) -> nn.Module:
-    layer = info.layer
-    return nn.LocalResponseNorm(layer.size, alpha=layer.alpha, beta=layer.beta, k=layer.k)
-
-
-BUILDERS = {
-    "conv": _conv,
-    "maxpool": _pool,
-    "avgpool": _pool,
-    "adaptiveavgpool": lambda info: nn.AdaptiveAvgPool2d(info.layer.output_size),
-    "globalavgpool": lambda info: nn.AdaptiveAvgPool2d(1),
-    "batchnorm": _batchnorm,
-    "lrn": _lrn,
-    "concat": _concat,
-    "residual": _residual,
-    "dropout": lambda info: nn.Dropout(info.layer.p),
-    "flatten": lambda info: nn.Flatten(),
-    "dense": lambda info: nn.Linear(info.in_shape[0], info.layer.out_features, bias=info.layer.bias),
-    "activation": lambda info: ACTIVATIONS[info.layer.function](),
-}
 
 
 class Network(nn.Sequential):

@@ -47,6 +47,69 @@ def summary(spec: str, fmt: str) -> None:
     render(summarize(load(spec)), fmt, out)
 
 
+@cli.command()
+@click.argument("spec_a", type=click.Path(dir_okay=False))
+@click.argument("spec_b", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--changed-only", is_flag=True, help="Show only changed, added and removed layers.")
+def diff(spec_a: str, spec_b: str, fmt: str, changed_only: bool) -> None:
+    """Parameters and MACs of SPEC_A vs SPEC_B, layer by layer, aligned by structure."""
+    from . import load
+    from .report.diff import diff as diff_specs
+    from .report.render import render_diff
+
+    render_diff(diff_specs(load(spec_a), load(spec_b)), fmt, out, changed_only)
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file is not formatted.")
+def fmt(specs: tuple[str, ...], check: bool) -> None:
+    """Rewrite SPECS in the canonical layout (comments kept); idempotent."""
+    from pathlib import Path
+
+    from .files import write_text
+    from .fmt import format_text
+
+    unformatted = []
+    for spec in specs:
+        path = Path(spec)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CnnSpecError(f"{path}: cannot read the spec ({exc})") from None
+        new = format_text(text, spec)
+        if new == text:
+            continue
+        unformatted.append(spec)
+        if check:
+            err.print(f"would reformat {spec}")
+        else:
+            write_text(path, new)
+            err.print(f"reformatted {spec}")
+    if check and unformatted:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file, not stdout.")
+def emit(spec: str, output: str | None) -> None:
+    """Print SPEC as readable PyTorch source: an nn.Sequential class you can paste and run."""
+    from . import load
+    from .emit import emit as emit_source
+
+    source = emit_source(load(spec).shaped)
+    if output:
+        from pathlib import Path
+
+        from .files import write_text
+
+        write_text(Path(output), source)
+    else:
+        sys.stdout.write(source)
+
+
 @cli.command(name="compile")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="Export to this ONNX file.")

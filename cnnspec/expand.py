@@ -41,18 +41,7 @@ PREFIX = {
 
 # Names a label cannot take: attributes of torch.nn.Module / nn.Sequential and of cnnspec's
 # own modules (a child module under such a name would shadow or be refused by PyTorch).
-RESERVED = frozenset("""
-T_destination add_module append apply bfloat16 buffers call_super_init children compile cpu
-cuda double dump_patches eval extend extra_repr float forward get_buffer get_extra_state
-get_parameter get_submodule half insert ipu load_state_dict modules mtia named_buffers
-named_children named_modules named_parameters parameters pop register_backward_hook
-register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
-register_full_backward_pre_hook register_load_state_dict_post_hook
-register_load_state_dict_pre_hook register_module register_parameter
-register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
-set_submodule share_memory state_dict to to_empty train type xpu zero_grad training
-shortcut body_names spec logits
-""".split())
+RESERVED = frozenset(["T_destination", "add_module", "append", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extend", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "insert", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "pop", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "type", "xpu", "zero_grad", "training", "shortcut", "body_names", "spec", "logits"])
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv, ast.Mod: operator.mod}

@@ -159,7 +159,7 @@ def _unknown_statement(line: int, src: SourceText):
     m = re.match(r"(\s*)([^\s(#:,]+)", text)
     col = len(m.group(1)) + 1
     word = m.group(2)
-    blocks = re.findall(r"^\s*block\s+([A-Za-z_]\w*)", src.text, flags=re.M)
+    blocks = re.findall(r"^\s*block\s+([A-Za-z_]\w*)", src.text, flags=re.MULTILINE)
     hint = did_you_mean(word, [*statement_keywords(), *blocks])
     if hint is None:
         hint = "a statement starts with a layer such as 'conv', 'maxpool', 'dense', or a block call NAME(...)"

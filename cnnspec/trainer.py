@@ -8,9 +8,6 @@ spec as given), ``spec.json`` (as resolved, with command-line overrides applied)
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from torch import nn
 from . import ir
 from .build import Network, build
 from .data import Dataset, augmentation, batches, channel_stats, load_data, stratified_split
+from .files import atomic_write, write_json, write_text
 
 
 @dataclass
@@ -42,20 +40,6 @@ class RunResult:
         return self.metrics[-1]
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place,
-    so a crash or a full disk never leaves a half-written file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def next_run_dir(base: Path) -> Path:
     """``base`` if it is free, else ``base-2``, ``base-3``, ...: a new run never overwrites
     an earlier one (as Ultralytics numbers its runs)."""
@@ -64,10 +48,6 @@ def next_run_dir(base: Path) -> Path:
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def make_optimizer(cfg: ir.TrainConfig, params) -> torch.optim.Optimizer:
@@ -230,7 +210,7 @@ def _write_run(out: Path, spec: ir.Spec, cfg: ir.TrainConfig, model: Network, cl
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(out / "weights.safetensors",
                  lambda tmp: save_file(weights, tmp, metadata={"network": spec.name}))
-    atomic_write(out / "spec.cnn", lambda tmp: Path(tmp).write_text(spec.source))
+    write_text(out / "spec.cnn", spec.source)
     resolved = spec.model_dump(mode="json")
     resolved["train"] = cfg.model_dump(mode="json")
     write_json(out / "spec.json", resolved)

@@ -12,7 +12,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import cnnspec
-from cnnspec.trainer import atomic_write, next_run_dir
+from cnnspec.files import atomic_write
+from cnnspec.trainer import next_run_dir
 from conftest import SPECS
 
 

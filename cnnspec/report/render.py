@@ -87,3 +87,99 @@ def render(summary: Summary, fmt: str, console: Console) -> None:
         return
     text = {"markdown": render_markdown, "csv": render_csv, "json": render_json}[fmt](summary)
     console.file.write(text)
+
+
+# ---------------------------------------------------------------- diff
+
+DIFF_COLUMNS = ("", "Layer", "Type", "Output (HxWxC)", "Params A", "Params B", "Δ params", "Δ %",
+                "MACs A", "MACs B", "Δ MACs")
+_MARK = {"same": "", "changed": "~", "added": "+", "removed": "-"}
+_STYLE = {"same": None, "changed": "yellow", "added": "green", "removed": "red"}
+
+
+def _arrow(a, b) -> str:
+    if a is None:
+        return str(b)
+    if b is None or a == b:
+        return str(a)
+    return f"{a} → {b}"
+
+
+def _signed(n: int) -> str:
+    return f"{n:+,}" if n else "0"
+
+
+def _pct_text(p: float | None) -> str:
+    return "" if not p else f"{p:+.1f}%"
+
+
+def _diff_cells(d) -> list[tuple[tuple[str, ...], str]]:
+    out = []
+    for r in d.rows:
+        name = ("  " * r.depth + ("└ " if r.depth else "")) + _arrow(r.name_a, r.name_b)
+        out.append(((_MARK[r.status], name, r.type, _arrow(r.output_a, r.output_b),
+                     f"{r.params_a:,}" if r.name_a else "", f"{r.params_b:,}" if r.name_b else "",
+                     _signed(r.params_delta), _pct_text(r.params_pct),
+                     f"{r.macs_a:,}" if r.name_a else "", f"{r.macs_b:,}" if r.name_b else "",
+                     _signed(r.macs_delta)), r.status))
+    return out
+
+
+def diff_footer(d) -> list[str]:
+    t = d.totals
+    na, nb = d.a["network"], d.b["network"]
+    counts = {s: sum(1 for r in d.rows if r.status == s) for s in ("changed", "added", "removed")}
+    return [
+        f"Total params: {t['params_a']:,} ({na}) → {t['params_b']:,} ({nb}): "
+        f"{_signed(t['params_delta'])} ({_pct_text(t['params_pct'])})",
+        f"MACs per image: {human(t['macs_a'], 'MACs')} → {human(t['macs_b'], 'MACs')}: "
+        f"{_signed(t['macs_delta'])} ({_pct_text(t['macs_pct'])}); FLOPs = 2 x MACs",
+        f"Layers: {counts['changed']} changed, {counts['added']} added, {counts['removed']} removed "
+        "(aligned by structure; ~ changed, + added, - removed)",
+    ]
+
+
+def render_diff_table(d, console: Console, changed_only: bool = False) -> None:
+    table = Table(title=f"A = {d.a['network']} ({d.a['file']})    B = {d.b['network']} "
+                  f"({d.b['file']})", title_justify="left")
+    for i, col in enumerate(DIFF_COLUMNS):
+        table.add_column(col, justify="right" if i >= 4 else "left", no_wrap=True)
+    for cells, status in _diff_cells(d):
+        if changed_only and status == "same":
+            continue
+        table.add_row(*cells, style=_STYLE[status])
+    console.print(table)
+    for line in diff_footer(d):
+        console.print(line, highlight=False)
+
+
+def render_diff_markdown(d, changed_only: bool = False) -> str:
+    lines = [f"A = **{d.a['network']}** (`{d.a['file']}`), B = **{d.b['network']}** "
+             f"(`{d.b['file']}`)", "",
+             "| " + " | ".join(c or "±" for c in DIFF_COLUMNS) + " |",
+             "|" + "|".join("---:" if i >= 4 else "---" for i in range(len(DIFF_COLUMNS))) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+              for cells, status in _diff_cells(d) if not (changed_only and status == "same")]
+    return "\n".join(lines + [""] + [f"- {f}" for f in diff_footer(d)]) + "\n"
+
+
+def render_diff_csv(d, changed_only: bool = False) -> str:
+    buf = io.StringIO()
+    rows = [asdict_row for asdict_row in d.to_dict()["rows"]
+            if not (changed_only and asdict_row["status"] == "same")]
+    w = csv.DictWriter(buf, fieldnames=list(d.to_dict()["rows"][0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def render_diff(d, fmt: str, console: Console, changed_only: bool = False) -> None:
+    """Print a :class:`~cnnspec.report.diff.Diff` in one of :data:`FORMATS`."""
+    if fmt == "table":
+        render_diff_table(d, console, changed_only)
+        return
+    if fmt == "json":
+        console.file.write(json.dumps(d.to_dict(), indent=2) + "\n")
+        return
+    text = {"markdown": render_diff_markdown, "csv": render_diff_csv}[fmt](d, changed_only)
+    console.file.write(text)

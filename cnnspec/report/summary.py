@@ -22,7 +22,7 @@ module's ``state_dict`` (``R1.C2``, ``CAT1.b2.C5``, ``R2.shortcut.conv``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ..ir import Spec
 from ..shapes import LayerInfo, fmt_shape
@@ -43,6 +43,8 @@ class Row:
     """Fraction of all parameters held by this layer, in [0, 1]."""
     macs: int
     trainable: bool
+    key: str = field(default="", compare=False)
+    """Structure of the row for aligning two specs (type, window, label); not in JSON."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,10 @@ class Summary:
     totals: Totals
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        for row in data["layers"]:
+            del row["key"]
+        return data
 
 
 def describe(info: LayerInfo) -> tuple[str, str]:
@@ -111,6 +116,15 @@ def describe(info: LayerInfo) -> tuple[str, str]:
     return layer.kind, tail[2:]
 
 
+def _key(info: LayerInfo, kind: str) -> str:
+    """What a layer is, apart from sizes that follow from its input: 'conv:3x3', 'dense',
+    'maxpool:2x2'; a label (``as NAME``) is part of it, so labelled layers align by name."""
+    layer = info.layer
+    window = getattr(layer, "kernel_size", None)
+    key = f"{kind}:{window[0]}x{window[1]}" if window else kind
+    return f"{key}@{layer.name}" if layer.labelled else key
+
+
 def _rows(infos, depth: int, prefix: str, total: int):
     """Rows depth first; each branch of a concat and each shortcut gets a row of its own."""
     share = (lambda n: n / total) if total else (lambda n: 0.0)
@@ -118,7 +132,7 @@ def _rows(infos, depth: int, prefix: str, total: int):
         path = f"{prefix}{info.name}"
         kind, args = describe(info)
         yield Row(info.name, path, depth, kind, args, fmt_shape(info.out_shape), info.params,
-                  share(info.params), info.macs, True)
+                  share(info.params), info.macs, True, key=_key(info, kind))
         for i, group in enumerate(info.children):
             if info.layer.kind == "concat":
                 name, what = f"b{i + 1}", ("identity: the input itself" if not group else "")
@@ -131,7 +145,7 @@ def _rows(infos, depth: int, prefix: str, total: int):
             out = group[-1].out_shape if group else info.in_shape
             params, macs = sum(g.params for g in group), sum(g.macs for g in group)
             yield Row(name, f"{path}.{name}", depth + 1, "branch" if name != "shortcut" else "shortcut",
-                      what, fmt_shape(out), params, share(params), macs, True)
+                      what, fmt_shape(out), params, share(params), macs, True, key=f"{name}:{what}")
             yield from _rows(group, depth + 2, f"{path}.{name}.", total)
 
 
