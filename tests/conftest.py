@@ -37,3 +37,24 @@ def digit_folder(tmp_path, digits) -> Path:
     """An image folder with 3 real digit classes (1, 4, 7) x 60 PNGs."""
     images, labels = digits
     return write_digit_folder(tmp_path / "digits", images, labels, (1, 4, 7), 60)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite the golden files under tests/testdata/golden/ from the current output")
+
+
+@pytest.fixture
+def golden(request):
+    """Compare text with tests/testdata/golden/NAME; rewrite it only with --update-goldens."""
+    update = request.config.getoption("--update-goldens")
+
+    def check(name: str, text: str) -> None:
+        path = ROOT / "tests" / "testdata" / "golden" / name
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        assert path.exists(), f"{path} is missing: run pytest --update-goldens once and review it"
+        assert text == path.read_text(), f"{name} differs from its golden file"
+
+    return check

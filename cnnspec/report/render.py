@@ -46,8 +46,9 @@ def footer(summary: Summary) -> list[str]:
 
 
 def render_table(summary: Summary, console: Console) -> None:
-    table = Table(title=f"{summary.network}: input {summary.input} -> output {summary.output}",
-                  title_justify="left")
+    console.print(f"{summary.network}: input {summary.input} -> output {summary.output}",
+                  highlight=False)
+    table = Table()
     for i, col in enumerate(COLUMNS):
         table.add_column(col, justify="right" if i >= 4 else "left", no_wrap=i != 2)
     for cells in _cells(summary):
@@ -140,8 +141,9 @@ def diff_footer(d) -> list[str]:
 
 
 def render_diff_table(d, console: Console, changed_only: bool = False) -> None:
-    table = Table(title=f"A = {d.a['network']} ({d.a['file']})    B = {d.b['network']} "
-                  f"({d.b['file']})", title_justify="left")
+    console.print(f"A = {d.a['network']} ({d.a['file']})    B = {d.b['network']} ({d.b['file']})",
+                  highlight=False)
+    table = Table()
     for i, col in enumerate(DIFF_COLUMNS):
         table.add_column(col, justify="right" if i >= 4 else "left", no_wrap=True)
     for cells, status in _diff_cells(d):

@@ -1,0 +1,154 @@
+"""Reports people read: summary and diff, pinned by golden files and checked against
+independent counts (the built module, hooks on its layers, the exported ONNX graph) and
+published figures."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from rich.console import Console
+
+import cnnspec
+from cnnspec.report.diff import diff
+from cnnspec.report.render import render, render_diff
+from conftest import SPECS
+
+ALL = sorted(p.stem for p in SPECS.glob("*.cnn"))
+
+
+def rendered(fn, *args) -> str:
+    buf = io.StringIO()
+    fn(*args, Console(file=buf, width=200, color_system=None, force_terminal=False))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def in_root(monkeypatch):
+    """Run from the repository root, so reports name specs as specs/NAME.cnn in any clone."""
+    monkeypatch.chdir(SPECS.parent)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg16", "vgg16-transition"])
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
+def test_summary_golden(name, fmt, golden, in_root):
+    summary = cnnspec.summarize(cnnspec.load(f"specs/{name}.cnn"))
+    ext = {"table": "txt", "markdown": "md", "json": "json"}[fmt]
+    golden(f"summary/{name}.{ext}", rendered(render, summary, fmt))
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
+def test_diff_golden(fmt, golden, in_root):
+    d = diff(cnnspec.load("specs/vgg16.cnn"), cnnspec.load("specs/vgg16-transition.cnn"))
+    ext = {"table": "txt", "markdown": "md", "json": "json"}[fmt]
+    golden(f"diff/vgg16-vs-transition.{ext}", rendered(render_diff, d, fmt))
+
+
+def test_transition_diff_is_insertions_not_a_cascade():
+    """The worked example of docs/diff.md: six 1x1x128 transitions inserted, the six 3x3x512
+    convolutions after them changed, every other layer the same."""
+    d = diff(cnnspec.load(SPECS / "vgg16.cnn"), cnnspec.load(SPECS / "vgg16-transition.cnn"))
+    added = [r for r in d.rows if r.status == "added"]
+    changed = [r for r in d.rows if r.status == "changed"]
+    assert [r.type for r in added] == ["transition"] * 6
+    assert [r.params_b for r in added] == [32_896] + [65_664] * 5
+    assert [(r.name_a, r.name_b) for r in changed] == [
+        ("C8", "C9"), ("C9", "C11"), ("C10", "C13"), ("C11", "C15"), ("C12", "C17"), ("C13", "C19")]
+    assert [r.params_a for r in changed] == [1_180_160] + [2_359_808] * 5
+    assert all(r.params_b == 590_336 for r in changed)
+    assert not [r for r in d.rows if r.status == "removed"]
+    assert {r.name_a for r in d.rows if r.status == "same"} >= {"C1", "C7", "F1", "F2", "F3"}
+    assert d.totals["params_delta"] == -9_075_968
+    assert d.totals["macs_a"] == 15_470_264_320 and d.totals["macs_b"] == 11_359_846_400
+    assert round(d.totals["macs_pct"], 1) == -26.6
+
+
+def test_diff_pairs_a_replaced_head_as_changed():
+    a = cnnspec.loads("input 8x8x1\nconv 3x3x4 relu\nflatten\ndense 10\n")
+    b = cnnspec.loads("input 8x8x1\nconv 3x3x4 relu\nflatten\ndense 3\n")
+    rows = diff(a, b).rows
+    assert [r.status for r in rows] == ["same", "same", "changed"]
+    assert rows[-1].params_a == 2_570 and rows[-1].params_b == 771
+
+
+def test_diff_aligns_labelled_layers_by_name():
+    a = cnnspec.loads("input 8x8x1\nconv 3x3x4 as stem\nconv 3x3x8 as body\nflatten\ndense 2\n")
+    b = cnnspec.loads("input 8x8x1\nconv 3x3x8 as body\nflatten\ndense 2\n")
+    rows = diff(a, b).rows
+    assert [(r.status, r.name_a, r.name_b) for r in rows[:2]] == [
+        ("removed", "stem", None), ("changed", "body", "body")]
+
+
+def test_diff_json_cli_is_machine_readable():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "cnnspec", "diff", str(SPECS / "resnet18.cnn"),
+                        str(SPECS / "resnet50.cnn"), "--format", "json"], capture_output=True,
+                       text=True, check=True)
+    data = json.loads(r.stdout)
+    assert data["totals"]["params_a"] == 11_689_512 and data["totals"]["params_b"] == 25_557_032
+    assert data["totals"]["params_delta"] == 25_557_032 - 11_689_512
+
+
+# Published figures: torchvision's model documentation (pytorch.org/vision/stable/models.html,
+# the "GFLOPS" column, which counts multiply-accumulates at 224x224: AlexNet 0.71,
+# VGG-16 15.47, ResNet-50 4.09).
+@pytest.mark.parametrize(("name", "gmacs"), [("alexnet", 0.71), ("vgg16", 15.47), ("resnet50", 4.09)])
+def test_macs_match_published_figures(name, gmacs):
+    macs = cnnspec.load(SPECS / f"{name}.cnn").shaped.macs
+    assert abs(macs / 1e9 - gmacs) / gmacs < 0.01
+
+
+def _hooked_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """MACs counted on the built module with forward hooks on Conv2d and Linear layers."""
+    total = 0
+
+    def conv_hook(m, inputs, out):
+        nonlocal total
+        kh, kw = m.kernel_size
+        total += out[0].numel() * (m.in_channels // m.groups) * kh * kw
+
+    def linear_hook(m, inputs, out):
+        nonlocal total
+        total += out[0].numel() * m.in_features
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, torch.nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return total
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL)
+def test_three_way_parameters_and_hooked_macs(name, tmp_path):
+    """analytic parameters == unique tensors of the built module == initializers of the exported
+    ONNX graph; analytic MACs == MACs counted by hooks on the module's conv and dense layers."""
+    import onnx
+
+    spec = cnnspec.load(SPECS / f"{name}.cnn")
+    torch.manual_seed(0)
+    model = spec.build().eval()
+    unique = {p.data_ptr(): p.numel() for p in model.parameters()}
+    assert sum(unique.values()) == spec.shaped.params
+
+    c, h, w = spec.input.chw()
+    x = torch.rand(1, c, h, w)
+    assert _hooked_macs(model, x) == spec.shaped.macs
+
+    report = cnnspec.export_onnx(model, spec, tmp_path / "m.onnx", example=torch.rand(2, c, h, w))
+    graph = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False).graph
+    names = {n for n, _ in model.named_parameters()}
+    sizes = {t.name: int(torch.tensor(t.dims).prod()) if t.dims else 1 for t in graph.initializer}
+    assert names <= set(sizes), sorted(names - set(sizes))[:5]
+    assert sum(sizes[n] for n in names) == spec.shaped.params
+    assert report.relative_error < 1e-4
