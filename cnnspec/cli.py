@@ -133,7 +133,15 @@ def compile_(spec: str, onnx_path: str | None, do_train: bool, data: str | None,
 
         out.print(str(export_onnx(s.build(), s, onnx_path)))
     if do_train:
+        from .report.preview import schedule_preview
         from .trainer import train
+
+        if epochs is not None:
+            preview = schedule_preview(s.train, epochs)
+            out.print(f"With --epochs {epochs}, learning rate by epoch (from 0): "
+                      f"{preview.text().removeprefix('epochs ')}")
+            for warning in preview.warnings:
+                out.print(f"warning: {warning}")
 
         t0 = time.perf_counter()
         run = train(s, data=data, out=out_dir, epochs=epochs, device=device, console=err)

@@ -43,6 +43,13 @@ PREFIX = {
 # own modules (a child module under such a name would shadow or be refused by PyTorch).
 RESERVED = frozenset(["T_destination", "add_module", "append", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extend", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "insert", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "pop", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "type", "xpu", "zero_grad", "training", "shortcut", "body_names", "spec", "logits"])
 
+# The most layers a spec may unroll to (repeats multiply): far above any real network, low
+# enough that a mistyped count (`repeat 1000000:`) is an error rather than a hang.
+MAX_LAYERS = 100_000
+
+# The names in RESERVED that are cnnspec's own, not PyTorch's (for the message).
+_OWN_NAMES = frozenset(["shortcut", "body_names", "spec", "logits"])
+
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv, ast.Mod: operator.mod}
 
@@ -60,7 +67,7 @@ def evaluate(expr: str, env: dict[str, int | float]) -> int | float:
     """
     try:
         tree = ast.parse(expr, mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: a NUL byte
         raise _EvalError(f"'{{{expr}}}' is not an expression",
                          "write a parameter name or arithmetic such as {2 * filters}") from None
 
@@ -77,7 +84,9 @@ def evaluate(expr: str, env: dict[str, int | float]) -> int | float:
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             left, right = ev(node.left), ev(node.right)
             if isinstance(node.op, (ast.FloorDiv, ast.Div, ast.Mod)) and right == 0:
-                raise _EvalError(f"'{{{expr}}}' divides by zero")
+                used = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & set(env))
+                raise _EvalError(f"'{{{expr}}}' divides by zero", (
+                    "here " + ", ".join(f"{n} = {env[n]}" for n in used)) if used else None)
             return _BINOPS[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             v = ev(node.operand)
@@ -85,7 +94,12 @@ def evaluate(expr: str, env: dict[str, int | float]) -> int | float:
         raise _EvalError(f"'{{{expr}}}' uses something other than numbers, parameters and "
                          "+ - * / // %")
 
-    value = ev(tree.body)
+    try:
+        value = ev(tree.body)
+    except (OverflowError, RecursionError, MemoryError):
+        raise _EvalError(f"'{{{expr}}}' is too large or too deeply nested to work out") from None
+    if not abs(value) <= 10**100:  # also inf and nan
+        raise _EvalError(f"'{{{expr}}}' is too large to be a size or a count")
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
@@ -100,7 +114,9 @@ class Expander:
         self.included: set[Path] = set()
 
     def error(self, span: Span | None, message: str, hint: str | None = None, trace=()) -> None:
-        self.diagnostics.append(self.src.diag(span, message, hint, trace))
+        diag = self.src.diag(span, message, hint, trace)
+        if not any(d.span == diag.span and d.message == diag.message for d in self.diagnostics):
+            self.diagnostics.append(diag)  # a body repeated N times has its mistakes once
 
     # -- definitions and includes
     def collect(self, statements: list[Raw], stack: tuple[Path, ...]) -> list[Raw]:
@@ -115,15 +131,44 @@ class Expander:
                                "give one of them another name")
                 else:
                     self.blocks[name] = raw
+                    self.check_params(raw)
             elif raw.kind == "include":
                 self.include(raw, stack)
             else:
                 rest.append(raw)
         return rest
 
+    def check_params(self, block: Raw) -> None:
+        """Parameters named twice, and defaults that are not numbers, are reported once, at
+        the definition; calls of such a block are then skipped (``broken``)."""
+        seen = set()
+        for p in block.fields["params"]:
+            if p.key in seen:
+                self.error(p.span, f"block '{block.fields['name']}' has two parameters called "
+                           f"'{p.key}'", "give each parameter its own name")
+                block.fields["broken"] = True
+            seen.add(p.key)
+            if isinstance(p.value, Param):
+                try:
+                    p.value = evaluate(p.value.expr, {})
+                except _EvalError as exc:
+                    hint = ("a default is a number; it cannot use other parameters"
+                            if exc.message.startswith("unknown parameter") else exc.hint)
+                    self.error(p.value.span, exc.message, hint)
+                    block.fields["broken"] = True
+
     def include(self, raw: Raw, stack: tuple[Path, ...]) -> None:
         here = stack[-1].parent if stack else Path(".")
-        path = (here / raw.fields["path"]).resolve()
+        try:
+            path = (here / raw.fields["path"]).resolve()
+            folder = path.is_dir()
+        except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+            self.error(raw.spans["path"], f"cannot include {raw.fields['path']!r}: {exc}")
+            return
+        if folder:
+            self.error(raw.spans["path"], f"the included path is a folder: {path}",
+                       "include a .cnn file, e.g. include \"lib/blocks.cnn\"")
+            return
         if path in stack:
             chain = " -> ".join(p.name for p in (*stack[stack.index(path):], path))
             self.error(raw.spans["path"], f"include cycle: {chain}", "remove one of the includes")
@@ -136,6 +181,10 @@ class Expander:
             self.error(raw.spans["path"], f"included file not found: {path}",
                        "paths are relative to the file that includes them")
             return
+        except OSError as exc:
+            self.error(raw.spans["path"], f"cannot read the included file {path}: "
+                       f"{exc.strerror or exc}")
+            return
         self.included.add(path)
         for other in self.collect(statements, (*stack, path)):
             self.error(other.span, f"an included file may only define blocks, found "
@@ -147,17 +196,9 @@ class Expander:
         out: list[Raw] = []
         for raw in statements:
             if raw.kind == "call":
-                out += self.call(raw, env, trace, calls)
+                out += self.call(raw, env, trace, calls) or [self.failed(raw, trace)]
             elif raw.kind == "repeat":
-                count = self.value(raw.fields["count"], env, raw, trace)
-                if count is None:
-                    continue
-                if not isinstance(count, int) or count < 1:
-                    self.error(raw.spans["count"], f"repeat needs a whole number of at least 1, "
-                               f"got {count}", None, trace)
-                    continue
-                for _ in range(count):
-                    out += self.expand(raw.fields["body"], env, trace, calls)
+                out += self.repeat(raw, env, trace, calls) or [self.failed(raw, trace)]
             elif raw.kind == "concat":
                 branches = [self.expand(b, env, trace, calls) for b in raw.fields["branches"]]
                 out.append(self.concrete(raw, env, trace, branches=branches))
@@ -166,11 +207,53 @@ class Expander:
                 out.append(self.concrete(
                     raw, env, trace, body=self.expand(raw.fields["body"], env, trace, calls),
                     shortcut=None if shortcut is None else self.expand(shortcut, env, trace, calls)))
-            elif raw.kind in ("network", "input", "train"):
-                out.append(raw)
+            elif raw.kind == "train":
+                out.append(self.train(raw, env, trace))
+            elif raw.kind in ("network", "input"):
+                out.append(self.concrete(raw, env, trace))  # {2*14} is allowed; {x} is not
             else:
                 out.append(self.concrete(raw, env, trace))
         return out
+
+    @staticmethod
+    def failed(raw: Raw, trace) -> Raw:
+        """Stands for a call or repeat that could not be expanded (already reported), so that
+        its absence is not taken for a second mistake (an empty residual body, no layers)."""
+        return Raw("failed", raw.span, trace=trace)
+
+    def repeat(self, raw: Raw, env: dict, trace, calls) -> list[Raw]:
+        count = self.value(raw.fields["count"], env, raw, trace)
+        if count is None:
+            return []
+        if not isinstance(count, int) or count < 1:
+            hint = ("to leave the statements out, delete the repeat" if count == 0 else
+                    "write repeat N: with N = 1, 2, 3, ...")
+            self.error(raw.spans["count"], f"repeat needs a whole number of at least 1, "
+                       f"got {count}", hint, trace)
+            return []
+        once = self.expand(raw.fields["body"], env, trace, calls)
+        size = _size(once)
+        if size * count > MAX_LAYERS:
+            self.error(raw.spans["count"], f"repeat {count} unrolls to {size * count} layers; a "
+                       f"spec may have at most {MAX_LAYERS}", "is the count right?", trace)
+            return []
+        out = once
+        for _ in range(count - 1):
+            out += self.expand(raw.fields["body"], env, trace, calls)
+        return out
+
+    def train(self, raw: Raw, env: dict, trace) -> Raw:
+        """The train section with its numbers worked out (``lr {0.1/4}``; ``{x}`` is an error)."""
+        fields = {}
+        for key, v in raw.fields.items():  # in the order of the file
+            if isinstance(v, Raw):  # optimizer
+                v = self.concrete(v, env, trace)
+            elif isinstance(v, list):  # schedule, augment
+                v = [self.concrete(r, env, trace) for r in v]
+            else:
+                v = self.value(v, env, raw, trace)
+            fields[key] = v
+        return dataclasses.replace(raw, fields=fields, spans=dict(raw.spans), trace=trace)
 
     def call(self, raw: Raw, env: dict, trace, calls) -> list[Raw]:
         name = raw.fields["name"]
@@ -184,8 +267,14 @@ class Expander:
                        trace)
             return []
         if name in calls:
-            self.error(raw.span, f"block '{name}' calls itself", "a block cannot use itself", trace)
+            chain = " -> ".join((*calls[calls.index(name):], name))
+            self.error(raw.spans["name"], f"block '{name}' calls itself"
+                       + (f" through another block: {chain}" if calls[-1] != name else ""),
+                       "a block cannot use itself, directly or through other blocks; "
+                       "use repeat N: to stack copies", trace)
             return []
+        if block.fields.get("broken"):
+            return []  # its definition is wrong: already reported
         bound = self.bind(block, raw, env, trace)
         if bound is None:
             return []
@@ -194,18 +283,20 @@ class Expander:
     def bind(self, block: Raw, raw: Raw, env: dict, trace) -> dict | None:
         params: list[Opt] = block.fields["params"]
         names = [p.key for p in params]
+        listed = (f"its parameters: {', '.join(names)}" if names else
+                  f"it has no parameters: call it as {block.fields['name']}()")
         bound: dict = {}
         ok = True
         for i, arg in enumerate(raw.fields["args"]):
             if arg.key is None:
                 if i >= len(params):
                     self.error(arg.span, f"{block.fields['name']}() takes {len(params)} "
-                               f"argument(s), got more", f"its parameters: {', '.join(names)}", trace)
+                               f"argument(s), got {len(raw.fields['args'])}", listed, trace)
                     return None
                 key = names[i]
             elif arg.key not in names:
                 self.error(arg.span, f"{block.fields['name']}() has no parameter '{arg.key}'",
-                           did_you_mean(arg.key, names) or f"its parameters: {', '.join(names)}", trace)
+                           did_you_mean(arg.key, names) or listed, trace)
                 ok = False
                 continue
             else:
@@ -218,11 +309,12 @@ class Expander:
         for p in params:
             if p.key not in bound:
                 if p.value is None:
-                    self.error(raw.span, f"{block.fields['name']}() needs a value for '{p.key}'",
-                               f"call it as {block.fields['name']}({', '.join(names)})", trace)
+                    self.error(raw.spans["name"], f"{block.fields['name']}() needs a value for "
+                               f"'{p.key}'", f"call it as {block.fields['name']}({', '.join(names)})",
+                               trace)
                     ok = False
                 else:
-                    bound[p.key] = self.value(p.value, {}, block, trace)
+                    bound[p.key] = p.value  # a number: worked out by check_params
         return bound if ok else None
 
     def value(self, v, env: dict, raw: Raw, trace):
@@ -254,6 +346,17 @@ def expand(statements: list[Raw], src: SourceText, parse_file) -> tuple[list[Raw
     rest = ex.collect(statements, (main,))
     out = ex.expand(rest, {})
     return out, ex.diagnostics
+
+
+def _size(raws: list[Raw]) -> int:
+    """Statements in an expanded list, those inside branches and residuals included."""
+    n = 0
+    for raw in raws:
+        n += 1
+        for key in ("branches", "body", "shortcut"):
+            group = raw.fields.get(key) or []
+            n += sum(_size(g) for g in group) if key == "branches" else _size(group)
+    return n
 
 
 def _walk(layers):
@@ -289,7 +392,8 @@ def assign_names(layers: list, src: SourceText) -> tuple[list, list[Diagnostic]]
         auto = autos[id(layer)]
         name = layer.name or auto
         if name in RESERVED or name in act_names:
-            why = ("is reserved by PyTorch's nn.Module" if name in RESERVED else
+            why = ("is used by cnnspec's own modules" if name in _OWN_NAMES else
+                   "is reserved by PyTorch's nn.Module" if name in RESERVED else
                    f"is the name of the activation after line {act_names[name].span.line}'s layer")
             diagnostics.append(src.diag(layer.span, f"the label '{name}' {why}",
                                         "choose another label", layer.trace))
@@ -300,9 +404,13 @@ def assign_names(layers: list, src: SourceText) -> tuple[list, list[Diagnostic]]
                                         "choose another label", layer.trace))
             clashed.add(name)  # the layer that owns the name is not a second mistake
         elif name in taken and name not in clashed:
+            first = taken[name]
+            hint = "names must be unique"
+            if first.span == layer.span and first.trace:  # one labelled line, two calls
+                hint = ("a labelled layer inside a block gets the same name at every call; "
+                        "remove the label, or call the block once")
             diagnostics.append(src.diag(layer.span, f"the name '{name}' is used twice (first at "
-                                        f"line {taken[name].span.line})", "names must be unique",
-                                        layer.trace))
+                                        f"line {first.span.line})", hint, layer.trace))
         taken.setdefault(name, layer)
 
     def rename(group):

@@ -153,17 +153,39 @@ def statement_keywords() -> list[str]:
     return _keywords(set(ip.accepts()))
 
 
-def _unknown_statement(line: int, src: SourceText):
-    """A line that starts with a word that is no keyword and is not a block call."""
+def _unknown_statement(line: int, src: SourceText, name: Token | None = None):
+    """A statement that starts with a word that is no keyword and is not a block call.
+    ``name`` is that word's token when the parser has it (after ``repeat 2:`` it is not the
+    first word of the line)."""
     text = src.line(line) or ""
     m = re.match(r"(\s*)([^\s(#:,]+)", text)
     col = len(m.group(1)) + 1
     word = m.group(2)
+    if name is not None and name.type == "NAME" and name.line == line:
+        col, word = name.column, str(name)
     blocks = re.findall(r"^\s*block\s+([A-Za-z_]\w*)", src.text, flags=re.MULTILINE)
+    if word in blocks:
+        return src.diag(Span(src.file, line, col, col + len(word)),
+                        f"'{word}' is a block: a call needs brackets",
+                        f"write {word}(...) with its arguments")
     hint = did_you_mean(word, [*statement_keywords(), *blocks])
     if hint is None:
         hint = "a statement starts with a layer such as 'conv', 'maxpool', 'dense', or a block call NAME(...)"
     return src.diag(Span(src.file, line, col, col + len(word)), f"unknown word '{word}'", hint)
+
+
+# Keywords that open a statement only in one place, and where that is.
+_MISPLACED = {
+    "branch": "'branch:' goes directly inside 'concat:'",
+    "identity": "'identity' is a branch: it goes directly inside 'concat:'",
+    "shortcut": ("'shortcut:' goes inside 'residual:', after the body (at least one layer), "
+                 "at the same indentation"),
+    "block": "blocks are defined at the top level of a file, not inside another statement",
+    "include": "include goes at the top level of a file",
+    "input": "'input' goes at the top level of the spec, once",
+    "network": "'network' goes at the top level of the spec, once",
+    "train": "'train:' goes at the top level of the spec, once",
+}
 
 
 def _diagnose(exc: UnexpectedInput, src: SourceText):
@@ -175,7 +197,8 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
         tok: Token = exc.token
         expected = set(exc.accepts or exc.expected)
         if expected == {"LPAR"}:  # NAME at the start of a statement: a block call, or a typo
-            return _unknown_statement(tok.line, src)
+            stack = exc.interactive_parser.parser_state.value_stack if exc.interactive_parser else []
+            return _unknown_statement(tok.line, src, stack[-1] if stack else None)
         if tok.type == "_DEDENT" or tok.type == "$END":
             return _unexpected_end(exc, tok.line or len(src.lines), expected, src)
         if expected == {"_INDENT"}:  # a line ending in ':' with no indented block under it
@@ -203,9 +226,12 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
         line, col = exc.line, exc.column
         word = _word_at(src.line(line) or "", col)
     span = Span(src.file, line, col, col + len(word))
+    keyword = word in _keywords({t.name for t in _parser().terminals})
+    starts_line = (src.line(line) or "")[: col - 1].strip() == ""
+    if keyword and starts_line and word in _MISPLACED:  # `branch:` outside a concat
+        return src.diag(span, f"'{word}' cannot go here", _MISPLACED[word])
     hint = did_you_mean(word, _keywords(expected))
     what = _expected_text(expected)
-    keyword = word in _keywords({t.name for t in _parser().terminals})
     if hint is None and "NAME" in expected and keyword:
         hint = f"'{word}' is a keyword and cannot be used as a name"
     if hint is None and word[:1] == "-" and expected & {"INT", "FLOAT"}:
@@ -214,7 +240,6 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
         hint = f"expected {what}"
     elif what:
         hint = f"{hint} (expected {what})"
-    starts_line = (src.line(line) or "")[: col - 1].strip() == ""
     is_word = word[:1].isalpha() or word[:1] == "_"
     noun = "unknown word" if starts_line and is_word else "unexpected"
     return src.diag(span, f"{noun} '{word}'", hint)

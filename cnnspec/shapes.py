@@ -271,7 +271,9 @@ def _concat(layer: ir.Concat, shape: Shape) -> LayerInfo:
             raise _ShapeError(
                 f"concat: {where(0)} gives {fmt_shape(outs[0])} but {where(i)} gives "
                 f"{fmt_shape(o)}; branches must agree on everything but the channels",
-                "give the branches the same strides and padding (e.g. pad 1 on 3x3 windows)")
+                "give the branches the same strides and padding (e.g. pad 1 on 3x3 windows)"
+                if len(o) == len(outs[0]) else
+                "a flat branch cannot be joined to a feature map; flatten after the concat")
     out = (sum(o[0] for o in outs), *outs[0][1:])
     return LayerInfo(layer, shape, out, params=sum(i.params for b in branches for i in b),
                      buffers=sum(i.buffers for b in branches for i in b),
@@ -284,10 +286,16 @@ def projection_stride(in_shape: Shape, out_shape: Shape) -> int | None:
     >>> projection_stride((64, 56, 56), (128, 28, 28)), projection_stride((64, 56, 56), (64, 27, 27))
     (2, None)
     """
-    for s in range(1, in_shape[1] + 1):
-        if conv_out(in_shape[1], 1, s) == out_shape[1] and conv_out(in_shape[2], 1, s) == out_shape[2]:
-            return s
-    return None
+    # (size - 1) // s + 1 == out holds for s in [lo, hi]: the smallest s that fits both axes
+    # (worked out, not searched: the input may be huge).
+    lo, hi = 1, in_shape[1]
+    for size, out in zip(in_shape[1:], out_shape[1:]):
+        if out < 1:
+            return None
+        lo = max(lo, (size - 1) // out + 1)
+        if out > 1:
+            hi = min(hi, (size - 1) // (out - 1))
+    return lo if lo <= hi else None
 
 
 def _residual(layer: ir.Residual, shape: Shape) -> LayerInfo:

@@ -104,8 +104,14 @@ class ToRaw(Transformer):
         return int(tok) if tok.type == "INT" else self._num(tok)
 
     def _dims(self, tok: Token) -> tuple:
-        return tuple(self._param(tok, p[1:-1]) if p.startswith("{") else int(p)
-                     for p in _split_dims(str(tok)))
+        out, col = [], tok.column
+        for p in _split_dims(str(tok)):
+            if p.startswith("{"):  # the span of this part only: the caret goes under {...}
+                out.append(Param(p[1:-1].strip(), Span(self.file, tok.line, col, col + len(p))))
+            else:
+                out.append(int(p))
+            col += len(p) + 1
+        return tuple(out)
 
     def _raw(self, kind: str, meta, first: list[Opt] = (), opts: list = ()) -> Raw:
         raw = Raw(kind, self._mspan(meta))

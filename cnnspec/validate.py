@@ -57,6 +57,18 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "size": ("the crop size", None),
     "degrees": ("the rotation", "degrees in [0, 180]"),
     "epoch": ("the epoch", None),
+    "groups": ("groups", "groups N splits the channels into N groups; 1 is a plain convolution"),
+    "dilation": ("the dilation", "dilation 1 is a plain kernel, 2 spreads it over every other pixel"),
+    "eps": ("eps", "a small number added to the variance, e.g. eps 1e-5"),
+    "alpha": ("alpha", None),
+    "beta": ("beta", None),
+    "k": ("k", None),
+}
+
+# Fields whose name means something else in another statement: (statement, field) -> label.
+KIND_LABELS: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("lrn", "size"): ("the number of channels", "lrn N normalises across N neighbouring "
+                      "channels; AlexNet uses lrn 5"),
 }
 
 _OPS = {
@@ -69,10 +81,15 @@ _OPS = {
 
 def _message(err: dict[str, Any], what: str) -> tuple[str, str | None]:
     field = next((p for p in err["loc"] if isinstance(p, str) and p in LABELS), None)
-    label, hint = LABELS.get(field, (field or what, None))
+    if field is None:  # a field with no entry: name it as the language writes it
+        field = next((p for p in err["loc"] if isinstance(p, str)), None)
+    label, hint = KIND_LABELS.get((what, field)) or LABELS.get(field, (field or what, None))
     if err["type"] in _OPS:
         op, key = _OPS[err["type"]]
         return f"{what}: {label} must be {op} {err['ctx'][key]}, got {err['input']}", hint
+    if err["type"] == "int_from_float":  # {filters / 3}, or a block called with 2.5
+        return (f"{what}: {label} must be a whole number, got {err['input']:g}",
+                "'/' can give a fraction; '//' divides to a whole number, e.g. {filters // 3}")
     return f"{what}: {label}: {err['msg']}", hint
 
 
@@ -112,6 +129,8 @@ class Validator:
         self.error(span, message, hint, raw.trace)
 
     def layer(self, raw: Raw):
+        if raw.kind == "failed":
+            return None  # a call or repeat that could not be expanded: already reported
         if raw.kind == "concat":
             branches = [[self.layer(r) for r in b] for b in raw.fields["branches"]]
             fields = {k: v for k, v in raw.fields.items() if k != "branches"}
@@ -131,6 +150,8 @@ class Validator:
                               "residual")
         f = dict(raw.fields)
         dims = f.pop("dims", None)
+        if dims is not None and None in dims:
+            return None  # a parameter that could not be evaluated: already reported
         keys = {"kernel_size": "dims", "out_channels": "dims", "output_size": "dims"}
         what = raw.kind
         if "name" in raw.spans and raw.span.end_col is not None:  # underline 'as NAME' too
@@ -212,6 +233,8 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
             name = raw.fields["name"]
         elif raw.kind == "input":
             dims = raw.fields["dims"]
+            if None in dims:
+                continue  # a parameter that could not be evaluated: already reported
             if len(dims) != 3:
                 v.error(raw.spans["dims"], f"input needs HxWxC (height x width x channels), got "
                         f"{'x'.join(map(str, dims))}",

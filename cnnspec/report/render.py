@@ -41,8 +41,20 @@ def footer(summary: Summary) -> list[str]:
         f"Non-trainable params: {t.non_trainable_params:,}",
         f"Buffers (batch-norm running statistics, not parameters): {t.buffers:,}",
         (f"MACs per image: {t.macs:,} ({human(t.macs, 'MACs')}); "
-        f"FLOPs = 2 x MACs = {t.flops:,} ({human(t.flops, 'FLOPs')})"),
+         f"FLOPs = 2 x MACs = {t.flops:,} ({human(t.flops, 'FLOPs')})"),
+        f"Activations per image, forward: {t.activations_mb:.2f} MB as float32",
+        *training_lines(summary.training),
     ]
+
+
+def training_lines(tr: dict) -> list[str]:
+    """The train: section and its learning-rate schedule, as --train would run it."""
+    if not tr:
+        return []
+    lines = [f"Training: {tr['epochs']} epochs, batch {tr['batch']}, {tr['optimizer']}"
+             + (f", weight decay {tr['weight_decay']:g}" if tr["weight_decay"] else ""),
+             f"Learning rate by epoch (from 0): {tr['schedule'].removeprefix('epochs ')}"]
+    return lines + [f"warning: {w}" for w in tr["warnings"]]
 
 
 def render_table(summary: Summary, console: Console) -> None:

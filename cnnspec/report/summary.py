@@ -10,21 +10,26 @@ JSON schema (``--format json``), stable for scripts::
      "layers": [{"name", "path", "depth", "type", "args", "output", "params", "share", "macs",
                  "trainable"}],
      "totals": {"params", "trainable_params", "non_trainable_params", "buffers",
-                "params_mb", "macs", "flops"}}
+                "params_mb", "macs", "flops", "activations_mb"},
+     "training": {"epochs", "batch", "optimizer", "weight_decay", "schedule", "warnings"}}
 
 Layers are listed depth first: a concat or residual row (depth d) is followed by its
 branches' / body's layers (depth d + 1); its parameters and MACs include theirs, so the
 totals are the sums of the depth-0 rows. ``path`` is the layer's key prefix in the built
 module's ``state_dict`` (``R1.C2``, ``CAT1.b2.C5``, ``R2.shortcut.conv``).
+``activations_mb`` is the memory of every layer's output for one image, forward, float32
+(each layer's output and each trailing activation's, as the built module allocates them).
 ``params_mb`` is float32 weights in MB (10**6 bytes), as torchinfo reports it;
 ``flops`` = 2 x ``macs`` (one multiply-accumulate = two floating-point operations).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
-from ..ir import Spec
+from ..ir import Spec, TrainConfig
+from .preview import schedule_preview
 from ..shapes import LayerInfo, fmt_shape
 
 BYTES_PER_PARAM = 4  # float32
@@ -56,6 +61,7 @@ class Totals:
     params_mb: float
     macs: int
     flops: int
+    activations_mb: float
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,8 @@ class Summary:
     output: str
     layers: list[Row]
     totals: Totals
+    training: dict = field(default_factory=dict)
+    """What ``--train`` would do: epochs, batch, optimizer, schedule preview, warnings."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -156,5 +164,31 @@ def summarize(spec: Spec) -> Summary:
     rows = list(_rows(shaped.layers, 0, "", total))
     trainable = sum(r.params for r in rows if r.trainable and r.depth == 0)
     totals = Totals(total, trainable, total - trainable, shaped.buffers,
-                    total * BYTES_PER_PARAM / 1e6, shaped.macs, 2 * shaped.macs)
-    return Summary(spec.name, fmt_shape(shaped.input_shape), fmt_shape(shaped.output_shape), rows, totals)
+                    total * BYTES_PER_PARAM / 1e6, shaped.macs, 2 * shaped.macs,
+                    _activation_elements(shaped.layers) * BYTES_PER_PARAM / 1e6)
+    return Summary(spec.name, fmt_shape(shaped.input_shape), fmt_shape(shaped.output_shape), rows,
+                   totals, training(spec.train))
+
+
+def _activation_elements(infos) -> int:
+    """Elements of every tensor a forward pass of one image produces (see the docstring)."""
+    n = 0
+    for info in infos:
+        size = math.prod(info.out_shape)
+        if info.layer.kind not in ("flatten", "dropout"):  # a view; identity at inference
+            n += size
+        if getattr(info.layer, "activation", None):
+            n += size
+        for group in info.children:
+            n += _activation_elements(group)
+    return n
+
+
+def training(cfg: TrainConfig) -> dict:
+    """The train: section as the summary shows it, with the schedule preview."""
+    opt = cfg.optimizer
+    preview = schedule_preview(cfg)
+    text = f"{opt.name} lr {opt.lr:g}" + (f" momentum {opt.momentum:g}" if opt.momentum else "")
+    return {"epochs": cfg.epochs, "batch": cfg.batch, "optimizer": text,
+            "weight_decay": cfg.weight_decay, "schedule": preview.text(),
+            "warnings": preview.warnings}
