@@ -62,6 +62,40 @@ def diff(spec_a: str, spec_b: str, fmt: str, changed_only: bool) -> None:
 
 
 @cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="net.svg, net.png (need Graphviz), net.dot or net.mmd (Mermaid).")
+def graph(spec: str, output: str) -> None:
+    """Draw SPEC: one box per layer with its output shape, branches side by side."""
+    from pathlib import Path
+
+    from . import load
+    from .files import atomic_write, write_text
+    from .report import graph as g
+
+    s = load(spec)
+    path = Path(output)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in ("svg", "png", "dot", "mmd"):
+        raise CnnSpecError(f"{output}: use a .svg, .png, .dot or .mmd file name")
+    data = g.build_graph(s.shaped)
+    if suffix == "mmd":
+        write_text(path, g.to_mermaid(data))
+        return
+    dot = g.to_dot(data, s.name)
+    if suffix == "dot":
+        write_text(path, dot)
+        return
+    if not g.dot_available():
+        write_text(path.with_suffix(".dot"), dot)
+        raise CnnSpecError(f"cannot render {output}: {g.INSTALL_HINT}. "
+                           f"Wrote the text form to {path.with_suffix('.dot')}")
+    image = g.render_image(dot, suffix)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(image))
+    err.print(f"wrote {output}")
+
+
+@cli.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file is not formatted.")
 def fmt(specs: tuple[str, ...], check: bool) -> None:

@@ -126,8 +126,8 @@ class Expander:
             if raw.kind == "block_def":
                 name = raw.fields["name"]
                 if name in self.blocks:
-                    first = self.blocks[name].span
-                    self.error(raw.span, f"block '{name}' is defined twice (first at {first})",
+                    first = self.blocks[name].spans["name"]
+                    self.error(raw.spans["name"], f"block '{name}' is defined twice (first at {first})",
                                "give one of them another name")
                 else:
                     self.blocks[name] = raw
@@ -328,15 +328,17 @@ class Expander:
 
     def concrete(self, raw: Raw, env: dict, trace, **extra) -> Raw:
         """A copy of ``raw`` with every parameter replaced by its value."""
-        fields = {}
+        fields, spans = {}, dict(raw.spans)
         for key, v in raw.fields.items():
             if isinstance(v, tuple):
+                # the span of each {...} in a size, so that a bad value is shown in its place
+                spans.update({f"{key}.{i}": x.span for i, x in enumerate(v) if isinstance(x, Param)})
                 v = tuple(self.value(x, env, raw, trace) for x in v)
             else:
                 v = self.value(v, env, raw, trace)
             fields[key] = v
         fields.update(extra)
-        return dataclasses.replace(raw, fields=fields, spans=dict(raw.spans), trace=trace)
+        return dataclasses.replace(raw, fields=fields, spans=spans, trace=trace)
 
 
 def expand(statements: list[Raw], src: SourceText, parse_file) -> tuple[list[Raw], list[Diagnostic]]:

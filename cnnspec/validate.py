@@ -93,6 +93,11 @@ def _message(err: dict[str, Any], what: str) -> tuple[str, str | None]:
     return f"{what}: {label}: {err['msg']}", hint
 
 
+# Which part of a written size (``dims``) a field comes from; kernel_size and output_size
+# use the index in the error's location.
+_DIMS_PART = {"out_channels": 2, "height": 0, "width": 1, "channels": 2}
+
+
 class Validator:
     """Collects diagnostics while turning raw statements into IR objects."""
 
@@ -119,7 +124,11 @@ class Validator:
         except ValidationError as exc:
             for err in exc.errors():
                 key = str(err["loc"][0]) if err["loc"] else ""
-                span = raw.spans.get((field_keys or {}).get(key, key), raw.span)
+                name = (field_keys or {}).get(key, key)
+                span = raw.spans.get(name, raw.span)
+                if name == "dims":  # one part of a size: under its {...} if it came from one
+                    part = _DIMS_PART.get(key, err["loc"][1] if len(err["loc"]) > 1 else 0)
+                    span = raw.spans.get(f"dims.{part}", span)
                 msg, hint = _message(err, what)
                 self.error(span, msg, hint, raw.trace)
             return None

@@ -5,7 +5,10 @@ comment saying what is wrong), read from disk with :func:`cnnspec.load`. The tab
 for the first diagnostic, the line and column of the caret, a piece of the one-line
 message and, where it matters, a piece of the hint (a did-you-mean, what was expected).
 Every value was checked by hand against the file: the caret sits on the offending word,
-number or line end, and the message names the mistake.
+number or line end, and the message names the mistake. A mistake inside a block is shown at
+its line in the block, with notes naming the calls that led there (see NOTES); one inside an
+included file is shown in that file (see IN_OTHER_FILE; such files live in a folder beside
+the case, so that they are not cases themselves).
 """
 
 from __future__ import annotations
@@ -103,7 +106,88 @@ CASES: list[tuple[str, int, int, str, str | None]] = [
     ("bad_character", 4, 12, "unexpected '@'", "expected 'as', 'bias'"),
     # -- several mistakes: the first is at the top of the list (see test_several_errors)
     ("several_errors", 4, 19, "conv: the stride must be greater than 0, got 0", None),
+    # -- blocks: names, calls, arguments
+    ("block_unknown_name", 13, 1, "unknown block 'stag'", "did you mean 'stage'?"),
+    ("block_misspelt_layer", 7, 5, "unknown word 'maxpol'", "did you mean 'maxpool'?"),
+    ("block_call_without_brackets", 9, 1, "'stage' is a block: a call needs brackets",
+     "write stage(...)"),
+    ("block_too_many_args", 9, 13, "stage() takes 2 argument(s), got 3",
+     "its parameters: filters, convs"),
+    ("block_unknown_keyword", 9, 10, "stage() has no parameter 'cnvs'", "did you mean 'convs'?"),
+    ("block_missing_arg", 9, 1, "stage() needs a value for 'convs'",
+     "call it as stage(filters, convs)"),
+    ("block_arg_twice", 9, 10, "parameter 'filters' is given twice", None),
+    ("block_defined_twice", 8, 7, "block 'stage' is defined twice (first at", "another name"),
+    ("block_parameter_twice", 5, 22, "block 'stage' has two parameters called 'filters'", None),
+    ("block_default_uses_parameter", 5, 28, "unknown parameter 'filters'",
+     "a default is a number; it cannot use other parameters"),
+    ("block_calls_itself", 7, 5, "block 'stage' calls itself", "use repeat N:"),
+    ("block_calls_itself_indirectly", 11, 5,
+     "block 'down' calls itself through another block: down -> up -> down", None),
+    ("block_inside_block", 6, 5, "'block' cannot go here", "at the top level"),
+    ("block_body_value_out_of_range", 7, 13,
+     "dropout: the dropout probability must be less than 1.0, got 1.5", "[0, 1)"),
+    # -- parameters and expressions in {}
+    ("param_unknown", 6, 28, "unknown parameter 'filter'", "did you mean 'filters'?"),
+    ("param_outside_block", 5, 10, "unknown parameter 'filters'",
+     "parameters exist only inside a block"),
+    ("param_in_input", 3, 7, "unknown parameter 'size'", "parameters exist only inside a block"),
+    ("param_bad_expression", 6, 14, "'{filters +}' is not an expression", "{2 * filters}"),
+    ("param_divide_by_zero", 6, 14, "'{filters // (groups - 1)}' divides by zero",
+     "here filters = 8, groups = 1"),
+    ("param_fractional_size", 6, 14,
+     "conv: the number of filters must be a whole number, got 21.3333", "'//' divides"),
+    # -- repeat
+    ("repeat_zero", 5, 8, "repeat needs a whole number of at least 1, got 0", "delete the repeat"),
+    ("repeat_param_zero", 6, 12, "repeat needs a whole number of at least 1, got 0", None),
+    ("repeat_inline_call", 8, 19, "unit() takes 1 argument(s), got 2", "its parameters: filters"),
+    ("repeat_inline_misspelt", 5, 11, "unknown word 'convv'", "did you mean 'conv'?"),
+    ("repeat_too_many", 5, 8, "repeat 1000 unrolls to 1000000 layers; a spec may have at most",
+     None),
+    # -- concat and residual
+    ("concat_size_mismatch", 6, 1,
+     "CAT1: concat: branch 1 (line 8) gives 28x28x8 but branch 2 (line 10) gives 26x26x8",
+     "same strides and padding"),
+    ("concat_flat_branch", 6, 1,
+     "CAT1: concat: branch 1 (identity) gives 28x28x8 but branch 2 (line 10) gives 16",
+     "flatten after the concat"),
+    ("branch_outside_concat", 6, 1, "'branch' cannot go here", "inside 'concat:'"),
+    ("residual_shortcut_shape", 6, 1, "R1: residual: the body gives 14x14x16 (line 8) but the "
+     "shortcut gives 28x28x16 (line 10)", "same size and channels"),
+    ("residual_no_projection", 6, 1, "R1: residual: the body turns 28x28x8 into 26x26x8 (line 8); "
+     "no 1x1 projection of the input can match it", None),
+    ("residual_shortcut_without_body", 7, 5, "'shortcut' cannot go here",
+     "after the body (at least one layer)"),
+    ("residual_body_call_fails", 10, 5, "unit() needs a value for 'filters'", None),
+    # -- include (a mistake inside an included file is shown there: see IN_OTHER_FILE)
+    ("include_missing", 3, 9, "included file not found", "relative to the file that includes"),
+    ("include_folder", 3, 9, "the included path is a folder", "include a .cnn file"),
+    ("include_cycle", 2, 9, "include cycle: a.cnn -> b.cnn -> a.cnn", None),
+    ("include_has_layer", 6, 1, "an included file may only define blocks, found 'conv'", None),
+    # -- options of the newer layers
+    ("conv_groups_not_dividing", 6, 1,
+     "C2: groups 3 must divide both the input channels (8) and the filters (12)", None),
+    ("conv_dilation_zero", 5, 21, "conv: the dilation must be greater than 0, got 0", None),
+    ("lrn_zero", 6, 5, "lrn: the number of channels must be greater than 0, got 0", "lrn 5"),
+    ("batchnorm_eps_zero", 6, 15, "batchnorm: eps must be greater than 0.0, got 0.0", "1e-5"),
+    # -- labels that would clash inside the built module
+    ("label_forward", 5, 1, "the label 'forward' is reserved by PyTorch's nn.Module", None),
+    ("label_activation_child", 6, 1,
+     "the label 'C1_relu' is the name of the activation after line 5's layer", None),
+    ("label_shortcut_in_residual", 8, 19, "unexpected 'shortcut'",
+     "'shortcut' is a keyword and cannot be used as a name"),
+    ("concat_label_clash", 6, 1, "the name 'mixed' is used twice (first at line 5)", None),
+    ("label_in_block_called_twice", 6, 5, "the name 'stem' is used twice (first at line 6)",
+     "the same name at every call"),
+    # -- several mistakes inside blocks (see test_several_block_errors)
+    ("several_block_errors", 6, 31, "conv: the stride must be greater than 0, got 0", None),
 ]
+
+# Cases whose first diagnostic points into an included file, not into NAME.cnn itself.
+IN_OTHER_FILE = {
+    "include_cycle": "include_cycle/b.cnn",
+    "include_has_layer": "include_has_layer/blocks.cnn",
+}
 
 
 def _load_error(name: str) -> tuple[Path, SpecError]:
@@ -127,14 +211,15 @@ def test_error(name, line, col, message, hint):
     path, err = _load_error(name)
     first = err.diagnostics[0]
     assert first.span is not None
-    assert (first.span.file, first.span.line, first.span.col) == (str(path), line, col)
+    where = str((ERRORS / IN_OTHER_FILE[name]).resolve()) if name in IN_OTHER_FILE else str(path)
+    assert (first.span.file, first.span.line, first.span.col) == (where, line, col)
     assert message in first.message
     if hint is not None:
         assert first.hint is not None and hint in first.hint
     # Every diagnostic shows the line it points into, and no mistake is reported twice.
-    lines = path.read_text(encoding="utf-8").splitlines() or [""]
     for d in err.diagnostics:
         assert d.span is not None
+        lines = Path(d.span.file).read_text(encoding="utf-8").splitlines() or [""]
         assert d.source_line == lines[d.span.line - 1]
         assert 1 <= d.span.col <= len(d.source_line) + 1
     keys = [(d.span, d.message) for d in err.diagnostics]
@@ -154,11 +239,53 @@ def test_several_errors():
     ]
 
 
-@pytest.mark.parametrize("name", ["maxpool_zero", "label_clashes_with_auto_name"])
+@pytest.mark.parametrize("name", ["maxpool_zero", "label_clashes_with_auto_name",
+                                  "param_unknown", "repeat_inline_call", "residual_body_call_fails",
+                                  "block_unknown_name", "block_default_uses_parameter"])
 def test_one_mistake_one_diagnostic(name):
-    """``maxpool 0`` is 0x0 but one mistake; a clashing label is not also 'used twice'."""
+    """``maxpool 0`` is 0x0 but one mistake; a clashing label is not also 'used twice'; a
+    mistake in a repeated body is reported once, not once per copy; a call that fails leaves
+    no empty residual body, no 'spec has no layers', and no error at every later call."""
     _, err = _load_error(name)
     assert len(err.diagnostics) == 1
+
+
+# name, the notes of the first diagnostic: where the block holding the mistake was called
+# from, innermost call first ("in a block called at FILE:LINE:COL: the call").
+NOTES: list[tuple[str, list[str]]] = [
+    ("block_body_value_out_of_range", ["block_body_value_out_of_range.cnn:11:1: head(1.5)"]),
+    ("param_unknown", ["param_unknown.cnn:9:1: stage(8)"]),
+    ("repeat_param_zero", ["repeat_param_zero.cnn:10:1: stage(16, convs=0)"]),
+    ("block_calls_itself_indirectly", ["block_calls_itself_indirectly.cnn:7:5: up(filters)",
+                                       "block_calls_itself_indirectly.cnn:13:1: down(8)"]),
+    ("label_in_block_called_twice", ["label_in_block_called_twice.cnn:10:1: stage(16)"]),
+    ("repeat_zero", []),
+]
+
+
+@pytest.mark.parametrize(("name", "notes"), NOTES, ids=[n for n, _ in NOTES])
+def test_notes_name_the_call(name, notes):
+    """A mistake inside a block is shown at its line in the block, with a note per call that
+    led there; one outside any block has no note. ``str(err)`` prints them after the hint."""
+    _, err = _load_error(name)
+    first = err.diagnostics[0]
+    assert len(first.notes) == len(notes)
+    for got, want in zip(first.notes, notes):
+        assert got.startswith("in a block called at ") and got.endswith(want)
+        assert f"note: {got}" in str(err)
+
+
+def test_several_block_errors():
+    """Mistakes inside different blocks, reached from different calls, are all reported, in the
+    order of the calls, each at its line in the block with a note naming its call."""
+    _, err = _load_error("several_block_errors")
+    got = [(d.span.line, d.span.col, d.message, d.notes[-1].rsplit(": ", 1)[-1])
+           for d in err.diagnostics]
+    assert got == [
+        (6, 31, "conv: the stride must be greater than 0, got 0", "stem(8, stride=0)"),
+        (9, 28, "conv: the number of filters must be greater than 0, got 0", "stage(0, convs=3)"),
+        (14, 13, "dropout: the dropout probability must be less than 1.0, got 1.5", "head(1.5)"),
+    ]
 
 
 @pytest.mark.parametrize(("name", "line", "col", "width"), [
@@ -166,6 +293,9 @@ def test_one_mistake_one_diagnostic(name):
     ("dropout_above_one", 6, 9, 3),
     ("unknown_optimizer", 9, 15, 4),
     ("stride_missing_number", 4, 18, 1),
+    ("param_fractional_size", 6, 14, 13),
+    ("repeat_inline_misspelt", 5, 11, 5),
+    ("block_defined_twice", 8, 7, 5),
 ])
 def test_rendering(name, line, col, width):
     """``str(err)`` is what the CLI prints: FILE:LINE:COL: error: MESSAGE, the source line
