@@ -35,7 +35,9 @@ def test_branches_side_by_side_and_joins():
     assert into_join == ["C1", "C3", "input"]
     add = next(n for n, label in g.nodes.items() if label.startswith("R1 add"))
     into_add = sorted(g.nodes[a].split()[0] for a, b in g.edges if b == add)
-    assert into_add == ["C4", "conv"]  # the body, and the automatic 1x1 projection
+    assert into_add == ["C4", "bn"]  # the body, and the automatic 1x1 projection's batch norm
+    proj = next(n for n, label in g.nodes.items() if label.startswith("conv conv 1x1x16, stride 2"))
+    assert (next(a for a, b in g.edges if b == proj)) == join  # the projection reads R1's input
     assert g.nodes[add] == "R1 add\n14x14x16"
 
 
