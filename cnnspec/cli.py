@@ -144,8 +144,90 @@ def emit(spec: str, output: str | None) -> None:
         sys.stdout.write(source)
 
 
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--data", required=True, type=click.Path(), help="Image folder DIR/<class>/<image>.")
+@click.option("--weights", default="weights", show_default=True,
+              type=click.Choice(["weights", "best", "last"]), help="Which weights of the run.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def evaluate(run: str, data: str, weights: str, fmt: str) -> None:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix of RUN on DATA."""
+    import json
+
+    from rich.table import Table
+
+    from .evaluate import evaluate_run
+
+    r = evaluate_run(run, data, weights)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(r, indent=2) + "\n")
+        return
+    out.print(f"{r['run']} on {r['data']}: {r['images']} images, accuracy {r['accuracy']:.2%}")
+    table = Table("class", "precision", "recall", "F1", "support")
+    for name, m in zip(r["classes"], r["per_class"], strict=True):
+        table.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+                      str(m["support"]))
+    out.print(table)
+    matrix = Table("true \\ predicted", *r["classes"], title="confusion matrix")
+    for name, row in zip(r["classes"], r["confusion"], strict=True):
+        matrix.add_row(name, *map(str, row))
+    out.print(matrix)
+    for path in r["skipped"]:
+        err.print(f"skipped unreadable image {path}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--weights", default="weights", show_default=True,
+              type=click.Choice(["weights", "best", "last"]))
+def predict(run: str, images: tuple[str, ...], top_k: int, weights: str) -> None:
+    """The top-k classes of each image with their probabilities (softmax), using RUN."""
+    from .evaluate import predict as predict_images
+
+    for r in predict_images(run, list(images), top_k, weights):
+        ranked = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
+        out.print(f"{r['image']}: {ranked}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path())
+@click.option("--min-classes", default=0, type=click.IntRange(min=0), help="e.g. 3 (the course).")
+@click.option("--min-per-class", default=0, type=click.IntRange(min=0), help="e.g. 250.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def data(folder: str, min_classes: int, min_per_class: int, fmt: str) -> None:
+    """Report an image folder: classes, counts, sizes, modes, unreadable files, duplicates."""
+    import json
+
+    from rich.table import Table
+
+    from .data import data_report
+
+    r = data_report(folder, min_classes, min_per_class)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(r, indent=2) + "\n")
+    else:
+        table = Table("class", "images", "sizes (WxH: count)", "modes",
+                      title=f"{r['root']}: {len(r['classes'])} classes, {r['total_images']} images")
+        for c in r["classes"]:
+            table.add_row(c["name"], str(c["images"]),
+                          ", ".join(f"{k}: {v}" for k, v in c["sizes"].items()),
+                          ", ".join(f"{k}: {v}" for k, v in c["modes"].items()))
+        out.print(table)
+        for u in r["unreadable"]:
+            out.print(f"unreadable: {u['path']} ({u['reason']})")
+        for a, b in r["duplicates"]:
+            out.print(f"duplicate: {b} has the same bytes as {a}")
+        if min_classes or min_per_class:
+            out.print(f"minimum {min_classes} classes x {min_per_class} images: " +
+                      ("met" if r["meets_minimum"] else "NOT met: " + "; ".join(r["problems"])))
+    if not r["meets_minimum"]:
+        sys.exit(1)
+
+
 @cli.command(name="compile")
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="Export to this ONNX file.")
 @click.option("--train", "do_train", is_flag=True, help="Train, then write a run folder.")
 @click.option("--data", type=click.Path(), help="Image folder DIR/<class>/<image> (default: "
@@ -154,12 +236,22 @@ def emit(spec: str, output: str | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder "
               "(default runs/<network>).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda where available).")
-def compile_(spec: str, onnx_path: str | None, do_train: bool, data: str | None,
-             epochs: int | None, out_dir: str | None, device: str | None) -> None:
+@click.option("--resume", "resume_run", type=click.Path(file_okay=False),
+              help="Continue the run in this folder from its last checkpoint (no SPEC needed).")
+def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str | None,
+             epochs: int | None, out_dir: str | None, device: str | None,
+             resume_run: str | None) -> None:
     """Build SPEC into a PyTorch module, print its summary, and optionally export or train it."""
     from . import load, summarize
     from .report.render import render
 
+    if resume_run:
+        from .trainer import resume
+
+        _report_run(resume(resume_run, device=device, console=err), time.perf_counter())
+        return
+    if spec is None:
+        raise click.UsageError("give a SPEC, or --resume RUN")
     s = load(spec)
     render(summarize(s), "table", out)
     if onnx_path:
@@ -178,14 +270,17 @@ def compile_(spec: str, onnx_path: str | None, do_train: bool, data: str | None,
                 out.print(f"warning: {warning}")
 
         t0 = time.perf_counter()
-        run = train(s, data=data, out=out_dir, epochs=epochs, device=device, console=err)
-        final = run.final
-        out.print(f"val accuracy {final['val_accuracy']:.2%} (val loss {final['val_loss']:.4f}) "
-                  f"after {final['epoch']} epochs; training took {run.seconds:.1f} s, "
-                  f"{time.perf_counter() - t0:.1f} s with data and export")
-        if run.export is not None:
-            out.print(str(run.export))
-        out.print(f"run folder: {run.out}")
+        _report_run(train(s, data=data, out=out_dir, epochs=epochs, device=device, console=err), t0)
+
+
+def _report_run(run, t0: float) -> None:
+    final = run.final
+    out.print(f"val accuracy {final['val_accuracy']:.2%} (val loss {final['val_loss']:.4f}) "
+              f"after {final['epoch']} epochs; training took {run.seconds:.1f} s, "
+              f"{time.perf_counter() - t0:.1f} s with data and export")
+    if run.export is not None:
+        out.print(str(run.export))
+    out.print(f"run folder: {run.out}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -70,7 +70,24 @@ def _visible(p: Path) -> bool:
     return not p.name.startswith(".")
 
 
-def image_folder(root: str | Path, spec_input: ir.InputShape) -> Dataset:
+def load_image(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
+    """One image file as uint8 (C, H, W) at the spec's input size and channels.
+
+    Raises:
+        DataError: the file is missing or cannot be decoded.
+    """
+    mode = "L" if spec_input.channels == 1 else "RGB"
+    try:
+        with Image.open(path) as im:
+            img = TF.pil_to_tensor(im.convert(mode))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such image") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the image ({exc})") from None
+    return _fit(img.unsqueeze(0), spec_input)[0]
+
+
+def image_folder(root: str | Path, spec_input: ir.InputShape, min_classes: int = 2) -> Dataset:
     """Read ``root/<class>/<image>`` (PNG, JPEG, BMP, WebP), classes in sorted order.
 
     Hidden files and folders are ignored. A file that cannot be decoded is skipped and
@@ -84,9 +101,10 @@ def image_folder(root: str | Path, spec_input: ir.InputShape) -> Dataset:
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
     class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name)
-    if len(class_dirs) < 2:
+    if len(class_dirs) < min_classes:
         raise DataError(f"{root}: found {len(class_dirs)} class folder(s); an image folder needs "
-                        "at least two, laid out as DIR/<class>/<image>")
+                        f"at least {'two' if min_classes == 2 else min_classes}, laid out as "
+                        "DIR/<class>/<image>")
     mode = "L" if spec_input.channels == 1 else "RGB"
     images, labels, skipped = [], [], []
     for label, d in enumerate(class_dirs):
@@ -167,3 +185,51 @@ def batches(data: Dataset, batch_size: int, *, shuffle: bool, generator: torch.G
         if transform is not None:
             x = torch.stack([transform(img) for img in x])
         yield x, data.labels[idx]
+
+
+def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) -> dict:
+    """What an image folder holds, without decoding it at a spec's size: classes with image
+    counts, sizes (W x H) and modes, unreadable files, exact duplicates (same bytes), and
+    whether it meets a minimum (the course's rule: 3 classes x 250 images).
+
+    Raises:
+        DataError: ``root`` is not a folder.
+    """
+    import hashlib
+    from collections import Counter
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder")
+    classes, unreadable, seen, duplicates = [], [], {}, []
+    for d in sorted((d for d in root.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name):
+        files = sorted(p for p in d.rglob("*") if p.is_file() and _visible(p)
+                       and p.suffix.lower() in IMAGE_SUFFIXES)
+        sizes, modes, ok = Counter(), Counter(), 0
+        for p in files:
+            digest = hashlib.sha1(p.read_bytes()).hexdigest()
+            if digest in seen:
+                duplicates.append([str(seen[digest]), str(p)])
+            else:
+                seen[digest] = p
+            try:
+                with Image.open(p) as im:
+                    im.verify()
+                with Image.open(p) as im:
+                    im.load()
+                    sizes[f"{im.width}x{im.height}"] += 1
+                    modes[im.mode] += 1
+                ok += 1
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+                unreadable.append({"path": str(p), "reason": str(exc).splitlines()[0]})
+        classes.append({"name": d.name, "images": ok, "files": len(files),
+                        "sizes": dict(sizes.most_common(5)), "modes": dict(modes)})
+    problems = []
+    if len(classes) < min_classes:
+        problems.append(f"{len(classes)} classes, fewer than the {min_classes} asked for")
+    problems += [f"class {c['name']}: {c['images']} readable images, fewer than {min_per_class}"
+                 for c in classes if c["images"] < min_per_class]
+    return {"root": str(root), "classes": classes, "unreadable": unreadable,
+            "duplicates": duplicates, "total_images": sum(c["images"] for c in classes),
+            "minimum": {"classes": min_classes, "per_class": min_per_class},
+            "meets_minimum": not problems, "problems": problems}

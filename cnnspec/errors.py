@@ -90,7 +90,11 @@ class SourceText:
     def __init__(self, text: str, file: str):
         self.text = text
         self.file = file
-        self.lines = text.splitlines()
+        # Split as the parser counts lines: at "\n" only (splitlines() would also split at
+        # "\r", "\f", "\x1c", ... and number every later line differently).
+        self.lines = [line.removesuffix("\r") for line in text.split("\n")]
+        if self.lines and self.lines[-1] == "":
+            self.lines.pop()
         self.others: dict[str, SourceText] = {}
 
     def add(self, text: str, file: str) -> SourceText:

@@ -45,7 +45,7 @@ RESERVED = frozenset(["T_destination", "add_module", "append", "apply", "bfloat1
 
 # The most layers a spec may unroll to (repeats multiply): far above any real network, low
 # enough that a mistyped count (`repeat 1000000:`) is an error rather than a hang.
-MAX_LAYERS = 100_000
+MAX_LAYERS = 10_000
 
 # The names in RESERVED that are cnnspec's own, not PyTorch's (for the message).
 _OWN_NAMES = frozenset(["shortcut", "body_names", "spec", "logits"])
@@ -112,6 +112,7 @@ class Expander:
         self.blocks: dict[str, Raw] = {}
         self.diagnostics: list[Diagnostic] = []
         self.included: set[Path] = set()
+        self.unrolled = 0  # statements made so far (see MAX_LAYERS)
 
     def error(self, span: Span | None, message: str, hint: str | None = None, trace=()) -> None:
         diag = self.src.diag(span, message, hint, trace)
@@ -233,9 +234,12 @@ class Expander:
             return []
         once = self.expand(raw.fields["body"], env, trace, calls)
         size = _size(once)
-        if size * count > MAX_LAYERS:
+        if self.unrolled + size * (count - 1) > MAX_LAYERS:
+            self.unrolled -= size
             self.error(raw.spans["count"], f"repeat {count} unrolls to {size * count} layers; a "
-                       f"spec may have at most {MAX_LAYERS}", "is the count right?", trace)
+                       f"spec may have at most {MAX_LAYERS}" if size * count > MAX_LAYERS else
+                       f"repeat {count} takes the spec past {MAX_LAYERS} layers, the most a spec "
+                       "may have", "is the count right?", trace)
             return []
         out = once
         for _ in range(count - 1):
@@ -328,6 +332,7 @@ class Expander:
 
     def concrete(self, raw: Raw, env: dict, trace, **extra) -> Raw:
         """A copy of ``raw`` with every parameter replaced by its value."""
+        self.unrolled += 1
         fields, spans = {}, dict(raw.spans)
         for key, v in raw.fields.items():
             if isinstance(v, tuple):

@@ -113,7 +113,7 @@ def _expected_text(terminal_names: set[str]) -> str:
 
 
 def _word_at(line: str, col: int) -> str:
-    m = re.match(r"[^\s,:#]+", line[col - 1 :])
+    m = re.match(r"[^\s,:#()=]+", line[col - 1 :])
     return m.group(0) if m else line[col - 1 : col]
 
 
@@ -157,12 +157,11 @@ def _unknown_statement(line: int, src: SourceText, name: Token | None = None):
     """A statement that starts with a word that is no keyword and is not a block call.
     ``name`` is that word's token when the parser has it (after ``repeat 2:`` it is not the
     first word of the line)."""
-    text = src.line(line) or ""
-    m = re.match(r"(\s*)([^\s(#:,]+)", text)
-    col = len(m.group(1)) + 1
-    word = m.group(2)
-    if name is not None and name.type == "NAME" and name.line == line:
-        col, word = name.column, str(name)
+    if name is not None and name.type == "NAME":
+        line, col, word = name.line, name.column, str(name)
+    else:
+        m = re.match(r"(\s*)([^\s(#:,]*)", src.line(line) or "")
+        col, word = len(m.group(1)) + 1, m.group(2) or "?"
     blocks = re.findall(r"^\s*block\s+([A-Za-z_]\w*)", src.text, flags=re.MULTILINE)
     if word in blocks:
         return src.diag(Span(src.file, line, col, col + len(word)),
@@ -196,8 +195,10 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
     if isinstance(exc, UnexpectedToken):
         tok: Token = exc.token
         expected = set(exc.accepts or exc.expected)
-        if expected == {"LPAR"}:  # NAME at the start of a statement: a block call, or a typo
-            stack = exc.interactive_parser.parser_state.value_stack if exc.interactive_parser else []
+        stack = exc.interactive_parser.parser_state.value_stack if exc.interactive_parser else []
+        after_block = len(stack) > 1 and getattr(stack[-2], "type", None) == "BLOCK"
+        if expected == {"LPAR"} and not after_block:
+            # NAME at the start of a statement: a block call, or a typo
             return _unknown_statement(tok.line, src, stack[-1] if stack else None)
         if tok.type == "_DEDENT" or tok.type == "$END":
             return _unexpected_end(exc, tok.line or len(src.lines), expected, src)
@@ -242,6 +243,8 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
         hint = f"{hint} (expected {what})"
     is_word = word[:1].isalpha() or word[:1] == "_"
     noun = "unknown word" if starts_line and is_word else "unexpected"
+    if not word.isprintable():  # a control character: show it as \x0c, not as itself
+        word = word.encode("unicode_escape").decode("ascii")
     return src.diag(span, f"{noun} '{word}'", hint)
 
 

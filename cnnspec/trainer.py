@@ -1,13 +1,27 @@
-"""The training loop: optimizer, step schedule by epoch, progress bar, run folder.
+"""The training loop: optimizer, schedule by epoch, progress bar, checkpoints, run folder.
 
-A run folder holds ``weights.safetensors`` (written atomically), ``spec.cnn`` (the
-spec as given), ``spec.json`` (as resolved, with command-line overrides applied),
-``classes.json``, ``metrics.json`` (one record per epoch) and ``model.onnx``
-(exported and checked against PyTorch with ONNX Runtime, see :mod:`cnnspec.export`).
+A run folder holds, every file written atomically (temporary file, then rename):
+
+- ``spec.cnn`` (the spec as given), ``spec.json`` (as resolved, overrides applied),
+  ``run.json`` (data folder, device, overrides), ``classes.json`` (class names in order);
+- after every epoch: ``last.safetensors`` (weights), ``last.ckpt`` (epoch, optimizer and
+  scheduler state, random-number-generator states; loaded with ``weights_only=True``),
+  ``best.safetensors`` (the best validation accuracy so far), ``metrics.json`` and
+  ``metrics.csv`` (one record per epoch);
+- at the end: ``weights.safetensors`` (the final weights), ``curves.png`` (loss, accuracy
+  and learning rate by epoch), ``confusion.png`` (validation confusion matrix) and
+  ``model.onnx`` (checked against PyTorch with ONNX Runtime, see :mod:`cnnspec.export`).
+
+``resume(run)`` continues a run that stopped (killed or interrupted) from ``last.ckpt`` with
+the same optimizer, scheduler, epoch and random state, so it ends as an uninterrupted run
+with the same seed would.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +29,13 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import ir
 from .build import Network, build
 from .data import Dataset, augmentation, batches, channel_stats, load_data, stratified_split
+from .errors import CnnSpecError, DataError
 from .files import atomic_write, write_json, write_text
 
 
@@ -105,17 +120,85 @@ def evaluate(model: nn.Module, data: Dataset, norm: Standardize, device, batch_s
     return loss_sum / max(len(data), 1), correct / max(len(data), 1)
 
 
+class TrainingError(CnnSpecError):
+    """Training cannot go on (a NaN or infinite loss); the last good checkpoint is kept."""
+
+
+def _rng_state(gen: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "generator": gen.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_weights(path: Path, model: nn.Module, network: str) -> None:
+    """The module's state_dict as safetensors (no pickle), written atomically."""
+    weights = _weights(model)
+    atomic_write(path, lambda tmp: save_file(weights, tmp, metadata={"network": network}))
+
+
+@dataclass
+class _Session:
+    """Everything one training run needs, built once (fresh or from a run folder)."""
+
+    spec: ir.Spec
+    cfg: ir.TrainConfig
+    out: Path
+    device: torch.device
+    dataset: Dataset
+    train_set: Dataset
+    val_set: Dataset
+    norm: Standardize
+    model: Network
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    gen: torch.Generator
+    data_path: Path | None
+    metrics: list[dict]
+    start_epoch: int = 0
+
+
+def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device) -> _Session:
+    torch.manual_seed(cfg.seed)
+    dataset = load_data(data_path, spec.input)
+    n_out = spec.shaped.output_shape
+    if len(n_out) != 1 or n_out[0] < len(dataset.classes):
+        raise DataError(f"{spec.name} ends in {n_out} outputs but the data has "
+                        f"{len(dataset.classes)} classes; the last layer must be dense N, N >= classes")
+    train_idx, val_idx = stratified_split(dataset.labels, cfg.split, cfg.seed)
+    train_set, val_set = dataset.subset(train_idx), dataset.subset(val_idx)
+    mean, std = channel_stats(train_set.images)
+    model = build(spec.shaped, seed=cfg.seed).to(device)
+    optimizer = make_optimizer(cfg, model.parameters())
+    return _Session(spec, cfg, out, device, dataset, train_set, val_set,
+                    Standardize(mean, std).to(device), model, optimizer,
+                    make_scheduler(cfg, optimizer), torch.Generator().manual_seed(cfg.seed),
+                    Path(data_path).resolve() if data_path is not None else None, [])
+
+
 def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | None = None,
           epochs: int | None = None, device: str | None = None, export: bool = True,
           console: Console | None = None) -> RunResult:
-    """Train ``spec`` on ``data`` (an image folder; default: the spec's ``train: data``, relative
-    to the spec file, or the embedded digits) and write a run folder at ``out`` (default ``runs/<network name>``,
-    numbered ``-2``, ``-3``, ... when that folder already holds a run).
+    """Train ``spec`` on ``data`` (an image folder; default: the spec's ``train: data``,
+    relative to the spec file, or the embedded digits) and write a run folder at ``out``
+    (default ``runs/<network name>``, numbered ``-2``, ``-3``, ... when taken).
 
     ``epochs`` overrides the spec's ``train: epochs`` and is recorded in ``spec.json``.
 
     Raises:
         DataError: the data folder is unusable (see :func:`cnnspec.data.image_folder`).
+        TrainingError: the loss became NaN or infinite (the last good checkpoint is kept).
         ExportError: the ONNX export disagrees with PyTorch.
     """
     console = console or Console(stderr=True)
@@ -126,98 +209,165 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     if data is None and cfg.data is not None and spec.file != "<string>":
         data_path = Path(spec.file).parent / cfg.data  # a spec's data path is relative to the spec
     out = Path(out) if out is not None else next_run_dir(Path("runs") / spec.name)
-    device = pick_device(device)
-    torch.manual_seed(cfg.seed)
+    s = _session(spec, cfg, out, data_path, pick_device(device))
+    _write_start(s, {"epochs": epochs} if epochs is not None else {})
+    return _run(s, console, export)
 
-    dataset = load_data(data_path, spec.input)
-    for path, reason in dataset.skipped:
-        console.print(f"[yellow]skipped unreadable image[/] {path}: {reason}")
-    n_out = spec.shaped.output_shape
-    if len(n_out) != 1 or n_out[0] < len(dataset.classes):
-        from .errors import DataError
 
-        raise DataError(f"{spec.name} ends in {n_out} outputs but the data has "
-                        f"{len(dataset.classes)} classes; the last layer must be dense N, N >= classes")
-    train_idx, val_idx = stratified_split(dataset.labels, cfg.split, cfg.seed)
-    train_set, val_set = dataset.subset(train_idx), dataset.subset(val_idx)
-    mean, std = channel_stats(train_set.images)
-    norm = Standardize(mean, std).to(device)
-    transform = augmentation(cfg.augment, spec.input)
+def resume(run: str | Path, *, device: str | None = None, export: bool = True,
+           console: Console | None = None) -> RunResult:
+    """Continue the run in folder ``run`` from its last completed epoch.
 
-    model = build(spec.shaped, seed=cfg.seed).to(device)
-    logits = model.logits()
-    optimizer = make_optimizer(cfg, model.parameters())
-    scheduler = make_scheduler(cfg, optimizer)
+    Raises:
+        CnnSpecError: ``run`` is not a run folder, or its checkpoint is unreadable.
+    """
+    from .loader import loads
+
+    console = console or Console(stderr=True)
+    run = Path(run)
+    try:
+        resolved = json.loads((run / "spec.json").read_text())
+        info = json.loads((run / "run.json").read_text())
+        spec = loads((run / "spec.cnn").read_text(), str(run / "spec.cnn"))
+        ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
+        weights = load_file(run / "last.safetensors")
+    except FileNotFoundError as exc:
+        raise CnnSpecError(f"{run}: not a run folder with a checkpoint ({exc.filename} is "
+                           "missing); a run writes one after its first epoch") from None
+    except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+        raise CnnSpecError(f"{run}: cannot read the checkpoint ({exc})") from None
+    cfg = ir.TrainConfig.model_validate(resolved["train"])
+    s = _session(spec, cfg, run, info["data"], pick_device(device or info.get("device")))
+    s.model.load_state_dict(weights)
+    s.optimizer.load_state_dict(ckpt["optimizer"])
+    s.scheduler.load_state_dict(ckpt["scheduler"])
+    _set_rng_state(ckpt["rng"], s.gen)
+    s.metrics = json.loads((run / "metrics.json").read_text())["epochs"][: ckpt["epoch"]]
+    s.start_epoch = ckpt["epoch"]
+    console.print(f"resuming {run} after epoch {s.start_epoch} of {cfg.epochs}")
+    return _run(s, console, export)
+
+
+def _write_start(s: _Session, overrides: dict) -> None:
+    s.out.mkdir(parents=True, exist_ok=True)
+    write_text(s.out / "spec.cnn", s.spec.source)
+    resolved = s.spec.model_dump(mode="json")
+    resolved["train"] = s.cfg.model_dump(mode="json")
+    write_json(s.out / "spec.json", resolved)
+    write_json(s.out / "classes.json", s.dataset.classes)
+    write_json(s.out / "run.json", {
+        "network": s.spec.name, "spec_file": s.spec.file,
+        "data": str(s.data_path) if s.data_path else None, "data_source": s.dataset.source,
+        "device": str(s.device), "overrides": overrides,
+        "normalize": {"mean": s.norm.mean.flatten().tolist(), "std": s.norm.std.flatten().tolist(),
+                      "input": "float32 (N, C, H, W) pixels in [0, 1]"},
+        "skipped": [{"path": p, "reason": r} for p, r in s.dataset.skipped],
+        "train_images": len(s.train_set), "val_images": len(s.val_set)})
+
+
+def _checkpoint(s: _Session, epoch: int) -> None:
+    """After each epoch: weights, optimizer/scheduler/RNG state and metrics, atomically."""
+    save_weights(s.out / "last.safetensors", s.model, s.spec.name)
+    state = {"epoch": epoch, "optimizer": s.optimizer.state_dict(),
+             "scheduler": s.scheduler.state_dict(), "rng": _rng_state(s.gen)}
+    atomic_write(s.out / "last.ckpt", lambda tmp: torch.save(state, tmp))
+    best = max(m["val_accuracy"] for m in s.metrics)
+    if s.metrics[-1]["val_accuracy"] == best:
+        save_weights(s.out / "best.safetensors", s.model, s.spec.name)
+    write_json(s.out / "metrics.json", {"network": s.spec.name, "epochs": s.metrics})
+    write_metrics_csv(s.out / "metrics.csv", s.metrics)
+
+
+def write_metrics_csv(path: Path, metrics: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(metrics[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(metrics)
+    write_text(path, buf.getvalue())
+
+
+def _run(s: _Session, console: Console, export: bool) -> RunResult:
+    cfg = s.cfg
+    for path, reason in s.dataset.skipped:
+        console.print(f"[yellow]skipped unreadable image[/] {path}: {reason}", highlight=False)
+    console.print(f"training [bold]{s.spec.name}[/] on {s.dataset.source}: {len(s.train_set)} "
+                  f"train / {len(s.val_set)} val images, {len(s.dataset.classes)} classes, "
+                  f"{cfg.epochs} epochs, device {s.device}; run folder {s.out}", highlight=False)
+    transform = augmentation(cfg.augment, s.spec.input)
+    logits = s.model.logits()
     loss_fn = nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(cfg.seed)
-    console.print(f"training [bold]{spec.name}[/] on {dataset.source}: {len(train_set)} train / "
-                  f"{len(val_set)} val images, {len(dataset.classes)} classes, {cfg.epochs} epochs, "
-                  f"device {device}")
-
-    metrics: list[dict] = []
-    steps_per_epoch = -(-len(train_set) // cfg.batch)
+    steps_per_epoch = -(-len(s.train_set) // cfg.batch)
     start = time.perf_counter()
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.2%} "
                              "lr {task.fields[lr]:.2g} {task.fields[ips]:,.0f} img/s"),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
-        for epoch in range(cfg.epochs):
-            lr = optimizer.param_groups[0]["lr"]
+        for epoch in range(s.start_epoch, cfg.epochs):
+            lr = s.optimizer.param_groups[0]["lr"]
             task = progress.add_task("", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}",
                                      loss=0.0, acc=0.0, lr=lr, ips=0.0)
-            model.train()
+            s.model.train()
             t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-            for x, y in batches(train_set, cfg.batch, shuffle=True, generator=gen, transform=transform):
-                x, y = norm(to_unit(x, device)), y.to(device)
+            for step, (x, y) in enumerate(batches(s.train_set, cfg.batch, shuffle=True,
+                                                  generator=s.gen, transform=transform)):
+                x, y = s.norm(to_unit(x, s.device)), y.to(s.device)
                 out_ = logits(x)
                 loss = loss_fn(out_, y)
-                optimizer.zero_grad(set_to_none=True)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                        f"training stopped. The last good checkpoint ({s.out / 'last.safetensors'}"
+                        f", epoch {epoch}) is kept. Lower the learning rate or add batchnorm.")
+                s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                s.optimizer.step()
                 seen += len(y)
                 loss_sum += loss.item() * len(y)
                 correct += (out_.argmax(1) == y).sum().item()
                 progress.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen,
                                 ips=seen / (time.perf_counter() - t0))
             seconds = time.perf_counter() - t0
-            val_loss, val_acc = evaluate(logits, val_set, norm, device)
-            record = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
-                      "train_accuracy": correct / seen, "val_loss": val_loss, "val_accuracy": val_acc,
-                      "images_per_s": seen / seconds, "seconds": seconds}
-            metrics.append(record)
+            val_loss, val_acc = evaluate(logits, s.val_set, s.norm, s.device)
+            s.metrics.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
+                              "train_accuracy": correct / seen, "val_loss": val_loss,
+                              "val_accuracy": val_acc, "images_per_s": seen / seconds,
+                              "seconds": seconds})
             progress.update(task, loss=val_loss, acc=val_acc)
-            progress.console.print(f"  epoch {epoch + 1}: train loss {record['train_loss']:.4f} "
-                                   f"acc {record['train_accuracy']:.2%} | val loss {val_loss:.4f} "
-                                   f"acc {val_acc:.2%}", highlight=False)
-            scheduler.step()
+            progress.console.print(f"  epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc "
+                                   f"{correct / seen:.2%} | val loss {val_loss:.4f} acc "
+                                   f"{val_acc:.2%}", highlight=False)
+            s.scheduler.step()
+            _checkpoint(s, epoch + 1)
     elapsed = time.perf_counter() - start
+    return _finish(s, elapsed, export)
 
-    model.eval()
-    _write_run(out, spec, cfg, model, dataset.classes, metrics, mean, std, data_path, dataset)
-    result = RunResult(out, metrics, model, dataset.classes, elapsed)
+
+def _finish(s: _Session, elapsed: float, export: bool) -> RunResult:
+    from .report.metrics import confusion_matrix
+    from .report.plots import plot_confusion, plot_curves
+
+    s.model.eval()
+    save_weights(s.out / "weights.safetensors", s.model, s.spec.name)
+    preds = predict_labels(s.model.logits(), s.val_set, s.norm, s.device)
+    matrix = confusion_matrix(s.val_set.labels, preds, len(s.dataset.classes))
+    plot_curves(s.metrics, s.out / "curves.png", s.spec.name)
+    plot_confusion(matrix, s.dataset.classes, s.out / "confusion.png", s.spec.name)
+    result = RunResult(s.out, s.metrics, s.model, s.dataset.classes, elapsed)
     if export:
         from .export import export_onnx
 
-        x, _ = next(batches(val_set, 16, shuffle=False))
-        result.export = export_onnx(nn.Sequential(norm, model).to(device).eval(), spec,
-                                    out / "model.onnx", example=to_unit(x, device))
+        x, _ = next(batches(s.val_set, 16, shuffle=False))
+        result.export = export_onnx(nn.Sequential(s.norm, s.model).to(s.device).eval(), s.spec,
+                                    s.out / "model.onnx", example=to_unit(x, s.device))
     return result
 
 
-def _write_run(out: Path, spec: ir.Spec, cfg: ir.TrainConfig, model: Network, classes, metrics,
-               mean, std, data_path, dataset: Dataset) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(out / "weights.safetensors",
-                 lambda tmp: save_file(weights, tmp, metadata={"network": spec.name}))
-    write_text(out / "spec.cnn", spec.source)
-    resolved = spec.model_dump(mode="json")
-    resolved["train"] = cfg.model_dump(mode="json")
-    write_json(out / "spec.json", resolved)
-    write_json(out / "classes.json", classes)
-    write_json(out / "metrics.json", {
-        "network": spec.name, "data": str(data_path) if data_path else "embedded-digits",
-        "normalize": {"mean": mean, "std": std, "input": "float32 (N, C, H, W) pixels in [0, 1]"},
-        "skipped": [{"path": p, "reason": r} for p, r in dataset.skipped],
-        "epochs": metrics,
-    })
+def predict_labels(model: nn.Module, data: Dataset, norm: Standardize, device,
+                   batch_size: int = 256) -> torch.Tensor:
+    """Predicted class index of every image of ``data`` (N,), on the CPU."""
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for x, _ in batches(data, batch_size, shuffle=False):
+            preds.append(model(norm(to_unit(x, device))).argmax(1).cpu())
+    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)

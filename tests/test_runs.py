@@ -1,0 +1,115 @@
+"""Run folders: checkpoints, resume after a kill, evaluate, predict, and the data report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+import cnnspec
+from cnnspec.data import data_report
+from cnnspec.evaluate import evaluate_run, load_run, predict
+from cnnspec.trainer import resume
+from conftest import SPECS
+
+TIMING = ("seconds", "images_per_s")
+
+
+def _strip(metrics):
+    return [{k: v for k, v in m.items() if k not in TIMING} for m in metrics]
+
+
+@pytest.mark.slow
+def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(tmp_path):
+    """A run killed (SIGKILL) in its second epoch and resumed ends with the same metrics and
+    weights as a run that was never interrupted, with the same seed."""
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    whole = cnnspec.train(spec, out=tmp_path / "whole", epochs=3, export=False)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "cnnspec", "compile", str(SPECS / "lenet5.cnn"),
+                             "--train", "--epochs", "3", "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        metrics = killed / "metrics.json"
+        if metrics.exists() and len(json.loads(metrics.read_text())["epochs"]) >= 1:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # during epoch 2: nothing of it was saved
+    proc.wait()
+    assert len(json.loads((killed / "metrics.json").read_text())["epochs"]) == 1
+    assert not (killed / "weights.safetensors").exists()
+
+    resumed = resume(killed, export=False)
+    assert _strip(resumed.metrics) == _strip(whole.metrics)
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+    assert not [p.name for p in killed.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_run_folder_evaluate_and_predict(tmp_path, digit_folder):
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", epochs=15, export=False)
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"spec.cnn", "spec.json", "run.json", "classes.json", "last.safetensors", "last.ckpt",
+            "best.safetensors", "weights.safetensors", "metrics.json", "metrics.csv", "curves.png",
+            "confusion.png"} <= names
+    csv_lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,lr,train_loss") and len(csv_lines) == 16
+    assert Image.open(tmp_path / "run" / "curves.png").size[0] > 800
+
+    # evaluating on the training folder itself: every image of it, with the run's classes
+    r = evaluate_run(tmp_path / "run", digit_folder)
+    assert r["images"] == 180 and r["classes"] == ["digit1", "digit4", "digit7"]
+    matrix = torch.tensor(r["confusion"])
+    assert matrix.sum().item() == 180 and matrix.sum(1).tolist() == [60, 60, 60]
+    assert r["accuracy"] == pytest.approx(matrix.diag().sum().item() / 180)
+    assert r["accuracy"] > 0.8 and run.final["val_accuracy"] > 0.8
+
+    sevens = sorted((digit_folder / "digit7").iterdir())[:3]
+    preds = predict(tmp_path / "run", sevens, top_k=2)
+    assert [len(p["top"]) for p in preds] == [2, 2, 2]
+    for p in preds:  # softmax probabilities, best first, of different classes
+        probs = [t["probability"] for t in p["top"]]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+        assert len({t["class"] for t in p["top"]}) == 2
+    assert [p["top"][0]["class"] for p in preds] == ["digit7"] * 3
+
+
+def test_wrong_weights_file_is_a_clear_error(tmp_path, digit_folder):
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", epochs=1, export=False)
+    (tmp_path / "run" / "best.safetensors").write_bytes(b"not safetensors at all")
+    with pytest.raises(cnnspec.WeightsError, match="not a readable safetensors file"):
+        load_run(tmp_path / "run", "best")
+    with pytest.raises(cnnspec.CnnSpecError, match="not a run folder"):
+        load_run(tmp_path)
+
+
+def test_data_report(tmp_path, digit_folder):
+    (digit_folder / "digit1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    src = sorted((digit_folder / "digit4").iterdir())[0]
+    (digit_folder / "digit4" / "copy.png").write_bytes(src.read_bytes())
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(digit_folder / "digit7" / "red.jpg")
+    r = data_report(digit_folder, min_classes=3, min_per_class=61)
+    assert [c["name"] for c in r["classes"]] == ["digit1", "digit4", "digit7"]
+    assert [c["images"] for c in r["classes"]] == [60, 61, 61]
+    assert r["classes"][2]["sizes"] == {"28x28": 60, "40x30": 1}
+    assert r["classes"][2]["modes"] == {"L": 60, "RGB": 1}
+    assert [u["path"] for u in r["unreadable"]] == [str(digit_folder / "digit1" / "broken.png")]
+    assert r["duplicates"] == [[str(src), str(digit_folder / "digit4" / "copy.png")]]
+    assert not r["meets_minimum"] and r["problems"] == [
+        "class digit1: 60 readable images, fewer than 61"]
+    cli = subprocess.run([sys.executable, "-m", "cnnspec", "data", str(digit_folder),
+                          "--min-classes", "3", "--min-per-class", "250"], capture_output=True,
+                         text=True, check=False)
+    assert cli.returncode == 1 and "NOT met" in cli.stdout
