@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from .errors import Diagnostic, SourceText, Span, did_you_mean
+from .parser import MAX_NESTING
 from .transform import Opt, Param, Raw
 
 PREFIX = {
@@ -46,6 +47,8 @@ RESERVED = frozenset(["T_destination", "add_module", "append", "apply", "bfloat1
 # The most layers a spec may unroll to (repeats multiply): far above any real network, low
 # enough that a mistyped count (`repeat 1000000:`) is an error rather than a hang.
 MAX_LAYERS = 10_000
+# The deepest chain of block calls (a block calling a block calling ...).
+MAX_DEPTH = 50
 
 # The names in RESERVED that are cnnspec's own, not PyTorch's (for the message).
 _OWN_NAMES = frozenset(["shortcut", "body_names", "spec", "logits"])
@@ -113,6 +116,7 @@ class Expander:
         self.diagnostics: list[Diagnostic] = []
         self.included: set[Path] = set()
         self.unrolled = 0  # statements made so far (see MAX_LAYERS)
+        self.nesting = 0  # concats and residuals around the statement being expanded
 
     def error(self, span: Span | None, message: str, hint: str | None = None, trace=()) -> None:
         diag = self.src.diag(span, message, hint, trace)
@@ -200,14 +204,23 @@ class Expander:
                 out += self.call(raw, env, trace, calls) or [self.failed(raw, trace)]
             elif raw.kind == "repeat":
                 out += self.repeat(raw, env, trace, calls) or [self.failed(raw, trace)]
+            elif raw.kind in ("concat", "residual") and self.nesting >= MAX_NESTING:
+                # within one file the parser stops this; through block calls, it is stopped here
+                self.error(raw.spans.get("name", raw.span), f"concat and residual are nested more "
+                           f"than {MAX_NESTING} deep", "flatten the structure", trace[:3])
+                out.append(self.failed(raw, trace))
             elif raw.kind == "concat":
+                self.nesting += 1
                 branches = [self.expand(b, env, trace, calls) for b in raw.fields["branches"]]
+                self.nesting -= 1
                 out.append(self.concrete(raw, env, trace, branches=branches))
             elif raw.kind == "residual":
+                self.nesting += 1
                 shortcut = raw.fields["shortcut"]
-                out.append(self.concrete(
-                    raw, env, trace, body=self.expand(raw.fields["body"], env, trace, calls),
-                    shortcut=None if shortcut is None else self.expand(shortcut, env, trace, calls)))
+                body = self.expand(raw.fields["body"], env, trace, calls)
+                shortcut = None if shortcut is None else self.expand(shortcut, env, trace, calls)
+                self.nesting -= 1
+                out.append(self.concrete(raw, env, trace, body=body, shortcut=shortcut))
             elif raw.kind == "train":
                 out.append(self.train(raw, env, trace))
             elif raw.kind in ("network", "input"):
@@ -279,6 +292,10 @@ class Expander:
             return []
         if block.fields.get("broken"):
             return []  # its definition is wrong: already reported
+        if len(calls) >= MAX_DEPTH:
+            self.error(raw.spans["name"], f"blocks call each other more than {MAX_DEPTH} deep",
+                       "call fewer blocks from blocks", trace[:3])
+            return []
         bound = self.bind(block, raw, env, trace)
         if bound is None:
             return []

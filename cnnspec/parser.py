@@ -23,6 +23,17 @@ from lark.indenter import DedentError, Indenter
 from .errors import SourceText, Span, SpecError, did_you_mean
 
 
+# The most indented blocks inside one another (real specs use four or five).
+MAX_NESTING = 50
+
+
+class _TooDeep(Exception):
+    """Blocks nested more than MAX_NESTING deep (which later stages could not recurse into)."""
+
+    def __init__(self, token: Token):
+        self.token = token
+
+
 class _CnnIndenter(Indenter):
     NL_type = "_NL"
     OPEN_PAREN_types: tuple[str, ...] = ()
@@ -39,6 +50,8 @@ class _CnnIndenter(Indenter):
         except DedentError as exc:
             exc.token, exc.levels = token, levels
             raise
+        if len(self.indent_level) > MAX_NESTING + 1:
+            raise _TooDeep(token)
 
 
 @functools.cache
@@ -131,6 +144,13 @@ def parse(text: str, file: str = "<string>") -> Tree:
         return _parser().parse(text)
     except UnexpectedInput as exc:
         raise SpecError([_diagnose(exc, src)]) from None
+    except _TooDeep as exc:
+        line = exc.token.end_line or exc.token.line
+        indent = str(exc.token).rsplit("\n", 1)[1]
+        raise SpecError([src.diag(
+            Span(src.file, line, 1, len(indent) + 1),
+            f"blocks are nested more than {MAX_NESTING} deep", "flatten the structure, or move "
+            "part of it into a block")]) from None
     except DedentError as exc:
         tok = exc.token
         line = tok.end_line or tok.line

@@ -54,6 +54,12 @@ class Param:
         return "{" + self.expr + "}"
 
 
+def _whole(text: str) -> int | float:
+    """``int(text)``; a number too long for Python's int() (over 4300 digits) becomes inf,
+    which validation then rejects at its place, like any other number out of range."""
+    return int(text) if len(text) <= 4000 else float("inf")
+
+
 def _split_dims(text: str) -> list[str]:
     """'3x3x{2*f}' -> ['3', '3', '{2*f}'] (an x inside braces does not split)."""
     parts, depth, cur = [], 0, ""
@@ -94,14 +100,14 @@ class ToRaw(Transformer):
             return self._param(tok, str(tok)[1:-1])
         if tok.type != "INT":  # a bare parameter name (which may be an option word: stride)
             return self._param(tok, str(tok))
-        return int(tok)
+        return _whole(tok)
 
     def _num(self, tok: Token):
         return float(tok) if tok.type in ("INT", "FLOAT") else self._int(tok)
 
     def _value(self, tok: Token):
         """An argument or default: int, float, or a parameter to evaluate later."""
-        return int(tok) if tok.type == "INT" else self._num(tok)
+        return _whole(tok) if tok.type == "INT" else self._num(tok)
 
     def _dims(self, tok: Token) -> tuple:
         out, col = [], tok.column
@@ -109,7 +115,7 @@ class ToRaw(Transformer):
             if p.startswith("{"):  # the span of this part only: the caret goes under {...}
                 out.append(Param(p[1:-1].strip(), Span(self.file, tok.line, col, col + len(p))))
             else:
-                out.append(int(p))
+                out.append(_whole(p))
             col += len(p) + 1
         return tuple(out)
 

@@ -87,6 +87,8 @@ def _message(err: dict[str, Any], what: str) -> tuple[str, str | None]:
     if err["type"] in _OPS:
         op, key = _OPS[err["type"]]
         return f"{what}: {label} must be {op} {err['ctx'][key]}, got {err['input']}", hint
+    if err["type"] == "finite_number":  # inf: a number too long to be one
+        return f"{what}: {label} is too large", hint
     if err["type"] == "int_from_float":  # {filters / 3}, or a block called with 2.5
         return (f"{what}: {label} must be a whole number, got {err['input']:g}",
                 "'/' can give a fraction; '//' divides to a whole number, e.g. {filters // 3}")

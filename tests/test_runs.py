@@ -31,11 +31,11 @@ def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(tmp_path):
     """A run killed (SIGKILL) in its second epoch and resumed ends with the same metrics and
     weights as a run that was never interrupted, with the same seed."""
     spec = cnnspec.load(SPECS / "lenet5.cnn")
-    whole = cnnspec.train(spec, out=tmp_path / "whole", epochs=3, export=False)
+    whole = cnnspec.train(spec, out=tmp_path / "whole", epochs=2, export=False)
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "cnnspec", "compile", str(SPECS / "lenet5.cnn"),
-                             "--train", "--epochs", "3", "--out", str(killed)],
+                             "--train", "--epochs", "2", "--out", str(killed)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while time.time() < deadline:

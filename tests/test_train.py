@@ -131,3 +131,18 @@ def test_default_run_folder_never_overwrites_an_earlier_run(tmp_path):
     (tmp_path / "runs" / "LeNet5-2").mkdir()
     (tmp_path / "runs" / "LeNet5-2" / "metrics.json").write_text("{}")
     assert next_run_dir(base) == tmp_path / "runs" / "LeNet5-3"
+
+
+@pytest.mark.slow
+def test_custom_alexnet_on_three_digit_classes_reaches_95_percent(tmp_path, digits):
+    """The course's assignment: a custom AlexNet on 3 classes x 250 images of one's own, here
+    real digits written out as a PNG image folder."""
+    from conftest import write_digit_folder
+
+    images, labels = digits
+    folder = write_digit_folder(tmp_path / "data", images, labels, (3, 5, 8), 250)
+    spec = cnnspec.load(SPECS / "alexnet-custom.cnn")
+    run = cnnspec.train(spec, data=folder, out=tmp_path / "run", export=False)
+    print(f"AlexNetCustom on 3x250 digits: val accuracy {run.final['val_accuracy']:.4f}")
+    assert len(run.metrics) == 15 and run.classes == ["digit3", "digit5", "digit8"]
+    assert run.final["val_accuracy"] >= 0.95
