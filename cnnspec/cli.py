@@ -248,16 +248,27 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
     if resume_run:
         from .trainer import resume
 
-        _report_run(resume(resume_run, device=device, console=err), time.perf_counter())
+        ignored = [name for name, v in (("SPEC", spec), ("--onnx", onnx_path), ("--data", data),
+                                        ("--epochs", epochs), ("--out", out_dir)) if v]
+        if ignored:
+            raise click.UsageError(f"--resume continues a run as it was set up; it takes no "
+                                   f"{', '.join(ignored)}")
+        t0 = time.perf_counter()
+        _report_run(resume(resume_run, device=device, console=err), t0)
         return
     if spec is None:
         raise click.UsageError("give a SPEC, or --resume RUN")
     s = load(spec)
     render(summarize(s), "table", out)
+    model = s.build()  # compile means build: the module exists and has the reported parameters
+    built = sum(p.numel() for p in model.parameters())
+    if built != s.shaped.params:
+        raise RuntimeError(f"built {built:,} parameters but the summary says {s.shaped.params:,}")
+    out.print(f"built {type(model).__module__}.{type(model).__name__} {s.name}: {built:,} parameters")
     if onnx_path:
         from .export import export_onnx
 
-        out.print(str(export_onnx(s.build(), s, onnx_path)))
+        out.print(str(export_onnx(model, s, onnx_path)))
     if do_train:
         from .report.preview import schedule_preview
         from .trainer import train
@@ -301,6 +312,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except OSError as exc:  # a full disk, a read-only folder: say which file, keep no traceback
         err.print(f"error: {exc}", markup=False)
+        sys.exit(1)
+    except MemoryError:
+        err.print("error: out of memory; the network or its input is too large for this machine "
+                  "(cnnspec summary shows the parameters and activations it needs)")
+        sys.exit(1)
+    except RuntimeError as exc:
+        if "allocate" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        err.print(f"error: out of memory: {str(exc).splitlines()[0]}; the network or its input is "
+                  "too large for this machine (cnnspec summary shows what it needs)", markup=False)
         sys.exit(1)
     if isinstance(rc, int) and rc:
         sys.exit(rc)

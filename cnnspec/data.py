@@ -66,6 +66,21 @@ def embedded_digits(spec_input: ir.InputShape) -> Dataset:
                    [str(i) for i in range(10)], "embedded MNIST digits (5,000)")
 
 
+# Errors Pillow raises for a file it cannot use: not an image, truncated, too large.
+_UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _decode(path: Path, mode: str) -> torch.Tensor:
+    """uint8 (C, H, W) in ``mode`` ('L' or 'RGB'). 16- and 32-bit grayscale is scaled to
+    8 bits first (Pillow's convert would clip it to white)."""
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+            im = Image.fromarray((arr / peak * 255).round().clip(0, 255).astype(np.uint8), "L")
+        return TF.pil_to_tensor(im.convert(mode))
+
+
 def _visible(p: Path) -> bool:
     return not p.name.startswith(".")
 
@@ -78,11 +93,10 @@ def load_image(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
     """
     mode = "L" if spec_input.channels == 1 else "RGB"
     try:
-        with Image.open(path) as im:
-            img = TF.pil_to_tensor(im.convert(mode))
+        img = _decode(Path(path), mode)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except _UNREADABLE as exc:
         raise DataError(f"{path}: cannot read the image ({exc})") from None
     return _fit(img.unsqueeze(0), spec_input)[0]
 
@@ -97,9 +111,8 @@ def image_folder(root: str | Path, spec_input: ir.InputShape, min_classes: int =
         DataError: the folder is missing, has fewer than two classes, has an empty class
             folder, or holds no readable image.
     """
+    _check_folder(root)
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such data folder")
     class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name)
     if len(class_dirs) < min_classes:
         raise DataError(f"{root}: found {len(class_dirs)} class folder(s); an image folder needs "
@@ -115,17 +128,29 @@ def image_folder(root: str | Path, spec_input: ir.InputShape, min_classes: int =
             raise DataError(f"{d}: class folder has no images (PNG, JPEG, BMP or WebP)")
         for p in files:
             try:
-                with Image.open(p) as im:
-                    img = TF.pil_to_tensor(im.convert(mode))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:  # corrupt or truncated
+                img = _decode(p, mode)
+            except _UNREADABLE as exc:  # corrupt, truncated or too large: report and skip
                 skipped.append((str(p), str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
                 continue
             images.append(_fit(img.unsqueeze(0), spec_input))
             labels.append(label)
+        if not labels or labels[-1] != label:
+            raise DataError(f"{d}: class folder has no readable images (all "
+                            f"{len(files)} failed to decode; see the skipped files above)")
     if not images:
         raise DataError(f"{root}: no readable images")
     return Dataset(torch.cat(images), torch.tensor(labels, dtype=torch.long),
                    [d.name for d in class_dirs], str(root), skipped)
+
+
+def _check_folder(raw: str | Path) -> None:
+    if str(raw) == "":
+        raise DataError("the data folder is empty text; give a folder DIR/<class>/<image>")
+    root = Path(raw)
+    if root.is_file():
+        raise DataError(f"{root}: is a file; the data must be a folder DIR/<class>/<image>")
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder")
 
 
 def load_data(path: str | Path | None, spec_input: ir.InputShape) -> Dataset:
@@ -198,9 +223,8 @@ def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) 
     import hashlib
     from collections import Counter
 
+    _check_folder(root)
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such data folder")
     classes, unreadable, seen, duplicates = [], [], {}, []
     for d in sorted((d for d in root.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name):
         files = sorted(p for p in d.rglob("*") if p.is_file() and _visible(p)
@@ -220,7 +244,7 @@ def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) 
                     sizes[f"{im.width}x{im.height}"] += 1
                     modes[im.mode] += 1
                 ok += 1
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            except _UNREADABLE as exc:
                 unreadable.append({"path": str(p), "reason": str(exc).splitlines()[0]})
         classes.append({"name": d.name, "images": ok, "files": len(files),
                         "sizes": dict(sizes.most_common(5)), "modes": dict(modes)})

@@ -17,11 +17,15 @@ from .shapes import ShapedSpec, fmt_shape
 INDENT = "    "
 
 
+# Names the emitted file defines or imports; the network's class must not shadow them.
+_TAKEN = {"Concat", "Residual", "torch", "nn", "OrderedDict", "model"}
+
+
 def _identifier(name: str) -> str:
     ident = re.sub(r"\W", "_", name)
     if not ident or ident[0].isdigit() or keyword.iskeyword(ident):
         ident = f"Net_{ident}"
-    return ident
+    return f"{ident}Net" if ident in _TAKEN else ident
 
 
 def _entries(infos, depth: int) -> list[str]:

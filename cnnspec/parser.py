@@ -22,7 +22,6 @@ from lark.indenter import DedentError, Indenter
 
 from .errors import SourceText, Span, SpecError, did_you_mean
 
-
 # The most indented blocks inside one another (real specs use four or five).
 MAX_NESTING = 50
 

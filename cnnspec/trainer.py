@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from . import ir
@@ -81,9 +82,26 @@ def make_scheduler(cfg: ir.TrainConfig, optimizer) -> torch.optim.lr_scheduler.L
 
 
 def pick_device(device: str | None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``cpu``, ``cuda`` or ``cuda:N`` (default: cuda where available).
+
+    Raises:
+        CnnSpecError: the device is unknown or not present on this machine.
+    """
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise CnnSpecError(f"unknown device '{device}'; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CnnSpecError(f"device '{device}': no CUDA GPU is available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CnnSpecError(f"device '{device}': this machine has {torch.cuda.device_count()} "
+                               "GPU(s), numbered from 0")
+    elif dev.type != "cpu":
+        raise CnnSpecError(f"device '{device}' cannot train; use cpu, cuda or cuda:N")
+    return dev
 
 
 class Standardize(nn.Module):
@@ -178,6 +196,10 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device) -
                         f"{len(dataset.classes)} classes; the last layer must be dense N, N >= classes")
     train_idx, val_idx = stratified_split(dataset.labels, cfg.split, cfg.seed)
     train_set, val_set = dataset.subset(train_idx), dataset.subset(val_idx)
+    if len(val_set) == 0 or len(train_set) == 0:
+        raise DataError(f"{dataset.source}: {len(dataset)} images cannot be split {cfg.split:g} / "
+                        f"{1 - cfg.split:.2g} into training and validation; each class needs at "
+                        "least 2 images (more, for a meaningful validation accuracy)")
     mean, std = channel_stats(train_set.images)
     model = build(spec.shaped, seed=cfg.seed).to(device)
     optimizer = make_optimizer(cfg, model.parameters())
@@ -209,6 +231,11 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     if data is None and cfg.data is not None and spec.file != "<string>":
         data_path = Path(spec.file).parent / cfg.data  # a spec's data path is relative to the spec
     out = Path(out) if out is not None else next_run_dir(Path("runs") / spec.name)
+    if (out / "spec.json").exists() or (out / "last.ckpt").exists():
+        raise CnnSpecError(f"{out} already holds a run; choose another --out, or continue it "
+                           f"with --resume {out}")
+    if out.exists() and not out.is_dir():
+        raise CnnSpecError(f"{out}: is a file; --out must be a folder")
     s = _session(spec, cfg, out, data_path, pick_device(device))
     _write_start(s, {"epochs": epochs} if epochs is not None else {})
     return _run(s, console, export)
@@ -229,23 +256,32 @@ def resume(run: str | Path, *, device: str | None = None, export: bool = True,
         resolved = json.loads((run / "spec.json").read_text())
         info = json.loads((run / "run.json").read_text())
         spec = loads((run / "spec.cnn").read_text(), str(run / "spec.cnn"))
+        # our own file, read with PyTorch's restricted loader: tensors and plain data only
         ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
-        weights = load_file(run / "last.safetensors")
+        cfg = ir.TrainConfig.model_validate(resolved["train"])
+        metrics = json.loads((run / "metrics.json").read_text())["epochs"][: ckpt["epoch"]]
+        s = _session(spec, cfg, run, info["data"], pick_device(device or _usable(info["device"])))
+        s.model.load_state_dict(ckpt["model"])
+        s.optimizer.load_state_dict(ckpt["optimizer"])
+        s.scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"], s.gen)
     except FileNotFoundError as exc:
         raise CnnSpecError(f"{run}: not a run folder with a checkpoint ({exc.filename} is "
                            "missing); a run writes one after its first epoch") from None
-    except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
-        raise CnnSpecError(f"{run}: cannot read the checkpoint ({exc})") from None
-    cfg = ir.TrainConfig.model_validate(resolved["train"])
-    s = _session(spec, cfg, run, info["data"], pick_device(device or info.get("device")))
-    s.model.load_state_dict(weights)
-    s.optimizer.load_state_dict(ckpt["optimizer"])
-    s.scheduler.load_state_dict(ckpt["scheduler"])
-    _set_rng_state(ckpt["rng"], s.gen)
-    s.metrics = json.loads((run / "metrics.json").read_text())["epochs"][: ckpt["epoch"]]
-    s.start_epoch = ckpt["epoch"]
+    except CnnSpecError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError,
+            pickle.UnpicklingError) as exc:  # a damaged or foreign file
+        raise CnnSpecError(f"{run}: cannot resume from this run folder: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    s.metrics, s.start_epoch = metrics, ckpt["epoch"]
     console.print(f"resuming {run} after epoch {s.start_epoch} of {cfg.epochs}")
     return _run(s, console, export)
+
+
+def _usable(device: str | None) -> str | None:
+    """The run's device, unless it was a GPU this machine does not have."""
+    return None if device and device.startswith("cuda") and not torch.cuda.is_available() else device
 
 
 def _write_start(s: _Session, overrides: dict) -> None:
@@ -266,11 +302,15 @@ def _write_start(s: _Session, overrides: dict) -> None:
 
 
 def _checkpoint(s: _Session, epoch: int) -> None:
-    """After each epoch: weights, optimizer/scheduler/RNG state and metrics, atomically."""
-    save_weights(s.out / "last.safetensors", s.model, s.spec.name)
-    state = {"epoch": epoch, "optimizer": s.optimizer.state_dict(),
+    """After each epoch: weights, optimizer/scheduler/RNG state and metrics, atomically.
+
+    ``last.ckpt`` holds everything resume needs (model weights included) in one file renamed
+    into place in one step, so an interruption leaves either the old or the new checkpoint,
+    never weights of one epoch with optimizer state of another."""
+    state = {"epoch": epoch, "model": _weights(s.model), "optimizer": s.optimizer.state_dict(),
              "scheduler": s.scheduler.state_dict(), "rng": _rng_state(s.gen)}
     atomic_write(s.out / "last.ckpt", lambda tmp: torch.save(state, tmp))
+    save_weights(s.out / "last.safetensors", s.model, s.spec.name)
     best = max(m["val_accuracy"] for m in s.metrics)
     if s.metrics[-1]["val_accuracy"] == best:
         save_weights(s.out / "best.safetensors", s.model, s.spec.name)

@@ -33,13 +33,15 @@ def schedule_preview(cfg: TrainConfig, epochs: int | None = None) -> SchedulePre
     'epochs 0-19: 0.1; 20-49: 0.01; 50-119: 0.001'
     """
     n = epochs if epochs is not None else cfg.epochs
+    # the rate only changes at milestones: one range per milestone, whatever the epoch count
+    starts = [0] + [m.epoch for m in cfg.schedule if 0 < m.epoch < n]
     ranges: list[tuple[int, int, float]] = []
-    for epoch in range(n):
-        lr = cfg.lr_at(epoch)
+    for a, b in zip(starts, [*starts[1:], n], strict=True):
+        lr = cfg.lr_at(a)
         if ranges and ranges[-1][2] == lr:
-            ranges[-1] = (ranges[-1][0], epoch, lr)
+            ranges[-1] = (ranges[-1][0], b - 1, lr)
         else:
-            ranges.append((epoch, epoch, lr))
+            ranges.append((a, b - 1, lr))
     warnings = [f"schedule: epoch {m.epoch} lies beyond the last epoch ({n - 1}); its learning "
                 f"rate {m.lr:g} never applies" for m in cfg.schedule if m.epoch >= n]
     rates = [cfg.optimizer.lr] + [m.lr for m in cfg.schedule if m.epoch < n]

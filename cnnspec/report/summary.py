@@ -29,8 +29,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..ir import Spec, TrainConfig
-from .preview import schedule_preview
 from ..shapes import LayerInfo, fmt_shape
+from .preview import schedule_preview
 
 BYTES_PER_PARAM = 4  # float32
 
