@@ -63,18 +63,18 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]
     return float(np.abs(diff).max()), float(np.linalg.norm(diff)) / (norm if norm > 0 else 1.0)
 
 
-def _export(model: nn.Module, example: torch.Tensor, path: str) -> None:
+def _export(model: nn.Module, example: torch.Tensor, path: str, optimize: bool = True) -> None:
     batch = torch.export.Dim("batch", min=1, max=4096)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         torch.onnx.export(model, (example,), path, dynamo=True, external_data=False,
                           input_names=["input"], output_names=["output"],
-                          dynamic_shapes=({0: batch},), verbose=False)
+                          dynamic_shapes=({0: batch},), verbose=False, optimize=optimize)
 
 
 def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
-                example: torch.Tensor | None = None) -> ExportReport:
+                example: torch.Tensor | None = None, optimize: bool = True) -> ExportReport:
     """Export ``model`` to ONNX at ``path`` and check it with ONNX Runtime.
 
     Args:
@@ -83,6 +83,9 @@ def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
         path: the ``.onnx`` file to write (written atomically).
         example: a real batch (N, C, H, W) float32 to export with and check on; by
             default a batch of 4 random images at the spec's input size.
+        optimize: let the exporter optimise the graph (constant folding; batch norms in
+            eval mode may be folded into the convolutions before them). False keeps every
+            parameter as an initializer under its own name.
 
     Raises:
         ExportError: the exporter fails, or the relative error exceeds 1e-4.
@@ -101,7 +104,7 @@ def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
     os.close(fd)
     try:
         try:
-            _export(model, example, tmp)
+            _export(model, example, tmp, optimize)
         except Exception as exc:  # the exporter raises many types; the user needs the reason
             raise ExportError(f"ONNX export of {spec.name} failed: {type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
