@@ -18,11 +18,11 @@ from .loader import load, loads
 __version__ = "0.1.0"
 
 
-def summarize(spec: Spec):
+def summarize(spec: Spec, depth: int | None = None):
     """Per-layer report of a spec as data (see :mod:`cnnspec.report.summary`)."""
     from .report.summary import summarize as _summarize
 
-    return _summarize(spec)
+    return _summarize(spec, depth)
 
 
 def train(spec: Spec, **kwargs):

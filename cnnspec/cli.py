@@ -39,12 +39,14 @@ def check(spec: str) -> None:
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def summary(spec: str, fmt: str) -> None:
+@click.option("--depth", type=click.IntRange(min=0), help="Fold blocks: show rows nested at most "
+              "this deep (0: top-level layers only); totals are unchanged.")
+def summary(spec: str, fmt: str, depth: int | None) -> None:
     """Per-layer output shapes, parameters and MACs of SPEC, computed without building it."""
     from . import load, summarize
     from .report.render import render
 
-    render(summarize(load(spec)), fmt, out)
+    render(summarize(load(spec), depth), fmt, out)
 
 
 @cli.command()

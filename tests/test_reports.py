@@ -154,3 +154,13 @@ def test_three_way_parameters_and_hooked_macs(name, tmp_path):
     assert names <= set(sizes), sorted(names - set(sizes))[:5]
     assert sum(sizes[n] for n in names) == spec.shaped.params
     assert report.relative_error < 1e-4
+
+
+def test_depth_folds_blocks_and_keeps_totals():
+    spec = cnnspec.load(SPECS / "resnet18.cnn")
+    full, folded = cnnspec.summarize(spec), cnnspec.summarize(spec, depth=0)
+    assert all(r.depth == 0 for r in folded.layers)
+    assert [r.name for r in folded.layers][:5] == ["C1", "BN1", "M1", "R1", "A1"]
+    assert len(folded.layers) == 22 and len(full.layers) > 60
+    assert sum(r.params for r in folded.layers) == folded.totals.params == 11_689_512
+    assert folded.totals == full.totals

@@ -157,11 +157,15 @@ def _rows(infos, depth: int, prefix: str, total: int):
             yield from _rows(group, depth + 2, f"{path}.{name}.", total)
 
 
-def summarize(spec: Spec) -> Summary:
-    """The summary of a validated spec, as data (see the module docstring for the fields)."""
+def summarize(spec: Spec, depth: int | None = None) -> Summary:
+    """The summary of a validated spec, as data (see the module docstring for the fields).
+
+    ``depth`` folds nested rows: only rows at most that deep are kept (0: top level); a
+    folded concat or residual row still carries its whole parameters and MACs.
+    """
     shaped = spec.shaped
     total = shaped.params
-    rows = list(_rows(shaped.layers, 0, "", total))
+    rows = [r for r in _rows(shaped.layers, 0, "", total) if depth is None or r.depth <= depth]
     trainable = sum(r.params for r in rows if r.trainable and r.depth == 0)
     totals = Totals(total, trainable, total - trainable, shaped.buffers,
                     total * BYTES_PER_PARAM / 1e6, shaped.macs, 2 * shaped.macs,
