@@ -11,6 +11,10 @@ import difflib
 from dataclasses import dataclass, field
 
 
+MAX_DIAGNOSTICS = 50  # errors printed at most; the list on the exception keeps them all
+MAX_LINE = 120  # characters of a source line quoted under an error
+
+
 @dataclass(frozen=True)
 class Span:
     """A place in a spec file: 1-based line and column, end column exclusive."""
@@ -47,8 +51,15 @@ class Diagnostic:
             width = 1
             if self.span.end_col is not None and self.span.end_col > self.span.col:
                 width = self.span.end_col - self.span.col
+            col = self.span.col - 1
+            if len(line) > MAX_LINE:  # show a window of a very long line around the caret
+                start = max(0, min(col - MAX_LINE // 2, len(line) - MAX_LINE))
+                line = ("..." if start else "") + line[start:start + MAX_LINE] + (
+                    "..." if start + MAX_LINE < len(line) else "")
+                col = col - start + (3 if start else 0)
+                width = min(width, MAX_LINE)
             out.append(f"    {line}")
-            out.append("    " + " " * (self.span.col - 1) + "^" * width)
+            out.append("    " + " " * col + "^" * width)
         if self.hint:
             out.append(f"hint: {self.hint}")
         out += [f"note: {n}" for n in self.notes]
@@ -65,7 +76,11 @@ class CnnSpecError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        return "\n\n".join(d.render() for d in self.diagnostics)
+        shown = [d.render() for d in self.diagnostics[:MAX_DIAGNOSTICS]]
+        rest = len(self.diagnostics) - MAX_DIAGNOSTICS
+        if rest > 0:
+            shown.append(f"... and {rest} more error(s); fix these first")
+        return "\n\n".join(shown)
 
 
 class SpecError(CnnSpecError):
