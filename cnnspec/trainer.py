@@ -225,8 +225,12 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     """
     console = console or Console(stderr=True)
     cfg = spec.train
+    overrides: dict = {}
     if epochs is not None:
-        cfg = cfg.model_copy(update={"epochs": epochs})
+        overrides["epochs"] = epochs
+    if data is not None:
+        overrides["data"] = str(data)
+    cfg = cfg.model_copy(update=overrides)
     data_path = data if data is not None else cfg.data
     if data is None and cfg.data is not None and spec.file != "<string>":
         data_path = Path(spec.file).parent / cfg.data  # a spec's data path is relative to the spec
@@ -237,7 +241,7 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     if out.exists() and not out.is_dir():
         raise CnnSpecError(f"{out}: is a file; --out must be a folder")
     s = _session(spec, cfg, out, data_path, pick_device(device))
-    _write_start(s, {"epochs": epochs} if epochs is not None else {})
+    _write_start(s, overrides)
     return _run(s, console, export)
 
 
