@@ -54,8 +54,8 @@ def test_image_folder_training_writes_a_run(tmp_path, digit_folder):
     run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", epochs=4)
     assert run.classes == ["digit1", "digit4", "digit7"]
     assert json.loads((tmp_path / "run" / "classes.json").read_text()) == run.classes
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert [s["path"] for s in metrics["skipped"]] == [str(digit_folder / "digit4" / "broken.png")]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert [s["path"] for s in info["skipped"]] == [str(digit_folder / "digit4" / "broken.png")]
     # 3 classes x 60 images, stratified 80/20: 48 train and 12 val per class
     assert run.final["val_accuracy"] > 0.8
     resolved = json.loads((tmp_path / "run" / "spec.json").read_text())
