@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-
 MAX_DIAGNOSTICS = 50  # errors printed at most; the list on the exception keeps them all
 MAX_LINE = 120  # characters of a source line quoted under an error
 

@@ -67,8 +67,8 @@ LABELS: dict[str, tuple[str, str | None]] = {
 
 # Fields whose name means something else in another statement: (statement, field) -> label.
 KIND_LABELS: dict[tuple[str, str], tuple[str, str | None]] = {
-    ("lrn", "size"): ("the number of channels", "lrn N normalises across N neighbouring "
-                      "channels; AlexNet uses lrn 5"),
+    ("lrn", "size"): ("the number of channels", ("lrn N normalises across N neighbouring "
+                      "channels; AlexNet uses lrn 5")),
 }
 
 _OPS = {

@@ -152,10 +152,10 @@ CASES: list[tuple[str, int, int, str, str | None]] = [
      "CAT1: concat: branch 1 (identity) gives 28x28x8 but branch 2 (line 10) gives 16",
      "flatten after the concat"),
     ("branch_outside_concat", 6, 1, "'branch' cannot go here", "inside 'concat:'"),
-    ("residual_shortcut_shape", 6, 1, "R1: residual: the body gives 14x14x16 (line 8) but the "
-     "shortcut gives 28x28x16 (line 10)", "same size and channels"),
-    ("residual_no_projection", 6, 1, "R1: residual: the body turns 28x28x8 into 26x26x8 (line 8); "
-     "no 1x1 projection of the input can match it", None),
+    ("residual_shortcut_shape", 6, 1, ("R1: residual: the body gives 14x14x16 (line 8) but the "
+     "shortcut gives 28x28x16 (line 10)"), "same size and channels"),
+    ("residual_no_projection", 6, 1, ("R1: residual: the body turns 28x28x8 into 26x26x8 (line 8); "
+     "no 1x1 projection of the input can match it"), None),
     ("residual_shortcut_without_body", 7, 5, "'shortcut' cannot go here",
      "after the body (at least one layer)"),
     ("residual_body_call_fails", 10, 5, "unit() needs a value for 'filters'", None),

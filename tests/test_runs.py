@@ -97,7 +97,7 @@ def test_wrong_weights_file_is_a_clear_error(tmp_path, digit_folder):
 
 def test_data_report(tmp_path, digit_folder):
     (digit_folder / "digit1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    src = sorted((digit_folder / "digit4").iterdir())[0]
+    src = min((digit_folder / "digit4").iterdir())
     (digit_folder / "digit4" / "copy.png").write_bytes(src.read_bytes())
     Image.new("RGB", (40, 30), (255, 0, 0)).save(digit_folder / "digit7" / "red.jpg")
     r = data_report(digit_folder, min_classes=3, min_per_class=61)

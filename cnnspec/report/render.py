@@ -143,12 +143,12 @@ def diff_footer(d) -> list[str]:
     na, nb = d.a["network"], d.b["network"]
     counts = {s: sum(1 for r in d.rows if r.status == s) for s in ("changed", "added", "removed")}
     return [
-        f"Total params: {t['params_a']:,} ({na}) → {t['params_b']:,} ({nb}): "
-        f"{_signed(t['params_delta'])} ({_pct_text(t['params_pct'])})",
-        f"MACs per image: {human(t['macs_a'], 'MACs')} → {human(t['macs_b'], 'MACs')}: "
-        f"{_signed(t['macs_delta'])} ({_pct_text(t['macs_pct'])}); FLOPs = 2 x MACs",
-        f"Layers: {counts['changed']} changed, {counts['added']} added, {counts['removed']} removed "
-        "(aligned by structure; ~ changed, + added, - removed)",
+        (f"Total params: {t['params_a']:,} ({na}) → {t['params_b']:,} ({nb}): "
+        f"{_signed(t['params_delta'])} ({_pct_text(t['params_pct'])})"),
+        (f"MACs per image: {human(t['macs_a'], 'MACs')} → {human(t['macs_b'], 'MACs')}: "
+        f"{_signed(t['macs_delta'])} ({_pct_text(t['macs_pct'])}); FLOPs = 2 x MACs"),
+        (f"Layers: {counts['changed']} changed, {counts['added']} added, {counts['removed']} removed "
+        "(aligned by structure; ~ changed, + added, - removed)"),
     ]
 
 
@@ -168,8 +168,8 @@ def render_diff_table(d, console: Console, changed_only: bool = False) -> None:
 
 
 def render_diff_markdown(d, changed_only: bool = False) -> str:
-    lines = [f"A = **{d.a['network']}** (`{d.a['file']}`), B = **{d.b['network']}** "
-             f"(`{d.b['file']}`)", "",
+    lines = [(f"A = **{d.a['network']}** (`{d.a['file']}`), B = **{d.b['network']}** "
+             f"(`{d.b['file']}`)"), "",
              "| " + " | ".join(c or "±" for c in DIFF_COLUMNS) + " |",
              "|" + "|".join("---:" if i >= 4 else "---" for i in range(len(DIFF_COLUMNS))) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
