@@ -101,6 +101,18 @@ def load_image(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
     return _fit(img.unsqueeze(0), spec_input)[0]
 
 
+def _class_dirs(root: Path) -> list[Path]:
+    """Class folders of an image folder, sorted by name; hidden folders are not classes."""
+    return sorted((d for d in root.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name)
+
+
+def _image_files(class_dir: Path) -> list[Path]:
+    """Image files of one class (nested folders included), skipping hidden files and folders."""
+    return sorted(p for p in class_dir.rglob("*") if p.is_file() and _visible(p)
+                  and p.suffix.lower() in IMAGE_SUFFIXES
+                  and all(_visible(q) for q in p.relative_to(class_dir).parents if q != Path(".")))
+
+
 def image_folder(root: str | Path, spec_input: ir.InputShape, min_classes: int = 2) -> Dataset:
     """Read ``root/<class>/<image>`` (PNG, JPEG, BMP, WebP), classes in sorted order.
 
@@ -113,7 +125,7 @@ def image_folder(root: str | Path, spec_input: ir.InputShape, min_classes: int =
     """
     _check_folder(root)
     root = Path(root)
-    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name)
+    class_dirs = _class_dirs(root)
     if len(class_dirs) < min_classes:
         raise DataError(f"{root}: found {len(class_dirs)} class folder(s); an image folder needs "
                         f"at least {'two' if min_classes == 2 else min_classes}, laid out as "
@@ -121,9 +133,7 @@ def image_folder(root: str | Path, spec_input: ir.InputShape, min_classes: int =
     mode = "L" if spec_input.channels == 1 else "RGB"
     images, labels, skipped = [], [], []
     for label, d in enumerate(class_dirs):
-        files = sorted(p for p in d.rglob("*") if p.is_file() and _visible(p)
-                       and p.suffix.lower() in IMAGE_SUFFIXES
-                       and all(_visible(q) for q in p.relative_to(d).parents if q != Path(".")))
+        files = _image_files(d)
         if not files:
             raise DataError(f"{d}: class folder has no images (PNG, JPEG, BMP or WebP)")
         for p in files:
@@ -226,9 +236,8 @@ def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) 
     _check_folder(root)
     root = Path(root)
     classes, unreadable, seen, duplicates = [], [], {}, []
-    for d in sorted((d for d in root.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name):
-        files = sorted(p for p in d.rglob("*") if p.is_file() and _visible(p)
-                       and p.suffix.lower() in IMAGE_SUFFIXES)
+    for d in _class_dirs(root):
+        files = _image_files(d)
         sizes, modes, ok = Counter(), Counter(), 0
         for p in files:
             digest = hashlib.sha1(p.read_bytes()).hexdigest()
