@@ -235,6 +235,16 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str) -> None:
 @click.option("--data", type=click.Path(), help="Image folder DIR/<class>/<image> (default: "
               "the spec's train: data, else the embedded digits).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train: epochs.")
+@click.option("--batch", type=click.IntRange(min=1), help="Override train: batch.")
+@click.option("--lr", type=float, help="Override the optimizer's learning rate.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw", "rmsprop"]),
+              help="Override the optimizer (keeps the spec's lr unless --lr is given).")
+@click.option("--momentum", type=float, help="Override the optimizer's momentum.")
+@click.option("--weight-decay", type=float, help="Override train: weight_decay.")
+@click.option("--label-smoothing", type=float, help="Override train: label_smoothing.")
+@click.option("--clip-grad-norm", type=float, help="Override train: clip_grad_norm.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override train: seed.")
+@click.option("--split", type=float, help="Override train: split.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder "
               "(default runs/<network>).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda where available).")
@@ -242,8 +252,11 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str) -> None:
               help="Continue the run in this folder from its last checkpoint (no SPEC needed).")
 def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str | None,
              epochs: int | None, out_dir: str | None, device: str | None,
-             resume_run: str | None) -> None:
-    """Build SPEC into a PyTorch module, print its summary, and optionally export or train it."""
+             resume_run: str | None, **overrides) -> None:
+    """Build SPEC into a PyTorch module, print its summary, and optionally export or train it.
+
+    Train settings given on the command line (--epochs, --lr, --batch, ...) replace the
+    spec's for this run and are recorded in the run folder (run.json, spec.json)."""
     from . import load, summarize
     from .report.render import render
 
@@ -252,6 +265,7 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
 
         ignored = [name for name, v in (("SPEC", spec), ("--onnx", onnx_path), ("--data", data),
                                         ("--epochs", epochs), ("--out", out_dir)) if v]
+        ignored += [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
         if ignored:
             raise click.UsageError(f"--resume continues a run as it was set up; it takes no "
                                    f"{', '.join(ignored)}")
@@ -271,19 +285,26 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
         from .export import export_onnx
 
         out.print(str(export_onnx(model, s, onnx_path)))
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if epochs is not None:
+        given["epochs"] = epochs
+    if given and not do_train:
+        raise click.UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} "
+                               "only apply with --train")
     if do_train:
         from .report.preview import schedule_preview
-        from .trainer import train
+        from .trainer import apply_overrides, train
 
-        if epochs is not None:
-            preview = schedule_preview(s.train, epochs)
-            out.print(f"With --epochs {epochs}, learning rate by epoch (from 0): "
-                      f"{preview.text().removeprefix('epochs ')}")
+        if given:
+            preview = schedule_preview(apply_overrides(s.train, given))
+            out.print(f"With {' '.join(f'--{k.replace(chr(95), chr(45))} {v}' for k, v in given.items())}"
+                      f", learning rate by epoch (from 0): {preview.text().removeprefix('epochs ')}")
             for warning in preview.warnings:
                 out.print(f"warning: {warning}")
 
         t0 = time.perf_counter()
-        _report_run(train(s, data=data, out=out_dir, epochs=epochs, device=device, console=err), t0)
+        _report_run(train(s, data=data, out=out_dir, overrides=given, device=device, console=err),
+                    t0)
 
 
 def _report_run(run, t0: float) -> None:

@@ -188,7 +188,10 @@ def stratified_split(labels: torch.Tensor, train_fraction: float, seed: int
 
 
 def augmentation(augment: list[ir.Augmentation], spec_input: ir.InputShape) -> v2.Transform | None:
-    """The ``augment:`` list as a torchvision ``v2.Compose`` applied to one (C, H, W) image."""
+    """The ``augment:`` list as a torchvision ``v2.Compose`` applied to one uint8 (C, H, W)
+    image, in the order written. Each image draws its own random parameters (a v2 transform
+    called on a whole batch would give every image of it the same crop or flip)."""
+    size = [spec_input.height, spec_input.width]
     steps = []
     for a in augment:
         if a.kind == "hflip":
@@ -198,9 +201,19 @@ def augmentation(augment: list[ir.Augmentation], spec_input: ir.InputShape) -> v
         elif a.kind == "crop":
             steps.append(v2.RandomCrop(a.size, padding=a.pad or None))
             if a.size != spec_input.height or a.size != spec_input.width:
-                steps.append(v2.Resize([spec_input.height, spec_input.width], antialias=True))
+                steps.append(v2.Resize(size, antialias=True))
         elif a.kind == "rotate":
             steps.append(v2.RandomRotation(a.degrees))
+        elif a.kind == "random_resized_crop":
+            steps.append(v2.RandomResizedCrop(a.size or size, scale=a.scale or (0.08, 1.0),
+                                              antialias=True))
+            if a.size is not None and [a.size, a.size] != size:
+                steps.append(v2.Resize(size, antialias=True))
+        elif a.kind == "color_jitter":  # hue and saturation leave 1-channel images unchanged
+            steps.append(v2.ColorJitter(brightness=a.brightness, contrast=a.contrast,
+                                        saturation=a.saturation, hue=a.hue))
+        elif a.kind == "random_erasing":  # erased pixels are 0 (black) before normalisation
+            steps.append(v2.RandomErasing(p=a.p, scale=a.scale or (0.02, 0.33), value=0))
     return v2.Compose(steps) if steps else None
 
 

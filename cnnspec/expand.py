@@ -261,15 +261,18 @@ class Expander:
 
     def train(self, raw: Raw, env: dict, trace) -> Raw:
         """The train section with its numbers worked out (``lr {0.1/4}``; ``{x}`` is an error)."""
-        fields = {}
-        for key, v in raw.fields.items():  # in the order of the file
-            if isinstance(v, Raw):  # optimizer
-                v = self.concrete(v, env, trace)
-            elif isinstance(v, list):  # schedule, augment
-                v = [self.concrete(r, env, trace) for r in v]
-            else:
-                v = self.value(v, env, raw, trace)
-            fields[key] = v
+
+        def concrete(v):  # the optimizer, schedule (with its steps), augment list, callbacks
+            if isinstance(v, Raw):
+                r = self.concrete(v, env, trace)
+                r.fields = {k: concrete(x) if isinstance(x, (Raw, list)) else x
+                            for k, x in r.fields.items()}
+                return r
+            if isinstance(v, list):
+                return [concrete(x) for x in v]
+            return self.value(v, env, raw, trace)
+
+        fields = {key: concrete(v) for key, v in raw.fields.items()}  # in the order of the file
         return dataclasses.replace(raw, fields=fields, spans=dict(raw.spans), trace=trace)
 
     def call(self, raw: Raw, env: dict, trace, calls) -> list[Raw]:

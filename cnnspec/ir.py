@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from .errors import Span
 
@@ -171,12 +171,25 @@ class InputShape(IRModel):
         return (self.channels, self.height, self.width)
 
 
-class Optimizer(IRModel):
-    """``optimizer sgd|adam lr X [momentum M]`` -> ``torch.optim.SGD`` / ``torch.optim.Adam``."""
+Metric = Literal["val_loss", "val_accuracy", "train_loss", "train_accuracy"]
+"""What callbacks and ``schedule plateau`` watch; losses improve downwards, accuracies upwards."""
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
-    name: Literal["sgd", "adam"] = "adam"
+
+class Optimizer(IRModel):
+    """``optimizer sgd|adam|adamw|rmsprop lr X [momentum M] [nesterov] [betas B1 B2] [eps E]
+    [alpha A]`` -> ``torch.optim.SGD`` / ``Adam`` / ``AdamW`` / ``RMSprop`` (PyTorch docs,
+    torch.optim). Options left out take PyTorch's defaults; which option belongs to which
+    optimizer is checked in :mod:`cnnspec.validate` (``OPTIMIZER_OPTIONS``)."""
+
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
     lr: Annotated[float, Field(gt=0.0)] = 1e-3
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    momentum: Fraction = 0.0
+    nesterov: bool = False
+    betas: tuple[Fraction, Fraction] | None = None
+    eps: Annotated[float, Field(gt=0.0)] | None = None
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    """RMSprop's smoothing constant (PyTorch default 0.99)."""
 
 
 class Milestone(IRModel):
@@ -186,17 +199,83 @@ class Milestone(IRModel):
     lr: Annotated[float, Field(gt=0.0)]
 
 
-class Augmentation(IRModel):
-    """One transform of ``augment:``, applied to training images only.
+class Schedule(IRModel):
+    """``schedule KIND ...``: the learning rate by epoch (formulas in :mod:`cnnspec.schedule`)."""
 
-    hflip / vflip: flip with probability 0.5; crop N pad P: pad by P then random NxN crop
-    (``torchvision.transforms.v2.RandomCrop``); rotate D: random rotation in [-D, D] degrees.
+    kind: Literal["step", "multistep", "cosine", "onecycle", "plateau"]
+    steps: list[Milestone] = []
+    """step: from each epoch on, its learning rate."""
+    milestones: list[NonNegativeInt] = []
+    """multistep: the epochs at which the rate is multiplied by ``factor``."""
+    factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    """multistep and plateau: the multiplier (PyTorch's gamma / factor)."""
+    min_lr: Annotated[float, Field(ge=0.0)] = 0.0
+    """cosine: the rate it anneals towards (eta_min); plateau: the floor."""
+    monitor: Metric = "val_loss"
+    """plateau: the metric watched."""
+    patience: NonNegativeInt = 10
+    """plateau: epochs without improvement before the rate is cut (PyTorch default 10)."""
+    warmup: NonNegativeInt = 0
+    """Epochs of linear warmup before the schedule proper."""
+
+
+class EarlyStop(IRModel):
+    """``early_stop METRIC patience N [min_delta D]``: stop after N epochs in which METRIC
+    did not improve on its best by more than D (Keras ``EarlyStopping``)."""
+
+    monitor: Metric
+    patience: PositiveInt
+    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+
+
+class Checkpoint(IRModel):
+    """``checkpoint best [METRIC] | last | every N``: which weights a run keeps besides
+    ``last.ckpt`` (always written, for --resume)."""
+
+    best: Metric | None = "val_accuracy"
+    """``best.safetensors`` holds the epoch best by this metric; None (``last``): not kept."""
+    every: PositiveInt | None = None
+    """Also keep ``epoch-NNN.safetensors`` every N epochs."""
+
+
+class Normalize(IRModel):
+    """``normalize [imagenet | mean M... std S...]``: inputs become (x - mean) / std per
+    channel, x in [0, 1]. Default: mean and std computed on the training images."""
+
+    preset: Literal["imagenet"] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[Annotated[float, Field(gt=0.0)], ...] | None = None
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""torchvision's ImageNet statistics (``torchvision.transforms._presets.ImageClassification``)."""
+
+
+class Augmentation(IRModel):
+    """One transform of ``augment:``, applied to training images only (torchvision v2).
+
+    hflip / vflip: flip with probability 0.5; ``crop N pad P``: pad by P then a random NxN
+    crop (``RandomCrop``); ``rotate D``: random rotation in [-D, D] degrees;
+    ``random_resized_crop [N] [scale A B]``: a random area fraction in [A, B] (default
+    0.08-1) resized to N (default: the input size) (``RandomResizedCrop``, Szegedy et al.
+    2015); ``color_jitter brightness B contrast C saturation S hue H`` (``ColorJitter``);
+    ``random_erasing P [scale A B]``: with probability P, a rectangle of A-B of the area is
+    zeroed (``RandomErasing``, Zhong et al. 2020).
     """
 
-    kind: Literal["hflip", "vflip", "crop", "rotate"]
+    kind: Literal["hflip", "vflip", "crop", "rotate", "random_resized_crop", "color_jitter",
+                  "random_erasing"]
     size: PositiveInt | None = None
     pad: NonNegativeInt = 0
     degrees: Annotated[float, Field(ge=0.0, le=180.0)] | None = None
+    scale: tuple[Annotated[float, Field(gt=0.0, le=1.0)],
+                 Annotated[float, Field(gt=0.0, le=1.0)]] | None = None
+    brightness: Annotated[float, Field(ge=0.0)] | None = None
+    contrast: Annotated[float, Field(ge=0.0)] | None = None
+    saturation: Annotated[float, Field(ge=0.0)] | None = None
+    hue: Annotated[float, Field(ge=0.0, le=0.5)] | None = None
+    p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
 
 
 class TrainConfig(IRModel):
@@ -206,25 +285,41 @@ class TrainConfig(IRModel):
     batch: PositiveInt = 64
     optimizer: Optimizer = Optimizer()
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
-    schedule: list[Milestone] = []
+    """L2 penalty (``weight_decay`` of torch.optim; decoupled for AdamW)."""
+    no_decay: list[Literal["bias", "batchnorm"]] = []
+    """Parameters exempt from weight decay: biases, batch-norm weights and biases."""
+    label_smoothing: Fraction = 0.0
+    """``nn.CrossEntropyLoss(label_smoothing=...)`` (Szegedy et al. 2016, section 7)."""
+    clip_grad_norm: Annotated[float, Field(gt=0.0)] | None = None
+    """Clip the global L2 norm of the gradients to this (``nn.utils.clip_grad_norm_``)."""
+    schedule: Schedule | None = None
     split: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
     """Fraction of the images used for training; the rest validate (stratified by class)."""
     seed: NonNegativeInt = 0
     augment: list[Augmentation] = []
+    normalize: Normalize = Normalize()
+    early_stop: EarlyStop | None = None
+    checkpoint: Checkpoint = Checkpoint()
     data: str | None = None
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of a 0-based epoch under the step schedule.
+    @model_validator(mode="after")
+    def _warmup_fits(self):
+        if self.schedule is not None and self.schedule.warmup >= self.epochs:
+            raise ValueError(f"warmup {self.schedule.warmup} must be shorter than the run "
+                             f"({self.epochs} epochs)")
+        return self
 
-        >>> t = TrainConfig(optimizer=Optimizer(lr=0.1), schedule=[Milestone(epoch=20, lr=0.01)])
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of a 0-based epoch (see :func:`cnnspec.schedule.lr_at`).
+
+        >>> t = TrainConfig(optimizer=Optimizer(lr=0.1), schedule=Schedule(
+        ...     kind="step", steps=[Milestone(epoch=20, lr=0.01)]), epochs=30)
         >>> t.lr_at(19), t.lr_at(20)
         (0.1, 0.01)
         """
-        lr = self.optimizer.lr
-        for m in self.schedule:
-            if epoch >= m.epoch:
-                lr = m.lr
-        return lr
+        from .schedule import lr_at
+
+        return lr_at(self.schedule, epoch, self.epochs, self.optimizer.lr)
 
 
 class Spec(BaseModel):

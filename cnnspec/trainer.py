@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from pydantic import ValidationError
 from safetensors.torch import save_file
 from torch import nn
 
@@ -66,19 +67,159 @@ def next_run_dir(base: Path) -> Path:
     return candidate
 
 
-def make_optimizer(cfg: ir.TrainConfig, params) -> torch.optim.Optimizer:
-    """``torch.optim.SGD`` (with momentum) or ``torch.optim.Adam``; weight_decay is L2."""
+def param_groups(model: nn.Module, cfg: ir.TrainConfig) -> list[dict]:
+    """The model's trainable parameters as optimizer groups: those decayed with
+    ``weight_decay`` and those exempt by ``weight_decay ... except bias, batchnorm`` (the
+    usual practice: decaying biases and batch-norm scales only hurts; Goyal et al. 2017,
+    section 5.1). Frozen parameters (``requires_grad=False``) are left out of every group."""
+    decay, exempt = [], []
+    for module in model.modules():
+        is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
+        for name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad:
+                continue
+            skip = ("batchnorm" in cfg.no_decay and is_bn) or ("bias" in cfg.no_decay and name == "bias")
+            (exempt if skip else decay).append(p)
+    groups = [{"name": "decay", "params": decay, "weight_decay": cfg.weight_decay}]
+    if exempt:
+        groups.append({"name": "no_decay", "params": exempt, "weight_decay": 0.0})
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(cfg: ir.TrainConfig, groups) -> torch.optim.Optimizer:
+    """``torch.optim.SGD`` / ``Adam`` / ``AdamW`` / ``RMSprop`` over ``groups`` (see
+    :func:`param_groups`, or any iterable of parameters); options not written in the spec
+    take PyTorch's defaults. weight_decay is the L2 penalty (decoupled for AdamW,
+    Loshchilov & Hutter, ICLR 2019)."""
     opt = cfg.optimizer
+    kw: dict = {"lr": opt.lr, "weight_decay": cfg.weight_decay}
+    if opt.eps is not None:
+        kw["eps"] = opt.eps
     if opt.name == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=opt.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, momentum=opt.momentum, nesterov=opt.nesterov, **kw)
+    if opt.name == "rmsprop":
+        extra = {"alpha": opt.alpha} if opt.alpha is not None else {}
+        return torch.optim.RMSprop(groups, momentum=opt.momentum, **extra, **kw)
+    if opt.betas is not None:
+        kw["betas"] = opt.betas
+    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
+    return cls(groups, **kw)
 
 
-def make_scheduler(cfg: ir.TrainConfig, optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    """Step schedule by epoch thresholds (``20: 0.01`` = from epoch 20 on, lr 0.01), as a
-    ``LambdaLR`` stepped once per epoch."""
-    base = cfg.optimizer.lr
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: cfg.lr_at(epoch) / base)
+class EpochScheduler:
+    """The learning-rate schedule, stepped once per epoch with that epoch's metrics.
+
+    Closed-form schedules (step, multistep, cosine, onecycle, with their warmup) run as a
+    ``LambdaLR`` whose factor is :meth:`cnnspec.ir.TrainConfig.lr_at` / lr, the very function
+    the summary previews. ``plateau`` runs the warmup that way, then
+    ``ReduceLROnPlateau`` on the monitored metric. ``state_dict`` holds both, for --resume.
+    """
+
+    def __init__(self, cfg: ir.TrainConfig, optimizer: torch.optim.Optimizer):
+        base = cfg.optimizer.lr
+        self.sched = cfg.schedule
+        self.epoch = 0
+        self.closed = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                        lambda e: cfg.lr_at(e) / base)
+        self.plateau = None
+        if self.sched is not None and self.sched.kind == "plateau":
+            self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min" if self.sched.monitor.endswith("loss") else "max",
+                factor=self.sched.factor, patience=self.sched.patience, min_lr=self.sched.min_lr)
+
+    def step(self, metrics: dict) -> None:
+        """Called at the end of each epoch; sets the rate of the next one."""
+        self.epoch += 1
+        if self.plateau is not None and self.epoch > self.sched.warmup:
+            self.plateau.step(metrics[self.sched.monitor])
+        else:
+            self.closed.step()
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "closed": self.closed.state_dict(),
+                "plateau": self.plateau.state_dict() if self.plateau else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+        self.closed.load_state_dict(state["closed"])
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state["plateau"])
+
+
+def make_scheduler(cfg: ir.TrainConfig, optimizer) -> EpochScheduler:
+    """The schedule of ``cfg`` on ``optimizer`` (see :class:`EpochScheduler`)."""
+    return EpochScheduler(cfg, optimizer)
+
+
+def improved(value: float, best: float | None, monitor: str, min_delta: float = 0.0) -> bool:
+    """Whether ``value`` of metric ``monitor`` beats ``best`` by more than ``min_delta``
+    (losses improve downwards, accuracies upwards).
+
+    >>> improved(0.5, 0.6, "val_loss"), improved(0.59, 0.6, "val_loss", 0.05)
+    (True, False)
+    """
+    if best is None:
+        return True
+    return value < best - min_delta if monitor.endswith("loss") else value > best + min_delta
+
+
+def early_stop_due(metrics: list[dict], rule: ir.EarlyStop | None) -> bool:
+    """Keras ``EarlyStopping``: True once ``rule.monitor`` has gone ``rule.patience`` epochs
+    without improving on its best by more than ``min_delta``. Computed from the metrics
+    history alone, so a resumed run stops where an uninterrupted one would.
+
+    >>> rule = ir.EarlyStop(monitor="val_loss", patience=2)
+    >>> [early_stop_due([{"val_loss": v} for v in [1, .5, .6, .7][:n]], rule) for n in (3, 4)]
+    [False, True]
+    """
+    if rule is None:
+        return False
+    best, wait = None, 0
+    for m in metrics:
+        if improved(m[rule.monitor], best, rule.monitor, rule.min_delta):
+            best, wait = m[rule.monitor], 0
+        else:
+            wait += 1
+    return wait >= rule.patience
+
+
+# --epochs, --lr, ... : the train field each command-line override sets.
+OVERRIDES: dict[str, tuple[str, ...]] = {
+    "epochs": ("epochs",), "batch": ("batch",), "lr": ("optimizer", "lr"),
+    "momentum": ("optimizer", "momentum"), "optimizer": ("optimizer", "name"),
+    "weight_decay": ("weight_decay",), "label_smoothing": ("label_smoothing",),
+    "clip_grad_norm": ("clip_grad_norm",), "seed": ("seed",), "split": ("split",),
+    "data": ("data",),
+}
+
+
+def apply_overrides(cfg: ir.TrainConfig, overrides: dict) -> ir.TrainConfig:
+    """``cfg`` with command-line values set (keys of :data:`OVERRIDES`). A new optimizer keeps
+    only the learning rate of the old one (momentum is not a setting of adam).
+
+    Raises:
+        CnnSpecError: an unknown key, or a value the train section would not accept.
+    """
+    data = cfg.model_dump()
+    for key, value in overrides.items():
+        if key not in OVERRIDES:
+            raise CnnSpecError(f"--{key.replace('_', '-')}: not a train setting that can be "
+                               f"overridden; use one of {', '.join(OVERRIDES)}")
+        if key == "optimizer" and value != data["optimizer"]["name"]:
+            data["optimizer"] = {"lr": data["optimizer"]["lr"]}
+        *path, last = OVERRIDES[key]
+        target = data
+        for part in path:
+            target = target[part]
+        target[last] = value
+    try:
+        return ir.TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "train"
+        raise CnnSpecError(f"command-line override: {where}: "
+                           f"{err['msg'].removeprefix('Value error, ')} "
+                           f"(got {err['input'] if err['loc'] else overrides})") from None
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -187,6 +328,16 @@ class _Session:
     start_epoch: int = 0
 
 
+def normalization(norm: ir.Normalize, images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """(mean, std) per channel in [0, 1] units: as written, ImageNet's, or computed from the
+    training images (uint8 (N, C, H, W)) when the spec gives none."""
+    if norm.preset == "imagenet":
+        return list(ir.IMAGENET_MEAN), list(ir.IMAGENET_STD)
+    if norm.mean is not None:
+        return list(norm.mean), list(norm.std)
+    return channel_stats(images)
+
+
 def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device) -> _Session:
     torch.manual_seed(cfg.seed)
     dataset = load_data(data_path, spec.input)
@@ -200,9 +351,9 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device) -
         raise DataError(f"{dataset.source}: {len(dataset)} images cannot be split {cfg.split:g} / "
                         f"{1 - cfg.split:.2g} into training and validation; each class needs at "
                         "least 2 images (more, for a meaningful validation accuracy)")
-    mean, std = channel_stats(train_set.images)
+    mean, std = normalization(cfg.normalize, train_set.images)
     model = build(spec.shaped, seed=cfg.seed).to(device)
-    optimizer = make_optimizer(cfg, model.parameters())
+    optimizer = make_optimizer(cfg, param_groups(model, cfg))
     return _Session(spec, cfg, out, device, dataset, train_set, val_set,
                     Standardize(mean, std).to(device), model, optimizer,
                     make_scheduler(cfg, optimizer), torch.Generator().manual_seed(cfg.seed),
@@ -210,13 +361,15 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device) -
 
 
 def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | None = None,
-          epochs: int | None = None, device: str | None = None, export: bool = True,
-          console: Console | None = None) -> RunResult:
+          epochs: int | None = None, overrides: dict | None = None, device: str | None = None,
+          export: bool = True, console: Console | None = None) -> RunResult:
     """Train ``spec`` on ``data`` (an image folder; default: the spec's ``train: data``,
     relative to the spec file, or the embedded digits) and write a run folder at ``out``
     (default ``runs/<network name>``, numbered ``-2``, ``-3``, ... when taken).
 
-    ``epochs`` overrides the spec's ``train: epochs`` and is recorded in ``spec.json``.
+    ``epochs`` and ``overrides`` (``{"lr": 0.01, "batch": 32}``, keys of :data:`OVERRIDES`)
+    replace the spec's train settings; they are recorded in ``run.json`` and the resolved
+    settings in ``spec.json``.
 
     Raises:
         DataError: the data folder is unusable (see :func:`cnnspec.data.image_folder`).
@@ -224,13 +377,12 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
         ExportError: the ONNX export disagrees with PyTorch.
     """
     console = console or Console(stderr=True)
-    cfg = spec.train
-    overrides: dict = {}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if epochs is not None:
         overrides["epochs"] = epochs
     if data is not None:
         overrides["data"] = str(data)
-    cfg = cfg.model_copy(update=overrides)
+    cfg = apply_overrides(spec.train, overrides) if overrides else spec.train
     data_path = data if data is not None else cfg.data
     if data is None and cfg.data is not None and spec.file != "<string>":
         data_path = Path(spec.file).parent / cfg.data  # a spec's data path is relative to the spec
@@ -300,7 +452,9 @@ def _write_start(s: _Session, overrides: dict) -> None:
         "data": str(s.data_path) if s.data_path else None, "data_source": s.dataset.source,
         "device": str(s.device), "overrides": overrides,
         "normalize": {"mean": s.norm.mean.flatten().tolist(), "std": s.norm.std.flatten().tolist(),
-                      "input": "float32 (N, C, H, W) pixels in [0, 1]"},
+                      "input": "float32 (N, C, H, W) pixels in [0, 1]",
+                      "source": s.cfg.normalize.preset or ("spec" if s.cfg.normalize.mean
+                                                           else "computed on the training images")},
         "skipped": [{"path": p, "reason": r} for p, r in s.dataset.skipped],
         "train_images": len(s.train_set), "val_images": len(s.val_set)})
 
@@ -315,9 +469,15 @@ def _checkpoint(s: _Session, epoch: int) -> None:
              "scheduler": s.scheduler.state_dict(), "rng": _rng_state(s.gen)}
     atomic_write(s.out / "last.ckpt", lambda tmp: torch.save(state, tmp))
     save_weights(s.out / "last.safetensors", s.model, s.spec.name)
-    best = max(m["val_accuracy"] for m in s.metrics)
-    if s.metrics[-1]["val_accuracy"] == best:
-        save_weights(s.out / "best.safetensors", s.model, s.spec.name)
+    keep = s.cfg.checkpoint
+    if keep.best is not None:
+        best = None
+        for m in s.metrics[:-1]:
+            best = m[keep.best] if improved(m[keep.best], best, keep.best) else best
+        if improved(s.metrics[-1][keep.best], best, keep.best):
+            save_weights(s.out / "best.safetensors", s.model, s.spec.name)
+    if keep.every is not None and epoch % keep.every == 0:
+        save_weights(s.out / f"epoch-{epoch:03d}.safetensors", s.model, s.spec.name)
     write_json(s.out / "metrics.json", {"network": s.spec.name, "epochs": s.metrics})
     write_metrics_csv(s.out / "metrics.csv", s.metrics)
 
@@ -339,7 +499,7 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                   f"{cfg.epochs} epochs, device {s.device}; run folder {s.out}", highlight=False)
     transform = augmentation(cfg.augment, s.spec.input)
     logits = s.model.logits()
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     steps_per_epoch = -(-len(s.train_set) // cfg.batch)
     start = time.perf_counter()
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -347,6 +507,8 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                              "lr {task.fields[lr]:.2g} {task.fields[ips]:,.0f} img/s"),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
         for epoch in range(s.start_epoch, cfg.epochs):
+            if early_stop_due(s.metrics, cfg.early_stop):
+                break  # a resumed run that had already stopped early
             lr = s.optimizer.param_groups[0]["lr"]
             task = progress.add_task("", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}",
                                      loss=0.0, acc=0.0, lr=lr, ips=0.0)
@@ -364,6 +526,8 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                         f", epoch {epoch}) is kept. Lower the learning rate or add batchnorm.")
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if cfg.clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(s.model.parameters(), cfg.clip_grad_norm)
                 s.optimizer.step()
                 seen += len(y)
                 loss_sum += loss.item() * len(y)
@@ -380,8 +544,15 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
             progress.console.print(f"  epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc "
                                    f"{correct / seen:.2%} | val loss {val_loss:.4f} acc "
                                    f"{val_acc:.2%}", highlight=False)
-            s.scheduler.step()
+            s.scheduler.step(s.metrics[-1])
             _checkpoint(s, epoch + 1)
+            if early_stop_due(s.metrics, cfg.early_stop):
+                rule = cfg.early_stop
+                progress.console.print(
+                    f"early stop after epoch {epoch + 1}: {rule.monitor} has not improved"
+                    + (f" by more than {rule.min_delta:g}" if rule.min_delta else "")
+                    + f" for {rule.patience} epochs", highlight=False)
+                break
     elapsed = time.perf_counter() - start
     return _finish(s, elapsed, export)
 

@@ -154,7 +154,7 @@ class ToRaw(Transformer):
     def _word(self, items):  # padword, onoff, act, optimizer_name: the keyword token itself
         return items[0]
 
-    padword = onoff = act = optimizer_name = _word
+    padword = onoff = act = optimizer_name = no_decay = metric = _word
 
     def pad(self, items):
         tok = items[0]
@@ -222,7 +222,8 @@ class ToRaw(Transformer):
     def train_section(self, meta, items):
         raw = Raw("train", self._mspan(meta))
         for item in items:
-            raw.set(item)
+            for opt in item if isinstance(item, list) else [item]:
+                raw.set(opt)
         return raw
 
     def _simple(key, convert):  # a helper that makes methods
@@ -236,7 +237,17 @@ class ToRaw(Transformer):
     batch = _simple("batch", "_int")
     split = _simple("split", "_num")
     seed = _simple("seed", "_int")
-    weight_decay = _simple("weight_decay", "_num")
+    label_smoothing = _simple("label_smoothing", "_num")
+    clip_grad_norm = _simple("clip_grad_norm", "_num")
+    warmup = _simple("warmup", "_int")
+    factor = _simple("factor", "_num")
+    min_lr = _simple("min_lr", "_num")
+    patience = _simple("patience", "_int")
+    min_delta = _simple("min_delta", "_num")
+    brightness = _simple("brightness", "_num")
+    contrast = _simple("contrast", "_num")
+    saturation = _simple("saturation", "_num")
+    hue = _simple("hue", "_num")
     data = _simple("data", "string")
     lr = _simple("lr", "_num")
     momentum = _simple("momentum", "_num")
@@ -324,15 +335,68 @@ class ToRaw(Transformer):
             raw.set(o)
         return Opt("optimizer", raw, self._tspan(name))
 
+    def weight_decay(self, items):
+        value, words = items[0], items[1:]
+        opts = [self._opt("weight_decay", value, self._num(value))]
+        if words:
+            opts.append(Opt("no_decay", tuple(str(w) for w in words), self._tspan(words[0])))
+        return opts
+
+    def nesterov(self, items):
+        return self._opt("nesterov", items[0], True)
+
+    def betas(self, items):
+        return Opt("betas", (self._num(items[0]), self._num(items[1])), self._tspan(items[0]))
+
     @v_args(meta=True)
     def schedule(self, meta, items):
-        return Opt("schedule", list(items), self._mspan(meta))
+        kind = items[0]
+        raw = Raw("schedule", self._mspan(meta), {"kind": str(kind)}, {"kind": self._tspan(kind)})
+        rest = items[1:]
+        if str(kind) == "multistep":
+            ints = [t for t in rest if isinstance(t, Token)]
+            raw.set(Opt("milestones", tuple(self._int(t) for t in ints), self._tspan(ints[0])))
+        elif str(kind) == "plateau" and rest and isinstance(rest[0], Token):
+            raw.set(self._opt("monitor", rest[0], str(rest[0])))
+        milestones = [r for r in rest if isinstance(r, Raw)]
+        if milestones:
+            raw.fields["steps"] = milestones
+        for o in rest:
+            if isinstance(o, Opt):
+                raw.set(o)
+        return Opt("schedule", raw, self._mspan(meta))
 
     def milestone(self, items):
         epoch, lr = items
         span = self._tspan(epoch)
         return Raw("milestone", span, {"epoch": self._int(epoch), "lr": self._num(lr)},
                    {"epoch": span, "lr": self._tspan(lr)})
+
+    @v_args(meta=True)
+    def early_stop(self, meta, items):
+        raw = Raw("early_stop", self._mspan(meta), {"monitor": str(items[0])},
+                  {"monitor": self._tspan(items[0])})
+        for o in items[1:]:
+            raw.set(o)
+        return Opt("early_stop", raw, self._mspan(meta))
+
+    @v_args(meta=True)
+    def checkpoint(self, meta, items):
+        raw = Raw("checkpoint", self._mspan(meta))
+        for o in items:
+            raw.set(o)
+        return Opt("checkpoint", raw, self._mspan(meta))
+
+    @v_args(meta=True)
+    def checkpoint_best(self, meta, items):
+        return Opt("best", str(items[0]) if items else "val_accuracy", self._mspan(meta))
+
+    @v_args(meta=True)
+    def checkpoint_last(self, meta, items):
+        return Opt("best", None, self._mspan(meta))
+
+    def checkpoint_every(self, items):
+        return self._opt("every", items[0], self._int(items[0]))
 
     @v_args(meta=True)
     def augment(self, meta, items):
@@ -361,6 +425,45 @@ class ToRaw(Transformer):
     def rotate(self, meta, items):
         return Raw("rotate", self._mspan(meta), {"kind": "rotate", "degrees": self._num(items[0])},
                    {"degrees": self._tspan(items[0])})
+
+
+    def _aug(self, kind: str, meta, opts=()) -> Raw:
+        raw = Raw(kind, self._mspan(meta), {"kind": kind})
+        for o in opts:
+            raw.set(o)
+        return raw
+
+    def scale(self, items):
+        return Opt("scale", (self._num(items[0]), self._num(items[1])), self._tspan(items[0]))
+
+    @v_args(meta=True)
+    def random_resized_crop(self, meta, items):
+        opts = [self._opt("size", t, self._int(t)) if isinstance(t, Token) else t for t in items]
+        return self._aug("random_resized_crop", meta, opts)
+
+    @v_args(meta=True)
+    def color_jitter(self, meta, items):
+        return self._aug("color_jitter", meta, items)
+
+    @v_args(meta=True)
+    def random_erasing(self, meta, items):
+        return self._aug("random_erasing", meta, [self._opt("p", items[0], self._num(items[0])),
+                                                   *items[1:]])
+
+    @v_args(meta=True)
+    def normalize(self, meta, items):
+        raw = self._aug("normalize", meta)
+        if len(items) == 1:  # imagenet
+            raw.set(self._opt("preset", items[0], str(items[0])))
+        for o in items[1:] if len(items) == 1 else items:
+            raw.set(o)
+        return raw
+
+    def norm_mean(self, items):
+        return Opt("mean", tuple(self._num(t) for t in items), self._tspan(items[0]))
+
+    def norm_std(self, items):
+        return Opt("std", tuple(self._num(t) for t in items), self._tspan(items[0]))
 
 
 def to_raw(tree, file: str) -> list[Raw]:

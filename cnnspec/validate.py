@@ -57,6 +57,18 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "size": ("the crop size", None),
     "degrees": ("the rotation", "degrees in [0, 180]"),
     "epoch": ("the epoch", None),
+    "label_smoothing": ("the label smoothing", "a fraction in [0, 1) such as 0.1"),
+    "clip_grad_norm": ("the gradient norm limit", "a positive number such as 1.0 or 5.0"),
+    "factor": ("the factor", "a multiplier in (0, 1) such as 0.1 or 0.5"),
+    "min_lr": ("min_lr", None),
+    "patience": ("the patience", "a number of epochs"),
+    "min_delta": ("min_delta", None),
+    "every": ("the checkpoint interval", "every N epochs, N >= 1"),
+    "warmup": ("the warmup", "a number of epochs"),
+    "betas": ("betas", "two numbers in [0, 1), e.g. betas 0.9 0.999"),
+    "hue": ("the hue", "hue lies in [0, 0.5]"),
+    "scale": ("the scale", "two area fractions in (0, 1], e.g. scale 0.08 1.0"),
+    "std": ("the std", "standard deviations are positive"),
     "groups": ("groups", "groups N splits the channels into N groups; 1 is a plain convolution"),
     "dilation": ("the dilation", "dilation 1 is a plain kernel, 2 spreads it over every other pixel"),
     "eps": ("eps", "a small number added to the variance, e.g. eps 1e-5"),
@@ -67,6 +79,7 @@ LABELS: dict[str, tuple[str, str | None]] = {
 
 # Fields whose name means something else in another statement: (statement, field) -> label.
 KIND_LABELS: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("random_erasing", "p"): ("the probability", "a probability in [0, 1]"),
     ("lrn", "size"): ("the number of channels", ("lrn N normalises across N neighbouring "
                       "channels; AlexNet uses lrn 5")),
 }
@@ -87,6 +100,8 @@ def _message(err: dict[str, Any], what: str) -> tuple[str, str | None]:
     if err["type"] in _OPS:
         op, key = _OPS[err["type"]]
         return f"{what}: {label} must be {op} {err['ctx'][key]}, got {err['input']}", hint
+    if err["type"] == "value_error":  # a model validator's own sentence
+        return f"{what}: {err['msg'].removeprefix('Value error, ')}", hint
     if err["type"] == "finite_number":  # inf: a number too long to be one
         return f"{what}: {label} is too large", hint
     if err["type"] == "int_from_float":  # {filters / 3}, or a block called with 2.5
@@ -195,34 +210,124 @@ class Validator:
     # -- train section
     def train(self, raw: Raw) -> ir.TrainConfig | None:
         f = dict(raw.fields)
-        opt_raw = f.pop("optimizer", None)
-        if opt_raw is not None:
-            f["optimizer"] = self.model(ir.Optimizer, opt_raw, opt_raw.fields, "optimizer")
-            if opt_raw.fields["name"] == "adam" and "momentum" in opt_raw.fields:
-                self.error_at(opt_raw, opt_raw.spans["momentum"], "optimizer adam: momentum is an "
-                              "SGD setting and would be ignored", "remove it, or use optimizer sgd")
-                f["optimizer"] = None
+        for dup in raw.duplicates:  # reported here, as each is removed from the fields below
+            self.error(dup.span, f"train: {dup.key} is given twice", "keep one of them", raw.trace)
+        raw = replace(raw, duplicates=[])
+        failed: set[str] = set()
+        if "optimizer" in f:
+            f["optimizer"] = self.optimizer(f["optimizer"])
         if "schedule" in f:
-            f["schedule"] = self.schedule(f["schedule"])
+            f["schedule"] = self.schedule(f["schedule"], f.get("epochs"))
+        for key, cls in (("early_stop", ir.EarlyStop), ("checkpoint", ir.Checkpoint)):
+            if key in f:
+                f[key] = self.model(cls, f[key], f[key].fields, key.replace("_", " "))
+        if "no_decay" in f:
+            words = f["no_decay"]
+            if len(set(words)) < len(words):
+                self.error(raw.spans["no_decay"], "weight_decay: a word after 'except' is repeated",
+                           "write except bias, batchnorm")
+            f["no_decay"] = sorted(set(words))
         if "augment" in f:
-            f["augment"] = [self.model(ir.Augmentation, a, a.fields, a.kind) for a in f["augment"]]
-        failed = {k for k, v in f.items() if v is None or (isinstance(v, list) and None in v)}
+            norms = [a for a in f["augment"] if a.kind == "normalize"]
+            for extra in norms[1:]:
+                self.error(extra.span, "augment: normalize is given twice", "keep one of them")
+                failed.add("normalize")
+            if norms:
+                f["normalize"] = self.model(ir.Normalize, norms[0], {
+                    k: v for k, v in norms[0].fields.items() if k != "kind"}, "normalize")
+            f["augment"] = [self.augmentation(a) for a in f["augment"] if a.kind != "normalize"]
+        failed |= {k for k, v in f.items() if v is None or (isinstance(v, list) and None in v)}
         # Check the rest too, so that one mistake does not hide another.
         config = self.model(ir.TrainConfig, raw, {k: v for k, v in f.items() if k not in failed},
                             "train")
         return None if failed else config
 
-    def schedule(self, milestones: list[Raw]) -> list[ir.Milestone | None]:
+    def optimizer(self, raw: Raw) -> ir.Optimizer | None:
+        name, fields = raw.fields["name"], raw.fields
+        ok = True
+        for key in fields:
+            if key not in ("name", "lr") and key not in OPTIMIZER_OPTIONS[name]:
+                users = [n for n, opts in OPTIMIZER_OPTIONS.items() if key in opts]
+                self.error_at(raw, raw.spans[key], f"optimizer {name}: {key} is not a setting of "
+                              f"{name}", f"remove it, or use optimizer {' or '.join(users)}")
+                ok = False
+        if fields.get("nesterov") and not fields.get("momentum"):
+            self.error_at(raw, raw.spans["nesterov"], "optimizer sgd: nesterov needs momentum",
+                          "write momentum 0.9 nesterov")
+            ok = False
+        opt = self.model(ir.Optimizer, raw, fields, "optimizer")
+        return opt if ok else None
+
+    def schedule(self, raw: Raw, epochs) -> ir.Schedule | None:
+        f = dict(raw.fields)
+        kind = f["kind"]
+        ok = True
+        for key in f:
+            if key not in ("kind", "steps") and key not in SCHEDULE_OPTIONS[kind]:
+                users = [k for k, opts in SCHEDULE_OPTIONS.items() if key in opts]
+                self.error_at(raw, raw.spans[key], f"schedule {kind}: {key} is not a setting of "
+                              f"this schedule", f"{key} belongs to schedule {' or '.join(users)}"
+                              if users else "remove it")
+                ok = False
+        if "steps" in f:
+            f["steps"] = self.milestones(f["steps"])
+            ok = ok and None not in f["steps"]
+        order = f.get("milestones") or ()
+        for before, after in zip(order, order[1:]):
+            if None not in (before, after) and after <= before:
+                self.error_at(raw, raw.spans["milestones"], f"schedule multistep: epochs must "
+                              f"increase, got {after} after {before}", "list them in order")
+                ok = False
+                break
+        warmup = f.get("warmup")
+        if isinstance(warmup, int) and isinstance(epochs, int) and 0 < epochs <= warmup:
+            self.error_at(raw, raw.spans["warmup"], f"schedule {kind}: warmup {warmup} is not "
+                          f"shorter than the run ({epochs} epochs)", "warm up for a few epochs, "
+                          "e.g. warmup 5 of 100")
+            ok = False
+        if "milestones" in f:
+            f["milestones"] = list(order)
+        model = self.model(ir.Schedule, raw, f, f"schedule {kind}")
+        return model if ok else None
+
+    def milestones(self, milestones: list[Raw]) -> list[ir.Milestone | None]:
         out = [self.model(ir.Milestone, m, m.fields, "schedule") for m in milestones]
         last = None
         for m in milestones:
             epoch = m.fields["epoch"]
-            if last is not None and epoch <= last:
+            if last is not None and epoch is not None and epoch <= last:
                 self.error(m.spans["epoch"], f"schedule: epochs must increase, got {epoch} "
                            f"after {last}", "each line reads 'from this epoch on, this learning "
                            "rate'; list them in order")
             last = epoch
         return out
+
+    def augmentation(self, raw: Raw) -> ir.Augmentation | None:
+        scale = raw.fields.get("scale")
+        if scale and None not in scale and scale[0] > scale[1]:
+            self.error_at(raw, raw.spans["scale"], f"{raw.kind}: scale {scale[0]:g} {scale[1]:g} "
+                          "must go from the smaller to the larger fraction",
+                          f"write scale {scale[1]:g} {scale[0]:g}")
+            return None
+        return self.model(ir.Augmentation, raw, raw.fields, raw.kind)
+
+
+# Settings each optimizer takes besides lr (PyTorch's torch.optim signatures).
+OPTIMIZER_OPTIONS: dict[str, set[str]] = {
+    "sgd": {"momentum", "nesterov"},
+    "adam": {"betas", "eps"},
+    "adamw": {"betas", "eps"},
+    "rmsprop": {"momentum", "alpha", "eps"},
+}
+
+# Settings each schedule takes (see cnnspec.schedule).
+SCHEDULE_OPTIONS: dict[str, set[str]] = {
+    "step": {"warmup"},
+    "multistep": {"milestones", "factor", "warmup"},
+    "cosine": {"min_lr", "warmup"},
+    "onecycle": {"warmup"},
+    "plateau": {"monitor", "factor", "patience", "min_lr", "warmup"},
+}
 
 
 def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], list[Diagnostic]]:
@@ -258,6 +363,16 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
         else:
             layers.append(v.layer(raw))
     if input_shape is not None and train is not None:
+        norm = train.normalize
+        for key in ("mean", "std"):
+            values = getattr(norm, key)
+            if values is not None and len(values) != input_shape.channels:
+                v.error(norm.span, f"normalize: {len(values)} {key} value(s) for an input with "
+                        f"{input_shape.channels} channel(s)", f"give one {key} per channel")
+        if norm.preset == "imagenet" and input_shape.channels != 3:
+            v.error(norm.span, f"normalize imagenet: ImageNet statistics are for RGB images, the "
+                    f"input has {input_shape.channels} channel(s)", "leave normalize out to compute "
+                    "mean and std from the training images")
         for a in train.augment:
             if a.kind == "crop" and (a.size > input_shape.height + 2 * a.pad
                                      or a.size > input_shape.width + 2 * a.pad):

@@ -30,7 +30,7 @@ CASES: list[tuple[str, int, int, str, str | None]] = [
     ("unknown_layer_dens", 6, 1, "unknown word 'dens'", "did you mean 'dense'?"),
     ("unknown_activation", 4, 13, "unexpected 'rellu'", "did you mean 'relu'?"),
     ("unknown_activation_layer", 5, 1, "unknown word 'sigmod'", "did you mean 'sigmoid'?"),
-    ("unknown_optimizer", 9, 15, "unexpected 'sgdd'", "did you mean 'sgd'? (expected 'adam', 'sgd')"),
+    ("unknown_optimizer", 9, 15, "unexpected 'sgdd'", "did you mean 'sgd'? (expected 'adam', 'adamw', 'rmsprop', 'sgd')"),
     ("unknown_train_key", 9, 5, "unknown word 'bacth'", "did you mean 'batch'?"),
     ("unknown_train_key_far", 8, 5, "unknown word 'learning_rate'", "expected 'augment', 'batch'"),
     # -- shapes

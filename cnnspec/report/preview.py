@@ -1,7 +1,8 @@
 """Previews before training: the learning rate of every epoch range, with warnings.
 
 Epochs are counted from 0, as the ``schedule step:`` thresholds are ("from epoch 20 on"),
-so a 20-epoch run has epochs 0-19 (the progress bar counts them 1-20).
+so a 20-epoch run has epochs 0-19 (the progress bar counts them 1-20). The rates come from
+:func:`cnnspec.schedule.lr_at`, the function the trainer applies.
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import TrainConfig
+from ..schedule import change_epochs
+
+MAX_RANGES = 8
+"""More ranges than this (a cosine or onecycle curve) are shown as a sample of epochs."""
 
 
 @dataclass(frozen=True)
@@ -16,37 +21,54 @@ class SchedulePreview:
     ranges: list[tuple[int, int, float]]
     """(first epoch, last epoch, learning rate), epochs counted from 0, both inclusive."""
     warnings: list[str]
+    note: str = ""
+    """What the ranges cannot show (plateau reductions), or ''."""
 
     def text(self) -> str:
-        """'epochs 0-9: 0.1; 10-14: 0.01; 15-19: 0.001'."""
-        parts = [f"{a}-{b}: {lr:g}" if a != b else f"{a}: {lr:g}" for a, b, lr in self.ranges]
-        return "epochs " + "; ".join(parts)
+        """'epochs 0-9: 0.1; 10-14: 0.01; 15-19: 0.001', or for a smooth curve a sample
+        'epochs 0: 0.004, 3: 0.1, ..., 9: 4e-07 (onecycle, every epoch changes)'."""
+        if len(self.ranges) <= MAX_RANGES:
+            parts = [f"{a}-{b}: {lr:.3g}" if a != b else f"{a}: {lr:.3g}"
+                     for a, b, lr in self.ranges]
+            text = "epochs " + "; ".join(parts)
+        else:
+            n = len(self.ranges)
+            picks = sorted({round(i * (n - 1) / (MAX_RANGES - 1)) for i in range(MAX_RANGES)})
+            text = "epochs " + ", ".join(f"{self.ranges[i][0]}: {self.ranges[i][2]:.3g}"
+                                         for i in picks) + " (a smooth curve: samples)"
+        return text + (f"; {self.note}" if self.note else "")
 
 
 def schedule_preview(cfg: TrainConfig, epochs: int | None = None) -> SchedulePreview:
     """The learning rate by epoch range for ``cfg`` (``epochs`` overrides ``cfg.epochs``).
 
-    >>> from cnnspec.ir import Milestone, Optimizer
-    >>> cfg = TrainConfig(epochs=120, optimizer=Optimizer(name="sgd", lr=0.1),
-    ...                   schedule=[Milestone(epoch=20, lr=0.01), Milestone(epoch=50, lr=0.001)])
+    >>> from cnnspec.ir import Milestone, Optimizer, Schedule
+    >>> cfg = TrainConfig(epochs=120, optimizer=Optimizer(name="sgd", lr=0.1), schedule=Schedule(
+    ...     kind="step", steps=[Milestone(epoch=20, lr=0.01), Milestone(epoch=50, lr=0.001)]))
     >>> schedule_preview(cfg).text()
     'epochs 0-19: 0.1; 20-49: 0.01; 50-119: 0.001'
     """
     n = epochs if epochs is not None else cfg.epochs
-    # the rate only changes at milestones: one range per milestone, whatever the epoch count
-    starts = [0] + [m.epoch for m in cfg.schedule if 0 < m.epoch < n]
-    ranges: list[tuple[int, int, float]] = []
-    for a, b in zip(starts, [*starts[1:], n], strict=True):
-        lr = cfg.lr_at(a)
-        if ranges and ranges[-1][2] == lr:
-            ranges[-1] = (ranges[-1][0], b - 1, lr)
-        else:
-            ranges.append((a, b - 1, lr))
-    warnings = [f"schedule: epoch {m.epoch} lies beyond the last epoch ({n - 1}); its learning "
-                f"rate {m.lr:g} never applies" for m in cfg.schedule if m.epoch >= n]
-    rates = [cfg.optimizer.lr] + [m.lr for m in cfg.schedule if m.epoch < n]
-    for m, before, after in zip(cfg.schedule, rates, rates[1:], strict=False):
-        if after > before:
-            warnings.append(f"schedule: the learning rate rises at epoch {m.epoch} "
-                            f"({before:g} -> {after:g}); step schedules usually only decrease it")
-    return SchedulePreview(ranges, warnings)
+    sched, base = cfg.schedule, cfg.optimizer.lr
+    changes = change_epochs(sched, n, base)
+    ranges = [(e, (changes[i + 1][0] if i + 1 < len(changes) else n) - 1, lr)
+              for i, (e, lr) in enumerate(changes)]
+    warnings: list[str] = []
+    note = ""
+    if sched is not None and sched.warmup >= n:
+        warnings.append(f"schedule: warmup {sched.warmup} is not shorter than the run ({n} epochs)")
+    if sched is not None and sched.kind == "step":
+        warnings += [f"schedule: epoch {m.epoch} lies beyond the last epoch ({n - 1}); its "
+                     f"learning rate {m.lr:g} never applies" for m in sched.steps if m.epoch >= n]
+        rates = [base] + [m.lr for m in sched.steps if m.epoch < n]
+        for m, before, after in zip(sched.steps, rates, rates[1:], strict=False):
+            if after > before:
+                warnings.append(f"schedule: the learning rate rises at epoch {m.epoch} "
+                                f"({before:g} -> {after:g}); step schedules usually only decrease it")
+    elif sched is not None and sched.kind == "multistep":
+        warnings += [f"schedule: milestone {m} lies beyond the last epoch ({n - 1}) and never "
+                     "applies" for m in sched.milestones if m >= n]
+    elif sched is not None and sched.kind == "plateau":
+        note = (f"then x{sched.factor:g} after {sched.patience} epochs without {sched.monitor} "
+                f"improving" + (f" (not below {sched.min_lr:g})" if sched.min_lr else ""))
+    return SchedulePreview(ranges, warnings, note)

@@ -54,6 +54,8 @@ def training_lines(tr: dict) -> list[str]:
     lines = [f"Training: {tr['epochs']} epochs, batch {tr['batch']}, {tr['optimizer']}"
              + (f", weight decay {tr['weight_decay']:g}" if tr["weight_decay"] else ""),
              f"Learning rate by epoch (from 0): {tr['schedule'].removeprefix('epochs ')}"]
+    if tr.get("extras"):
+        lines.append("Also: " + "; ".join(tr["extras"]))
     return lines + [f"warning: {w}" for w in tr["warnings"]]
 
 

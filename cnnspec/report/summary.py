@@ -11,7 +11,8 @@ JSON schema (``--format json``), stable for scripts::
                  "trainable"}],
      "totals": {"params", "trainable_params", "non_trainable_params", "buffers",
                 "params_mb", "macs", "flops", "activations_mb"},
-     "training": {"epochs", "batch", "optimizer", "weight_decay", "schedule", "warnings"}}
+     "training": {"epochs", "batch", "optimizer", "weight_decay", "schedule", "schedule_kind",
+                  "lr_by_epoch", "extras", "warnings"}}
 
 Layers are listed depth first: a concat or residual row (depth d) is followed by its
 branches' / body's layers (depth d + 1); its parameters and MACs include theirs, so the
@@ -193,6 +194,21 @@ def training(cfg: TrainConfig) -> dict:
     opt = cfg.optimizer
     preview = schedule_preview(cfg)
     text = f"{opt.name} lr {opt.lr:g}" + (f" momentum {opt.momentum:g}" if opt.momentum else "")
+    text += " nesterov" if opt.nesterov else ""
+    text += f" betas {opt.betas[0]:g} {opt.betas[1]:g}" if opt.betas else ""
+    extras = []
+    if cfg.no_decay:
+        extras.append(f"no weight decay on {' and '.join(cfg.no_decay)}")
+    if cfg.label_smoothing:
+        extras.append(f"label smoothing {cfg.label_smoothing:g}")
+    if cfg.clip_grad_norm:
+        extras.append(f"gradient norm clipped to {cfg.clip_grad_norm:g}")
+    if cfg.early_stop:
+        e = cfg.early_stop
+        extras.append(f"early stop on {e.monitor} after {e.patience} epochs without improvement"
+                      + (f" > {e.min_delta:g}" if e.min_delta else ""))
     return {"epochs": cfg.epochs, "batch": cfg.batch, "optimizer": text,
             "weight_decay": cfg.weight_decay, "schedule": preview.text(),
-            "warnings": preview.warnings}
+            "schedule_kind": cfg.schedule.kind if cfg.schedule else "constant",
+            "lr_by_epoch": [[a, b, lr] for a, b, lr in preview.ranges],
+            "extras": extras, "warnings": preview.warnings}

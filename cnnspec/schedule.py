@@ -1,0 +1,115 @@
+"""Learning-rate schedules by epoch, as closed-form functions (no torch needed).
+
+The summary previews them and the trainer applies the very same function through
+``torch.optim.lr_scheduler.LambdaLR`` (one step per epoch), so what the preview shows is
+what training does. ``tests/test_schedule.py`` holds each formula to PyTorch's own scheduler
+of the same name. Epochs are counted from 0 ("from epoch 20 on" is the 21st epoch).
+
+- ``step``: the lecture's thresholds, ``20: 0.01`` = from epoch 20 on, lr 0.01 (absolute).
+- ``multistep``: lr x factor^(number of milestones <= epoch) (``torch.optim.lr_scheduler.MultiStepLR``).
+- ``cosine``: ``min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2`` over the T epochs after the
+  warmup (``CosineAnnealingLR``; Loshchilov & Hutter, "SGDR", ICLR 2017, eq. 5).
+- ``onecycle``: cosine rise from lr/25 to lr over the first 30% of the epochs after the
+  warmup, then cosine fall to lr/25/1e4 (``OneCycleLR`` defaults; Smith & Topin,
+  "Super-Convergence", 2019). The optimizer's lr is the peak.
+- ``plateau``: multiply by ``factor`` when the monitored metric has not improved for
+  ``patience`` epochs (``ReduceLROnPlateau``); it depends on the metrics, so only its
+  warmup is known in advance.
+- ``warmup N`` (any schedule): epoch e < N uses (e + 1) / (N + 1) of the rate the schedule
+  gives at epoch N, a linear ramp (``LinearLR(start_factor=1/(N+1), total_iters=N)``;
+  Goyal et al., "Accurate, Large Minibatch SGD", 2017, section 2.2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ir import Schedule
+
+ONECYCLE_PCT_START = 0.3
+ONECYCLE_DIV_FACTOR = 25.0
+ONECYCLE_FINAL_DIV_FACTOR = 1e4
+
+
+def cosine(t: int, total: int, base: float, min_lr: float) -> float:
+    """Cosine annealing from ``base`` at t = 0 towards ``min_lr`` at t = total.
+
+    >>> cosine(0, 10, 0.1, 0.0), round(cosine(5, 10, 0.1, 0.0), 6)
+    (0.1, 0.05)
+    """
+    return min_lr + (base - min_lr) * (1 + math.cos(math.pi * t / total)) / 2
+
+
+def _anneal_cos(start: float, end: float, pct: float) -> float:
+    return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
+
+
+def onecycle(t: int, total: int, peak: float) -> float:
+    """PyTorch's ``OneCycleLR(max_lr=peak, total_steps=total)`` (two phases, cosine) at step t.
+
+    >>> round(onecycle(0, 10, 0.1), 6), round(onecycle(2, 10, 0.1), 6), onecycle(9, 10, 0.1)
+    (0.004, 0.1, 4e-07)
+    """
+    initial = peak / ONECYCLE_DIV_FACTOR
+    final = initial / ONECYCLE_FINAL_DIV_FACTOR
+    end_up = ONECYCLE_PCT_START * total - 1
+    if t <= end_up:
+        return _anneal_cos(initial, peak, t / end_up)
+    return _anneal_cos(peak, final, (t - end_up) / (total - 1 - end_up))
+
+
+def lr_at(schedule: Schedule | None, epoch: int, epochs: int, base: float) -> float:
+    """The learning rate of 0-based ``epoch`` in a run of ``epochs`` epochs whose optimizer
+    lr is ``base``. For ``plateau`` this is the rate before any reduction.
+
+    >>> from cnnspec.ir import Schedule
+    >>> s = Schedule(kind="multistep", milestones=[2, 4], factor=0.5, warmup=1)
+    >>> [lr_at(s, e, 6, 0.1) for e in range(6)]
+    [0.05, 0.1, 0.05, 0.05, 0.025, 0.025]
+    """
+    if schedule is None:
+        return base
+    warmup = schedule.warmup
+    e = max(epoch, warmup)  # during the warmup: a fraction of the rate at the warmup's end
+    if schedule.kind == "step":
+        lr = base
+        for m in schedule.steps:
+            if e >= m.epoch:
+                lr = m.lr
+    elif schedule.kind == "multistep":
+        lr = base * schedule.factor ** sum(e >= m for m in schedule.milestones)
+    elif schedule.kind == "cosine":
+        lr = cosine(e - warmup, epochs - warmup, base, schedule.min_lr)
+    elif schedule.kind == "onecycle":
+        lr = onecycle(e - warmup, epochs - warmup, base)
+    else:  # plateau: the base rate until the metrics say otherwise
+        lr = base
+    if epoch < warmup:
+        lr *= (epoch + 1) / (warmup + 1)
+    return lr
+
+
+def change_epochs(schedule: Schedule | None, epochs: int, base: float) -> list[tuple[int, float]]:
+    """(epoch, lr) at epoch 0 and wherever the rate changes, in O(changes) for the piecewise
+    constant schedules (a preview of ``epochs 99999999`` must not loop over every epoch);
+    smooth schedules (cosine, onecycle, warmup) list every epoch up to 1,000 and then a
+    sample of 200 epochs evenly spread.
+    """
+    if schedule is None:
+        return [(0, base)]
+    if schedule.kind in ("step", "multistep", "plateau") and schedule.warmup < 1000:
+        edges = {0, *range(schedule.warmup + 1)}
+        edges |= {m.epoch for m in schedule.steps} | set(schedule.milestones)
+        epochs_ = sorted(e for e in edges if e < epochs)
+    elif epochs <= 1000:
+        epochs_ = list(range(epochs))
+    else:
+        epochs_ = sorted({round(i * (epochs - 1) / 199) for i in range(200)})
+    out: list[tuple[int, float]] = []
+    for e in epochs_:
+        lr = lr_at(schedule, e, epochs, base)
+        if not out or out[-1][1] != lr:
+            out.append((e, lr))
+    return out
