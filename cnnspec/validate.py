@@ -7,6 +7,7 @@ name the field as the language writes it, with a hint.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -273,7 +274,7 @@ class Validator:
             f["steps"] = self.milestones(f["steps"])
             ok = ok and None not in f["steps"]
         order = f.get("milestones") or ()
-        for before, after in zip(order, order[1:]):
+        for before, after in itertools.pairwise(order):
             if None not in (before, after) and after <= before:
                 self.error_at(raw, raw.spans["milestones"], f"schedule multistep: epochs must "
                               f"increase, got {after} after {before}", "list them in order")
