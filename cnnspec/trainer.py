@@ -216,10 +216,10 @@ def apply_overrides(cfg: ir.TrainConfig, overrides: dict) -> ir.TrainConfig:
         return ir.TrainConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "train"
-        raise CnnSpecError(f"command-line override: {where}: "
-                           f"{err['msg'].removeprefix('Value error, ')} "
-                           f"(got {err['input'] if err['loc'] else overrides})") from None
+        key = next((k for k, path in OVERRIDES.items() if path == tuple(err["loc"])), None)
+        where = f"--{key.replace('_', '-')}" if key else "command-line override"
+        got = f" (got {err['input']})" if err["loc"] else ""
+        raise CnnSpecError(f"{where}: {err['msg'].removeprefix('Value error, ')}{got}") from None
 
 
 def pick_device(device: str | None) -> torch.device:

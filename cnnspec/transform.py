@@ -393,7 +393,7 @@ class ToRaw(Transformer):
 
     @v_args(meta=True)
     def checkpoint_last(self, meta, items):
-        return Opt("best", None, self._mspan(meta))
+        return Opt("last", True, self._mspan(meta))
 
     def checkpoint_every(self, items):
         return self._opt("every", items[0], self._int(items[0]))

@@ -219,9 +219,18 @@ class Validator:
             f["optimizer"] = self.optimizer(f["optimizer"])
         if "schedule" in f:
             f["schedule"] = self.schedule(f["schedule"], f.get("epochs"))
-        for key, cls in (("early_stop", ir.EarlyStop), ("checkpoint", ir.Checkpoint)):
-            if key in f:
-                f[key] = self.model(cls, f[key], f[key].fields, key.replace("_", " "))
+        if "early_stop" in f:
+            f["early_stop"] = self.model(ir.EarlyStop, f["early_stop"], f["early_stop"].fields,
+                                         "early stop")
+        if "checkpoint" in f:
+            ck = f["checkpoint"]
+            fields = {k: v for k, v in ck.fields.items() if k != "last"}
+            if "last" in ck.fields and "best" in fields:
+                self.error_at(ck, ck.spans["last"], "checkpoint: 'last' keeps no best weights; "
+                              "it cannot go with 'best'", "keep one of them")
+            f["checkpoint"] = self.model(ir.Checkpoint, ck, fields, "checkpoint")
+            if f["checkpoint"] is not None and "last" in ck.fields:
+                f["checkpoint"] = f["checkpoint"].model_copy(update={"best": None})
         if "no_decay" in f:
             words = f["no_decay"]
             if len(set(words)) < len(words):

@@ -95,3 +95,26 @@ def test_compile_bad_data_folder_is_a_clear_error(tmp_path):
     assert r.returncode == 1
     assert "at least two" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_compile_train_overrides_are_recorded(tmp_path):
+    out = tmp_path / "run"
+    r = run("compile", str(SPECS / "lenet5.cnn"), "--train", "--epochs", "1", "--lr", "0.05",
+                "--batch", "256", "--optimizer", "sgd", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "With --lr 0.05 --batch 256 --optimizer sgd --epochs 1" in r.stdout
+    info = json.loads((out / "run.json").read_text())
+    assert info["overrides"] == {"lr": 0.05, "batch": 256, "optimizer": "sgd", "epochs": 1}
+    resolved = json.loads((out / "spec.json").read_text())["train"]
+    assert (resolved["optimizer"]["lr"], resolved["batch"], resolved["epochs"]) == (0.05, 256, 1)
+    assert resolved["optimizer"]["momentum"] == 0.9  # the same optimizer keeps its momentum
+    assert json.loads((out / "metrics.json").read_text())["epochs"][0]["lr"] == 0.05
+
+
+def test_compile_bad_override_is_a_clear_error(tmp_path):
+    r = run("compile", str(SPECS / "lenet5.cnn"), "--train", "--lr", "0", "--out",
+                str(tmp_path / "run"))
+    assert r.returncode == 1 and "--lr: Input should be greater than 0 (got 0.0)" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
+    r = run("compile", str(SPECS / "lenet5.cnn"), "--lr", "0.1")
+    assert r.returncode == 2 and "--lr only apply with --train" in r.stderr

@@ -13,6 +13,7 @@ from conftest import SPECS
 # in test_transition_saving below.
 REFERENCE = {
     "lenet5": 61_706,
+    "lenet5-adam": 61_706,
     "alexnet": 61_100_840,
     "alexnet2012": 62_378_344,
     "alexnet-custom": 460_163,

@@ -45,6 +45,44 @@ def test_main_job_lenet5_reaches_97_percent_on_embedded_digits(tmp_path):
     assert metrics["epochs"][-1]["val_accuracy"] == run.final["val_accuracy"]
 
 
+@pytest.mark.slow
+def test_adam_trains_lenet5_to_97_percent_too(tmp_path):
+    """The lecture's other optimizer: specs/lenet5-adam.cnn (Adam 1e-3, multistep x0.1 at
+    epochs 10 and 15) on the same digits, split and seed as the SGD main job."""
+    spec = cnnspec.load(SPECS / "lenet5-adam.cnn")
+    run = cnnspec.train(spec, out=tmp_path / "run", export=False)
+    print(f"LeNet-5 Adam: val accuracy {run.final['val_accuracy']:.4f} in {run.seconds:.1f} s")
+    assert run.final["val_accuracy"] >= 0.97
+    assert [m["lr"] for m in run.metrics] == pytest.approx([1e-3] * 10 + [1e-4] * 5 + [1e-5] * 5)
+
+
+def test_mixed_folder_rgb_grayscale_corrupt_hidden_trains(tmp_path, digit_folder):
+    """An RGB spec on a folder of RGB PNGs and JPEGs with one grayscale image, one truncated
+    file and a hidden folder: it trains, and the run names the corrupt file."""
+    for i, p in enumerate(sorted(digit_folder.rglob("*.png"))):
+        if i == 5:
+            continue  # this one stays grayscale
+        rgb = Image.open(p).convert("RGB")
+        if i % 2:
+            rgb.save(p.with_suffix(".jpg"), quality=95)
+            p.unlink()
+        else:
+            rgb.save(p)
+    good = next((digit_folder / "digit7").glob("*.jpg"))
+    truncated = digit_folder / "digit7" / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:200])
+    (digit_folder / ".cache" / "x").mkdir(parents=True)
+    Image.new("RGB", (28, 28)).save(digit_folder / ".cache" / "x" / "a.png")
+    spec = cnnspec.loads("network Tiny\ninput 28x28x3\nconv 3x3x8 relu\nmaxpool 2\nflatten\n"
+                         "dense 3\ntrain:\n    epochs 2\n    batch 32\n    optimizer adam lr 0.003\n")
+    run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", export=False)
+    assert run.classes == ["digit1", "digit4", "digit7"]  # .cache is not a class
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert [s["path"] for s in info["skipped"]] == [str(truncated)]
+    assert info["train_images"] + info["val_images"] == 180  # 3 x 60, the truncated one skipped
+    assert run.final["val_accuracy"] > 0.8
+
+
 def test_image_folder_training_writes_a_run(tmp_path, digit_folder):
     # a corrupt PNG, a hidden folder and a hidden file must not stop the run
     (digit_folder / "digit4" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")

@@ -1,0 +1,150 @@
+"""The train: section's settings, each seen working in a real (short) run on the real digits:
+optimizers, weight-decay exemption, gradient clipping, label smoothing, callbacks,
+normalisation, augmentation and command-line overrides."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import cnnspec
+from cnnspec import ir
+from cnnspec.build import build
+from cnnspec.data import augmentation
+from cnnspec.errors import CnnSpecError
+from cnnspec.trainer import apply_overrides, make_optimizer, param_groups, resume
+from conftest import SPECS
+
+TINY = """network Tiny
+input 28x28x1
+conv 3x3x4 stride 2 bias off
+batchnorm relu
+flatten
+dense 10
+train:
+    epochs {epochs}
+    batch 128
+{extra}"""
+
+
+def tiny(extra: str = "", epochs: int = 2) -> ir.Spec:
+    return cnnspec.loads(TINY.format(epochs=epochs, extra=extra))
+
+
+def test_weight_decay_exempts_biases_and_batchnorm():
+    spec = tiny("    optimizer sgd lr 0.1 momentum 0.9 nesterov\n"
+                "    weight_decay 5e-4 except bias, batchnorm\n")
+    groups = param_groups(spec.build(), spec.train)
+    # conv 3x3x1x4 = 36 and dense 14*14*4*10 = 7,840 weights decay (a stride-2 conv pads
+    # 'same' by default: 28 -> 14); the batchnorm's 4 + 4 and the dense layer's 10 biases do not
+    assert [(g["name"], sum(p.numel() for p in g["params"]), g["weight_decay"])
+            for g in groups] == [("decay", 36 + 7840, 5e-4), ("no_decay", 4 + 4 + 10, 0.0)]
+    opt = make_optimizer(spec.train, groups)
+    assert type(opt) is torch.optim.SGD and opt.defaults["nesterov"] is True
+    plain = tiny("    weight_decay 5e-4\n")
+    assert [g["name"] for g in param_groups(plain.build(), plain.train)] == ["decay"]
+
+
+@pytest.mark.parametrize(("line", "cls", "setting"), [
+    ("optimizer adamw lr 0.002 betas 0.8 0.99", torch.optim.AdamW, ("betas", (0.8, 0.99))),
+    ("optimizer rmsprop lr 0.01 momentum 0.5 alpha 0.9", torch.optim.RMSprop, ("alpha", 0.9)),
+    ("optimizer adam lr 0.003 eps 1e-6", torch.optim.Adam, ("eps", 1e-6)),
+])
+def test_optimizers_are_torch_optimizers_with_the_written_settings(line, cls, setting):
+    spec = tiny(f"    {line}\n")
+    opt = make_optimizer(spec.train, param_groups(spec.build(), spec.train))
+    assert type(opt) is cls
+    assert opt.defaults[setting[0]] == setting[1]
+    assert opt.defaults["lr"] == spec.train.optimizer.lr
+
+
+def test_clip_grad_norm_bounds_every_step(tmp_path):
+    """SGD without momentum moves the weights by lr x gradient; with the gradient's norm
+    clipped to 1e-4, 32 steps at lr 1 move them by at most 32 x 1e-4 in L2 norm."""
+    spec = tiny("    optimizer sgd lr 1.0\n    clip_grad_norm 1e-4\n", epochs=1)
+    # train() builds with the spec's seed: these are its initial weights
+    start = torch.nn.utils.parameters_to_vector(
+        build(spec.shaped, seed=spec.train.seed).parameters()).detach()
+    run = cnnspec.train(spec, out=tmp_path / "run", export=False)
+    moved = (torch.nn.utils.parameters_to_vector(run.model.parameters()).detach() - start).norm()
+    steps = -(-4000 // 128)
+    assert 0 < moved <= steps * 1e-4 * 1.0001
+    unclipped = cnnspec.train(tiny("    optimizer sgd lr 1.0\n", epochs=1), out=tmp_path / "b",
+                              export=False)
+    assert (torch.nn.utils.parameters_to_vector(unclipped.model.parameters()).detach()
+            - start).norm() > 100 * steps * 1e-4
+
+
+def test_label_smoothing_raises_the_loss_floor(tmp_path):
+    """With label smoothing 0.2 over 10 classes the best possible loss is the entropy of the
+    smoothed target q = (0.82, 0.02 x 9), H(q) = 0.87 nats; cross-entropy H(q, p) >= H(q)."""
+    run = cnnspec.train(tiny("    optimizer adam lr 0.01\n    label_smoothing 0.2\n", epochs=2),
+                        out=tmp_path / "run", export=False)
+    q = torch.tensor([0.82] + [0.02] * 9)
+    floor = float(-(q * q.log()).sum())
+    assert floor == pytest.approx(0.867, abs=1e-3)
+    assert all(m["train_loss"] > floor for m in run.metrics)
+    plain = cnnspec.train(tiny("    optimizer adam lr 0.01\n", epochs=2), out=tmp_path / "b",
+                          export=False)
+    assert plain.final["train_loss"] < floor  # the same run without smoothing goes below it
+
+
+def test_early_stop_and_checkpoint_callbacks(tmp_path):
+    """val_accuracy cannot improve by more than 1.0: the run stops after patience 2 epochs
+    past its first, keeps every epoch's weights and the best by val_loss."""
+    spec = tiny("    optimizer adam lr 0.01\n    early_stop val_accuracy patience 2 min_delta 1.0\n"
+                "    checkpoint best val_loss, every 1\n", epochs=10)
+    run = cnnspec.train(spec, out=tmp_path / "run", export=False)
+    assert [m["epoch"] for m in run.metrics] == [1, 2, 3]
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"epoch-001.safetensors", "epoch-002.safetensors", "epoch-003.safetensors",
+            "best.safetensors", "last.ckpt", "weights.safetensors"} <= files
+    best_epoch = min(run.metrics, key=lambda m: m["val_loss"])["epoch"]
+    best = load_file(tmp_path / "run" / "best.safetensors")
+    kept = load_file(tmp_path / "run" / f"epoch-{best_epoch:03d}.safetensors")
+    assert all(torch.equal(best[k], kept[k]) for k in best)
+    # a resumed run that had stopped early does not train on
+    again = resume(tmp_path / "run", export=False)
+    assert len(again.metrics) == 3
+
+
+def test_checkpoint_last_keeps_no_best(tmp_path):
+    cnnspec.train(tiny("    checkpoint last\n", epochs=1), out=tmp_path / "run", export=False)
+    assert not (tmp_path / "run" / "best.safetensors").exists()
+    assert (tmp_path / "run" / "last.safetensors").exists()
+
+
+def test_given_normalisation_is_used_and_recorded(tmp_path):
+    run = cnnspec.train(tiny("    augment: normalize mean 0.5 std 0.25\n", epochs=1),
+                        out=tmp_path / "run", export=False)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["normalize"]["mean"] == [0.5] and info["normalize"]["std"] == [0.25]
+    assert info["normalize"]["source"] == "spec"
+    assert run.final["epoch"] == 1
+
+
+def test_new_augmentations_keep_the_input_size_and_dtype():
+    spec = cnnspec.loads("input 28x28x3\nflatten\ndense 2\ntrain:\n    augment: "
+                         "random_resized_crop 20 scale 0.5 1.0, color_jitter brightness 0.4 "
+                         "saturation 0.4 hue 0.1, random_erasing 1.0 scale 0.1 0.1\n")
+    t = augmentation(spec.train.augment, spec.input)
+    torch.manual_seed(0)
+    x = torch.full((3, 28, 28), 200, dtype=torch.uint8)
+    y = t(x)
+    assert y.shape == (3, 28, 28) and y.dtype == torch.uint8
+    # random_erasing p=1 with scale 0.1: about 10% of the pixels (78 of 784) are zeroed
+    assert 0.05 < float((y == 0).all(0).float().mean()) < 0.15
+
+
+def test_overrides_replace_settings_and_are_checked():
+    cfg = cnnspec.load(SPECS / "lenet5.cnn").train
+    new = apply_overrides(cfg, {"optimizer": "adam", "lr": 0.001, "batch": 32})
+    assert (new.optimizer.name, new.optimizer.lr, new.optimizer.momentum, new.batch) == (
+        "adam", 0.001, 0.0, 32)  # adam has no momentum: the spec's 0.9 is dropped
+    with pytest.raises(CnnSpecError, match=r"--lr: .*greater than 0 \(got -1.0\)"):
+        apply_overrides(cfg, {"lr": -1.0})
+    with pytest.raises(CnnSpecError, match="warmup 3 must be shorter than the run"):
+        apply_overrides(tiny("    schedule cosine warmup 3\n", epochs=10).train, {"epochs": 2})
