@@ -21,10 +21,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-import cnnspec  # noqa: E402
+import cnnspec
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = {"SGD + step schedule": "lenet5.cnn", "Adam + multistep": "lenet5-adam.cnn"}

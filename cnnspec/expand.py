@@ -221,7 +221,7 @@ class Expander:
                 shortcut = None if shortcut is None else self.expand(shortcut, env, trace, calls)
                 self.nesting -= 1
                 out.append(self.concrete(raw, env, trace, body=body, shortcut=shortcut))
-            elif raw.kind == "train":
+            elif raw.kind in ("train", "transfer"):
                 out.append(self.train(raw, env, trace))
             elif raw.kind in ("network", "input"):
                 out.append(self.concrete(raw, env, trace))  # {2*14} is allowed; {x} is not

@@ -322,6 +322,37 @@ class TrainConfig(IRModel):
         return lr_at(self.schedule, epoch, self.epochs, self.optimizer.lr)
 
 
+class Freeze(IRModel):
+    """``freeze up to L`` | ``freeze all [except A, B]`` | ``train last N conv``."""
+
+    mode: Literal["up_to", "all_except", "last_conv"]
+    layer: str | None = None
+    keep: list[str] = []
+    convs: PositiveInt | None = None
+
+
+class Unfreeze(IRModel):
+    """``unfreeze A, B at epoch E``: the layers train from 0-based epoch E on."""
+
+    layers: list[str]
+    epoch: PositiveInt
+
+
+class Transfer(IRModel):
+    """The ``transfer:`` section (see :mod:`cnnspec.transfer`)."""
+
+    source: str
+    """``from``: a run folder, .safetensors, or .pth/.pt state_dict (relative to the spec)."""
+    freeze: Freeze | None = None
+    unfreeze: list[Unfreeze] = []
+    classes: Annotated[int, Field(ge=2)] | Literal["data"] | None = None
+    """The new head's outputs: a number, or the number of classes of the data."""
+    bn_train: bool = False
+    """Frozen layers' batch norms keep updating their running statistics."""
+    lr_backbone: Annotated[float, Field(gt=0.0)] | None = None
+    lr_head: Annotated[float, Field(gt=0.0)] | None = None
+
+
 class Spec(BaseModel):
     """A validated network: name, input, layers in order (named), training settings."""
 
@@ -330,6 +361,7 @@ class Spec(BaseModel):
     input: InputShape
     layers: list[Layer]
     train: TrainConfig = TrainConfig()
+    transfer: Transfer | None = None
     file: str = Field(default="<string>", exclude=True)
     source: str = Field(default="", exclude=True, repr=False)
     sources: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)

@@ -42,6 +42,15 @@ def loads(text: str, file: str = "<string>") -> ir.Spec:
     fields["sources"] = {f: s.text for f, s in src.others.items()}
     spec = ir.Spec.model_validate(fields)
     spec.shaped  # noqa: B018 - infer shapes now, so that a loaded spec is a checked spec
+    if spec.transfer is not None:
+        from .transfer import check_names, with_classes
+
+        mistakes = check_names(spec)
+        if mistakes:
+            raise SpecError([src.diag(node.span, msg, hint) for node, msg, hint in mistakes])
+        if isinstance(spec.transfer.classes, int):  # the new head, shown by summary and build
+            spec = with_classes(spec, spec.transfer.classes)
+            spec.shaped  # noqa: B018
     return spec
 
 

@@ -203,6 +203,7 @@ _MISPLACED = {
     "input": "'input' goes at the top level of the spec, once",
     "network": "'network' goes at the top level of the spec, once",
     "train": "'train:' goes at the top level of the spec, once",
+    "transfer": "'transfer:' goes at the top level of the spec, once",
 }
 
 

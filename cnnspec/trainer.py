@@ -39,6 +39,8 @@ from .build import Network, build
 from .data import Dataset, augmentation, batches, channel_stats, load_data, stratified_split
 from .errors import CnnSpecError, DataError
 from .files import atomic_write, write_json, write_text
+from .transfer import (NEVER, FreezePlan, apply_plan, freeze_batchnorm, freeze_plan, load_into,
+                       resolve_source, with_classes)
 
 
 @dataclass
@@ -67,23 +69,32 @@ def next_run_dir(base: Path) -> Path:
     return candidate
 
 
-def param_groups(model: nn.Module, cfg: ir.TrainConfig) -> list[dict]:
-    """The model's trainable parameters as optimizer groups: those decayed with
-    ``weight_decay`` and those exempt by ``weight_decay ... except bias, batchnorm`` (the
-    usual practice: decaying biases and batch-norm scales only hurts; Goyal et al. 2017,
-    section 5.1). Frozen parameters (``requires_grad=False``) are left out of every group."""
-    decay, exempt = [], []
-    for module in model.modules():
+def param_groups(model: nn.Module, cfg: ir.TrainConfig, plan: FreezePlan | None = None,
+                 transfer: ir.Transfer | None = None) -> list[dict]:
+    """The model's parameters as optimizer groups: those decayed with ``weight_decay`` and
+    those exempt by ``weight_decay ... except bias, batchnorm`` (the usual practice: decaying
+    biases and batch-norm scales only hurts; Goyal et al. 2017, section 5.1); with a
+    transfer plan, the new head apart (``lr backbone X head Y``) and the layers frozen
+    throughout left out of every group. Layers frozen only until an epoch are in from the
+    start: without gradients PyTorch's optimizers neither move nor decay them."""
+    groups: dict[tuple[str, bool], list] = {}
+    for path, module in model.named_modules():
         is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
         for name, p in module.named_parameters(recurse=False):
-            if not p.requires_grad:
+            if plan is not None and plan.starts.get(path, 0) == NEVER:
                 continue
-            skip = ("batchnorm" in cfg.no_decay and is_bn) or ("bias" in cfg.no_decay and name == "bias")
-            (exempt if skip else decay).append(p)
-    groups = [{"name": "decay", "params": decay, "weight_decay": cfg.weight_decay}]
-    if exempt:
-        groups.append({"name": "no_decay", "params": exempt, "weight_decay": 0.0})
-    return [g for g in groups if g["params"]]
+            exempt = ("batchnorm" in cfg.no_decay and is_bn) or ("bias" in cfg.no_decay
+                                                                 and name == "bias")
+            part = "head" if plan is not None and path == plan.head else "backbone"
+            groups.setdefault((part, exempt), []).append(p)
+    lrs = {"backbone": (transfer.lr_backbone if transfer else None) or cfg.optimizer.lr,
+           "head": (transfer.lr_head if transfer else None) or cfg.optimizer.lr}
+    out = []
+    for (part, exempt), params in sorted(groups.items()):
+        name = ("decay" if part == "backbone" else "head") + ("_no_decay" if exempt else "")
+        out.append({"name": name.replace("decay_no_decay", "no_decay"), "params": params,
+                    "weight_decay": 0.0 if exempt else cfg.weight_decay, "lr": lrs[part]})
+    return out
 
 
 def make_optimizer(cfg: ir.TrainConfig, groups) -> torch.optim.Optimizer:
@@ -325,6 +336,9 @@ class _Session:
     gen: torch.Generator
     data_path: Path | None
     metrics: list[dict]
+    plan: FreezePlan | None = None
+    transfer: dict | None = None
+    """What was loaded from where (run.json's "transfer")."""
     start_epoch: int = 0
 
 
@@ -338,13 +352,18 @@ def normalization(norm: ir.Normalize, images: torch.Tensor) -> tuple[list[float]
     return channel_stats(images)
 
 
-def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device) -> _Session:
+def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device,
+             resuming: bool = False) -> _Session:
     torch.manual_seed(cfg.seed)
     dataset = load_data(data_path, spec.input)
+    t = spec.transfer
+    if t is not None and t.classes == "data":
+        spec = with_classes(spec, len(dataset.classes))
     n_out = spec.shaped.output_shape
     if len(n_out) != 1 or n_out[0] < len(dataset.classes):
         raise DataError(f"{spec.name} ends in {n_out} outputs but the data has "
-                        f"{len(dataset.classes)} classes; the last layer must be dense N, N >= classes")
+                        f"{len(dataset.classes)} classes; the last layer must be dense N, N >= classes"
+                        + ("" if t is None else "; in transfer:, write classes from data"))
     train_idx, val_idx = stratified_split(dataset.labels, cfg.split, cfg.seed)
     train_set, val_set = dataset.subset(train_idx), dataset.subset(val_idx)
     if len(val_set) == 0 or len(train_set) == 0:
@@ -352,12 +371,24 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device) -
                         f"{1 - cfg.split:.2g} into training and validation; each class needs at "
                         "least 2 images (more, for a meaningful validation accuracy)")
     mean, std = normalization(cfg.normalize, train_set.images)
-    model = build(spec.shaped, seed=cfg.seed).to(device)
-    optimizer = make_optimizer(cfg, param_groups(model, cfg))
+    model = build(spec.shaped, seed=cfg.seed)
+    plan, info = None, None
+    if t is not None:
+        plan = freeze_plan(spec)
+        if not resuming:  # a resumed run's checkpoint holds every weight
+            m, where = load_into(model, spec, resolve_source(t.source, spec.file), plan.head)
+            info = {"source": where, "matched": m.method, "loaded": len(m.loaded),
+                    "replaced": [{"tensor": k, "shape": list(a), "file_shape": list(b or [])}
+                                 for k, a, b in m.replaced], "unused": m.unused,
+                    "frozen": [p for p, e in plan.starts.items() if e == NEVER],
+                    "unfreeze": {p: int(e) for p, e in plan.starts.items() if 0 < e < NEVER},
+                    "bn_train": t.bn_train}
+    model = model.to(device)
+    optimizer = make_optimizer(cfg, param_groups(model, cfg, plan, t))
     return _Session(spec, cfg, out, device, dataset, train_set, val_set,
                     Standardize(mean, std).to(device), model, optimizer,
                     make_scheduler(cfg, optimizer), torch.Generator().manual_seed(cfg.seed),
-                    Path(data_path).resolve() if data_path is not None else None, [])
+                    Path(data_path).resolve() if data_path is not None else None, [], plan, info)
 
 
 def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | None = None,
@@ -416,7 +447,8 @@ def resume(run: str | Path, *, device: str | None = None, export: bool = True,
         ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
         cfg = ir.TrainConfig.model_validate(resolved["train"])
         metrics = json.loads((run / "metrics.json").read_text())["epochs"][: ckpt["epoch"]]
-        s = _session(spec, cfg, run, info["data"], pick_device(device or _usable(info["device"])))
+        s = _session(spec, cfg, run, info["data"], pick_device(device or _usable(info["device"])),
+                     resuming=True)
         s.model.load_state_dict(ckpt["model"])
         s.optimizer.load_state_dict(ckpt["optimizer"])
         s.scheduler.load_state_dict(ckpt["scheduler"])
@@ -456,6 +488,7 @@ def _write_start(s: _Session, overrides: dict) -> None:
                       "source": s.cfg.normalize.preset or ("spec" if s.cfg.normalize.mean
                                                            else "computed on the training images")},
         "skipped": [{"path": p, "reason": r} for p, r in s.dataset.skipped],
+        "transfer": s.transfer,
         "train_images": len(s.train_set), "val_images": len(s.val_set)})
 
 
@@ -497,6 +530,9 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
     console.print(f"training [bold]{s.spec.name}[/] on {s.dataset.source}: {len(s.train_set)} "
                   f"train / {len(s.val_set)} val images, {len(s.dataset.classes)} classes, "
                   f"{cfg.epochs} epochs, device {s.device}; run folder {s.out}", highlight=False)
+    if s.plan is not None:
+        for line in transfer_lines(s.plan, s.transfer):
+            console.print(line, highlight=False)
     transform = augmentation(cfg.augment, s.spec.input)
     logits = s.model.logits()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -512,7 +548,11 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
             lr = s.optimizer.param_groups[0]["lr"]
             task = progress.add_task("", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}",
                                      loss=0.0, acc=0.0, lr=lr, ips=0.0)
+            if s.plan is not None:
+                apply_plan(s.model, s.plan, epoch)
             s.model.train()
+            if s.plan is not None and not s.spec.transfer.bn_train:
+                freeze_batchnorm(s.model, s.plan, epoch)
             t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             for step, (x, y) in enumerate(batches(s.train_set, cfg.batch, shuffle=True,
                                                   generator=s.gen, transform=transform)):
@@ -555,6 +595,26 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                 break
     elapsed = time.perf_counter() - start
     return _finish(s, elapsed, export)
+
+
+def transfer_lines(plan: FreezePlan, info: dict | None) -> list[str]:
+    """The freeze preview printed before training: what was loaded, what trains when."""
+    lines = []
+    if info is not None:
+        lines.append(f"transfer: {info['loaded']} tensors loaded from {info['source']} "
+                     f"(matched {info['matched']})" + (f"; {len(info['unused'])} in the file "
+                                                       "unused" if info["unused"] else ""))
+    if plan.head is not None:
+        lines.append(f"  new head {plan.head}: freshly initialised")
+    groups: dict[str, list[str]] = {}
+    for path, start in plan.starts.items():
+        key = ("frozen" if start == NEVER else "trainable" if start == 0
+               else f"frozen until epoch {int(start)}")
+        groups.setdefault(key, []).append(path)
+    for key in ("frozen", *sorted(k for k in groups if k.startswith("frozen until")), "trainable"):
+        if key in groups:
+            lines.append(f"  {key}: {', '.join(groups[key])}")
+    return lines
 
 
 def _finish(s: _Session, elapsed: float, export: bool) -> RunResult:

@@ -466,6 +466,62 @@ class ToRaw(Transformer):
         return Opt("std", tuple(self._num(t) for t in items), self._tspan(items[0]))
 
 
+    # -- transfer section
+    @v_args(meta=True)
+    def transfer_section(self, meta, items):
+        raw = Raw("transfer", self._mspan(meta))
+        items = [o for item in items for o in (item if isinstance(item, list) else [item])]
+        unfreeze = [o for o in items if o.key == "unfreeze"]
+        for o in items:
+            if o.key != "unfreeze":
+                raw.set(o)
+        raw.fields["unfreeze"] = [o.value for o in unfreeze]
+        return raw
+
+    @v_args(meta=True)
+    def transfer_from(self, meta, items):
+        return self._opt("source", items[0], str(items[0])[1:-1])
+
+    @v_args(meta=True)
+    def freeze_up_to(self, meta, items):
+        return Opt("freeze", Raw("freeze", self._mspan(meta), {"mode": "up_to",
+                                                                "layer": str(items[0])}),
+                   self._mspan(meta))
+
+    @v_args(meta=True)
+    def freeze_all(self, meta, items):
+        return Opt("freeze", Raw("freeze", self._mspan(meta), {
+            "mode": "all_except", "keep": [str(t) for t in items]}), self._mspan(meta))
+
+    @v_args(meta=True)
+    def train_last(self, meta, items):
+        raw = Raw("freeze", self._mspan(meta), {"mode": "last_conv", "convs": self._int(items[0])},
+                  {"convs": self._tspan(items[0])})
+        return Opt("freeze", raw, self._mspan(meta))
+
+    @v_args(meta=True)
+    def unfreeze(self, meta, items):
+        *names, epoch = items
+        raw = Raw("unfreeze", self._mspan(meta), {"layers": [str(t) for t in names],
+                                                   "epoch": self._int(epoch)},
+                  {"epoch": self._tspan(epoch)})
+        return Opt("unfreeze", raw, self._mspan(meta))
+
+    @v_args(meta=True)
+    def classes(self, meta, items):
+        if items:
+            return self._opt("classes", items[0], self._int(items[0]))
+        return Opt("classes", "data", self._mspan(meta))
+
+    @v_args(meta=True)
+    def bn_train(self, meta, items):
+        return Opt("bn_train", True, self._mspan(meta))
+
+    def lr_split(self, items):
+        return [self._opt("lr_backbone", items[0], self._num(items[0])),
+                self._opt("lr_head", items[1], self._num(items[1]))]
+
+
 def to_raw(tree, file: str) -> list[Raw]:
     """The statements of a parsed spec, in order."""
     return ToRaw(file).transform(tree)

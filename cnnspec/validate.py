@@ -322,6 +322,31 @@ class Validator:
         return self.model(ir.Augmentation, raw, raw.fields, raw.kind)
 
 
+    # -- transfer section
+    def transfer(self, raw: Raw) -> ir.Transfer | None:
+        f = dict(raw.fields)
+        for dup in raw.duplicates:
+            what = "freeze, train last or freeze all" if dup.key == "freeze" else dup.key
+            self.error(dup.span, f"transfer: {what} is given twice",
+                       "one freeze rule per transfer section; use unfreeze for later epochs")
+        raw = replace(raw, duplicates=[])
+        if "source" not in f:
+            self.error(raw.span, "transfer: where do the weights come from?",
+                       'add a line such as: from "runs/LeNet5"  (a run folder, .safetensors '
+                       "or .pth file)")
+            return None
+        if "freeze" in f:
+            f["freeze"] = self.model(ir.Freeze, f["freeze"], f["freeze"].fields, "freeze")
+        f["unfreeze"] = [self.model(ir.Unfreeze, u, u.fields, "unfreeze") for u in f["unfreeze"]]
+        if ("lr_backbone" in f) and f.get("classes") is None:
+            self.error(raw.spans["lr_backbone"], "transfer: lr backbone ... head ... needs a new "
+                       "head", "add classes N or classes from data")
+            return None
+        if None in f["unfreeze"] or f.get("freeze", 0) is None:
+            return None
+        return self.model(ir.Transfer, raw, f, "transfer")
+
+
 # Settings each optimizer takes besides lr (PyTorch's torch.optim signatures).
 OPTIMIZER_OPTIONS: dict[str, set[str]] = {
     "sgd": {"momentum", "nesterov"},
@@ -346,9 +371,10 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
     seen: dict[str, Raw] = {}
     layers: list = []
     train = ir.TrainConfig()
+    transfer = None
     name, input_shape = Path(src.file).stem or "Network", None
     for raw in statements:
-        if raw.kind in ("network", "input", "train"):
+        if raw.kind in ("network", "input", "train", "transfer"):
             if raw.kind in seen:
                 first = seen[raw.kind].span
                 v.error(raw.span, f"'{raw.kind}' is given twice (first at line {first.line})",
@@ -370,6 +396,8 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
                                   "input", {k: "dims" for k in ("height", "width", "channels")})
         elif raw.kind == "train":
             train = v.train(raw)
+        elif raw.kind == "transfer":
+            transfer = v.transfer(raw)
         else:
             layers.append(v.layer(raw))
     if input_shape is not None and train is not None:
@@ -390,7 +418,8 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
                         f"{input_shape.width} input padded by {a.pad}",
                         f"crop at most {min(input_shape.height, input_shape.width) + 2 * a.pad}, "
                         "or pad more")
-    first_layer = next((r for r in statements if r.kind not in ("network", "input", "train")), None)
+    first_layer = next((r for r in statements
+                        if r.kind not in ("network", "input", "train", "transfer")), None)
     if not statements:
         v.error(Span(src.file, 1, 1), "the spec is empty",
                 "write an 'input' line and layers, e.g. 'input 28x28x1', 'flatten', 'dense 10'")
@@ -400,6 +429,9 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
                 "add one such as 'input 32x32x1' (height x width x channels) before the layers")
     if not layers and not v.diagnostics:
         v.error(Span(src.file, 1, 1), "the spec has no layers", "add layers such as 'conv 3x3x16 relu'")
+    if seen.get("transfer") is not None and transfer is None:
+        layers.append(None)  # a mistake in the transfer section: already reported
     fields = {"name": name, "input": input_shape, "layers": layers, "train": train,
+              "transfer": transfer,
               "file": src.file, "source": src.text}
     return fields, v.diagnostics

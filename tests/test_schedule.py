@@ -46,11 +46,11 @@ def applied(cfg: ir.TrainConfig, metrics: list[float] | None = None, resume_at: 
 # Each case: train-section text and the rate of every epoch, worked out by hand from the
 # definitions in cnnspec/schedule.py (warmup: (e + 1) / (N + 1) of the rate at epoch N).
 PINNED = {
-    "step": ("    epochs 8\n    optimizer sgd lr 0.1\n    schedule step warmup 2:\n"
-             "        4: 0.01\n        6: 0.001\n",
+    "step": (("    epochs 8\n    optimizer sgd lr 0.1\n    schedule step warmup 2:\n"
+             "        4: 0.01\n        6: 0.001\n"),
              [0.1 / 3, 0.2 / 3, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]),
-    "multistep": ("    epochs 7\n    optimizer sgd lr 0.1\n    schedule multistep 3, 5 factor 0.5 "
-                  "warmup 1\n", [0.05, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025]),
+    "multistep": (("    epochs 7\n    optimizer sgd lr 0.1\n    schedule multistep 3, 5 factor 0.5 "
+                  "warmup 1\n"), [0.05, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025]),
     # T = 4 epochs after the warmup: 0.1 (1 + cos(pi t / 4)) / 2 for t = 0..3
     "cosine": ("    epochs 6\n    optimizer sgd lr 0.1\n    schedule cosine warmup 2\n",
                [0.1 / 3, 0.2 / 3, 0.1, 0.05 * (1 + math.sqrt(0.5)), 0.05,

@@ -27,10 +27,17 @@ def human(n: float, unit: str = "") -> str:
     return f"{n:g} {unit}".rstrip()
 
 
+def _columns(summary: Summary) -> tuple[str, ...]:
+    """The table's columns; 'Trainable' only for a spec with a transfer: section."""
+    return COLUMNS + (("Trainable",) if summary.transfer else ())
+
+
 def _cells(summary: Summary) -> list[tuple[str, ...]]:
     """One tuple of cells per row; nested layers are indented under their concat/residual."""
+    extra = (lambda r: (r.status,)) if summary.transfer else (lambda r: ())
     return [("  " * r.depth + ("└ " if r.depth else "") + r.name, r.type, r.args, r.output,
-             f"{r.params:,}", f"{100 * r.share:.1f}", f"{r.macs:,}") for r in summary.layers]
+             f"{r.params:,}", f"{100 * r.share:.1f}", f"{r.macs:,}", *extra(r))
+            for r in summary.layers]
 
 
 def footer(summary: Summary) -> list[str]:
@@ -38,13 +45,31 @@ def footer(summary: Summary) -> list[str]:
     return [
         f"Total params: {t.params:,} ({human(t.params)}), {t.params_mb:.2f} MB as float32",
         f"Trainable params: {t.trainable_params:,}",
-        f"Non-trainable params: {t.non_trainable_params:,}",
+        f"Non-trainable params: {t.non_trainable_params:,}"
+        + (" (frozen by transfer:, at the first epoch)" if summary.transfer else ""),
         f"Buffers (batch-norm running statistics, not parameters): {t.buffers:,}",
         (f"MACs per image: {t.macs:,} ({human(t.macs, 'MACs')}); "
          f"FLOPs = 2 x MACs = {t.flops:,} ({human(t.flops, 'FLOPs')})"),
         f"Activations per image, forward: {t.activations_mb:.2f} MB as float32",
         *training_lines(summary.training),
+        *transfer_lines(summary.transfer),
     ]
+
+
+def transfer_lines(tr: dict) -> list[str]:
+    """The freeze preview: where the weights come from, what is frozen, the new head."""
+    if not tr:
+        return []
+    lines = [f"Transfer from {tr['source']}: {tr['frozen_params']:,} params frozen, "
+             f"{tr['trainable_params']:,} trainable"]
+    if tr["head"]:
+        n = "the number of classes in the data" if tr["classes"] == "data" else tr["classes"]
+        lines.append(f"New head {tr['head']}: {n} outputs, freshly initialised")
+    lines += [f"{', '.join(u['layers'])} unfreeze{'s' if len(u['layers']) == 1 else ''} at epoch "
+              f"{u['epoch']} (0-based)" for u in tr["unfreeze"]]
+    if tr["bn_train"]:
+        lines.append("Frozen layers' batch norms keep updating their running statistics (bn train)")
+    return lines
 
 
 def training_lines(tr: dict) -> list[str]:
@@ -63,8 +88,8 @@ def render_table(summary: Summary, console: Console) -> None:
     console.print(f"{summary.network}: input {summary.input} -> output {summary.output}",
                   highlight=False)
     table = Table()
-    for i, col in enumerate(COLUMNS):
-        table.add_column(col, justify="right" if i >= 4 else "left", no_wrap=i != 2)
+    for i, col in enumerate(_columns(summary)):
+        table.add_column(col, justify="right" if 4 <= i < 7 else "left", no_wrap=i != 2)
     for cells in _cells(summary):
         table.add_row(*cells)
     console.print(table)
@@ -74,8 +99,9 @@ def render_table(summary: Summary, console: Console) -> None:
 
 def render_markdown(summary: Summary) -> str:
     lines = [f"**{summary.network}**: input {summary.input} -> output {summary.output}", "",
-             "| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join("---:" if i >= 4 else "---" for i in range(len(COLUMNS))) + "|"]
+             "| " + " | ".join(_columns(summary)) + " |",
+             "|" + "|".join("---:" if 4 <= i < 7 else "---"
+                            for i in range(len(_columns(summary)))) + "|"]
     lines += ["| " + " | ".join(c) + " |" for c in _cells(summary)]
     return "\n".join(lines + [""] + [f"- {f}" for f in footer(summary)]) + "\n"
 
@@ -84,10 +110,10 @@ def render_csv(summary: Summary) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["name", "path", "depth", "type", "args", "output", "params", "share", "macs",
-                "trainable"])
+                "trainable", "status"])
     for r in summary.layers:
         w.writerow([r.name, r.path, r.depth, r.type, r.args, r.output, r.params, f"{r.share:.6f}",
-                    r.macs, r.trainable])
+                    r.macs, r.trainable, r.status])
     return buf.getvalue()
 
 

@@ -27,7 +27,7 @@ module's ``state_dict`` (``R1.C2``, ``CAT1.b2.C5``, ``R2.shortcut.conv``).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..ir import Spec, TrainConfig
 from ..shapes import LayerInfo, fmt_shape
@@ -49,6 +49,10 @@ class Row:
     """Fraction of all parameters held by this layer, in [0, 1]."""
     macs: int
     trainable: bool
+    """Some of its parameters train from the first epoch (False: frozen by transfer:)."""
+    status: str = ""
+    """With a transfer: section, 'trainable', 'frozen', 'frozen until epoch E', 'partly
+    frozen' or 'new head'; '' for layers without parameters or specs without transfer."""
     key: str = field(default="", compare=False)
     """Structure of the row for aligning two specs (type, window, label); not in JSON."""
 
@@ -74,6 +78,8 @@ class Summary:
     totals: Totals
     training: dict = field(default_factory=dict)
     """What ``--train`` would do: epochs, batch, optimizer, schedule preview, warnings."""
+    transfer: dict = field(default_factory=dict)
+    """The transfer: section's plan: source, frozen and trainable parameter counts."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -167,12 +173,28 @@ def summarize(spec: Spec, depth: int | None = None) -> Summary:
     shaped = spec.shaped
     total = shaped.params
     rows = [r for r in _rows(shaped.layers, 0, "", total) if depth is None or r.depth <= depth]
-    trainable = sum(r.params for r in rows if r.trainable and r.depth == 0)
+    transfer = {}
+    if spec.transfer is not None:
+        from ..transfer import freeze_plan
+
+        plan = freeze_plan(spec)
+        rows = [replace(r, status=plan.status(r.path),
+                        trainable=plan.status(r.path) not in ("frozen", "")
+                        and not plan.status(r.path).startswith("frozen until")) for r in rows]
+        params = {path: info.params for _, path, info in shaped.walk()}
+        frozen = sum(params[p] for p, e in plan.starts.items() if e > 0)
+        t = spec.transfer
+        transfer = {"source": t.source, "frozen_params": frozen, "trainable_params": total - frozen,
+                    "head": plan.head, "classes": t.classes, "bn_train": t.bn_train,
+                    "unfreeze": [{"layers": u.layers, "epoch": u.epoch} for u in t.unfreeze]}
+        trainable = total - frozen
+    else:
+        trainable = sum(r.params for r in rows if r.trainable and r.depth == 0)
     totals = Totals(total, trainable, total - trainable, shaped.buffers,
                     total * BYTES_PER_PARAM / 1e6, shaped.macs, 2 * shaped.macs,
                     _activation_elements(shaped.layers) * BYTES_PER_PARAM / 1e6)
     return Summary(spec.name, fmt_shape(shaped.input_shape), fmt_shape(shaped.output_shape), rows,
-                   totals, training(spec.train))
+                   totals, training(spec.train), transfer)
 
 
 def _activation_elements(infos) -> int:

@@ -1,0 +1,335 @@
+"""Transfer learning: weights from an earlier network, frozen layers, a new head.
+
+The ``transfer:`` section (docs/transfer.md) says where the weights come from (a cnnspec run
+folder, a ``.safetensors`` file, or a PyTorch/torchvision ``.pth`` checkpoint read with
+``torch.load(weights_only=True)``), which layers keep them frozen (``freeze up to C4``,
+``freeze all except F1, F2``, ``train last 2 conv``, ``unfreeze C5 at epoch 10``), and
+how many classes the new head has (``classes 3`` or ``classes from data``).
+
+The freeze plan is computed from the spec alone (no torch), so ``cnnspec summary`` shows
+it before anything is built; the trainer applies the same plan to the module's parameters
+by their ``state_dict`` paths (``R1.C2.weight`` belongs to layer path ``R1.C2``).
+
+Why it pays (Yosinski et al., "How transferable are features in deep neural networks?",
+NeurIPS 2014): early convolutions learn general low-level features; the last ones are
+specific to the task they were trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import ir
+from .errors import CnnSpecError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+NEVER = math.inf
+"""The epoch from which a permanently frozen layer trains."""
+
+
+class TransferError(CnnSpecError):
+    """The weights file cannot be read, or does not fit the spec (the mismatches listed)."""
+
+
+def head_index(layers: list) -> int | None:
+    """Index of the last top-level dense layer, if nothing after it has parameters (the
+    classifier head that ``classes N`` replaces)."""
+    for i in range(len(layers) - 1, -1, -1):
+        kind = layers[i].kind
+        if kind == "dense":
+            return i
+        if kind not in ("activation", "dropout", "flatten"):
+            return None
+    return None
+
+
+def with_classes(spec: ir.Spec, classes: int) -> ir.Spec:
+    """``spec`` whose last dense layer has ``classes`` outputs (its name kept).
+
+    Raises:
+        TransferError: the network does not end in a dense layer.
+    """
+    i = head_index(spec.layers)
+    if i is None:
+        raise TransferError(f"{spec.name}: classes {classes} replaces the last dense layer, but "
+                            "the network does not end in one")
+    if spec.layers[i].out_features == classes:
+        return spec
+    layers = list(spec.layers)
+    layers[i] = layers[i].model_copy(update={"out_features": classes})
+    data = {k: getattr(spec, k) for k in ("name", "input", "train", "transfer", "file", "source",
+                                          "sources")}
+    return ir.Spec.model_validate({**data, "layers": layers})
+
+
+@dataclass(frozen=True)
+class FreezePlan:
+    """From which epoch (0-based) each layer with parameters trains: 0 from the start, E
+    frozen until epoch E (``unfreeze ... at epoch E``), :data:`NEVER` frozen throughout."""
+
+    starts: dict[str, float]
+    """Layer path (as in state_dict keys) -> first epoch it trains."""
+    head: str | None = None
+    """Path of the replaced head (``classes``), or None."""
+    order: list[str] = field(default_factory=list)
+    """Every layer path, depth first (containers included)."""
+
+    def status(self, path: str) -> str:
+        """'trainable', 'frozen', 'frozen until epoch E', 'partly frozen' (a container
+        whose layers differ), 'new head', or '' (no parameters)."""
+        if path == self.head:
+            return "new head"
+        inside = [s for p, s in self.starts.items() if p == path or p.startswith(path + ".")]
+        if not inside:
+            return ""
+        if all(s == 0 for s in inside):
+            return "trainable"
+        if all(s == NEVER for s in inside):
+            return "frozen"
+        if len(set(inside)) == 1:
+            return f"frozen until epoch {int(inside[0])}"
+        return "partly frozen"
+
+    def trains(self, path: str, epoch: int) -> bool:
+        return self.starts.get(path, 0) <= epoch
+
+
+def freeze_plan(spec: ir.Spec) -> FreezePlan:
+    """The freeze plan of ``spec``'s ``transfer:`` section (everything trains without one).
+
+    ``freeze up to L``: L and every layer before it (depth first) are frozen; a container
+    (residual, concat) named as L is frozen whole. ``freeze all except A, B``: all but A, B
+    (and what they contain). ``train last N conv``: everything before the N-th conv from the
+    end is frozen. The replaced head always trains; ``unfreeze A at epoch E`` lets A train
+    from epoch E (0-based, as in ``schedule step:``).
+    """
+    entries = [(path, info) for _, path, info in spec.shaped.walk()]
+    order = [p for p, _ in entries]
+    leaves = [p for p, info in entries if info.params and not info.children]
+    t = spec.transfer
+    head = None
+    if t is not None and t.classes is not None:
+        i = head_index(spec.layers)
+        head = spec.layers[i].name if i is not None else None
+    starts = {p: 0.0 for p in leaves}
+    if t is None or t.freeze is None:
+        return FreezePlan(starts, head, order)
+
+    def span_end(name: str) -> int:  # the last index of a layer and its contents
+        path = next(p for p, info in entries if info.name == name)
+        return max(i for i, p in enumerate(order) if p == path or p.startswith(path + "."))
+
+    def within(p: str, names: list[str]) -> bool:
+        paths = [q for q, info in entries if info.name in names]
+        return any(p == q or p.startswith(q + ".") for q in paths)
+
+    f = t.freeze
+    if f.mode == "up_to":
+        end = span_end(f.layer)
+        frozen = {p for p in leaves if order.index(p) <= end}
+    elif f.mode == "all_except":
+        frozen = {p for p in leaves if not within(p, f.keep)}
+    else:  # last_conv
+        convs = [p for p, info in entries if info.layer.kind == "conv"]
+        first_trained = order.index(convs[-f.convs])
+        frozen = {p for p in leaves if order.index(p) < first_trained}
+    for p in frozen:
+        if p != head:
+            starts[p] = NEVER
+    for u in t.unfreeze:
+        for p in leaves:
+            if within(p, u.layers) and starts[p] > u.epoch:
+                starts[p] = float(u.epoch)
+    return FreezePlan(starts, head, order)
+
+
+def check_names(spec: ir.Spec) -> list[tuple[ir.IRModel, str, str | None]]:
+    """Mistakes in the transfer section that need the named layers: (node, message, hint)."""
+    from .errors import did_you_mean
+
+    t = spec.transfer
+    if t is None:
+        return []
+    names = [info.name for _, _, info in spec.shaped.walk()]
+    out = []
+
+    def check(node, name):
+        if name not in names:
+            out.append((node, f"transfer: there is no layer '{name}'",
+                        did_you_mean(name, names) or f"the layers are {', '.join(names[:12])}"
+                        + (", ..." if len(names) > 12 else "")))
+
+    if t.freeze is not None:
+        for name in [t.freeze.layer] if t.freeze.mode == "up_to" else t.freeze.keep:
+            check(t.freeze, name)
+        if t.freeze.mode == "last_conv":
+            n = sum(1 for _, _, info in spec.shaped.walk() if info.layer.kind == "conv")
+            if t.freeze.convs > n:
+                out.append((t.freeze, f"transfer: train last {t.freeze.convs} conv, but the "
+                             f"network has {n} conv layers", f"at most train last {n} conv"))
+    for u in t.unfreeze:
+        for name in u.layers:
+            check(u, name)
+    if t.classes is not None and head_index(spec.layers) is None:
+        out.append((t, "transfer: classes replaces the last dense layer, but the network does "
+                    "not end in one", "end the network with dense N"))
+    return out
+
+
+# ------------------------------------------------------------------ weights
+def resolve_source(source: str, spec_file: str) -> Path:
+    """A ``from`` path relative to the spec file (as ``train: data`` is)."""
+    p = Path(source)
+    if not p.is_absolute() and spec_file not in ("", "<string>"):
+        p = Path(spec_file).parent / p
+    return p
+
+
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """(tensors by name, what was read) from a run folder (its ``weights.safetensors``, else
+    ``last.safetensors``), a ``.safetensors`` file, or a ``.pth``/``.pt`` file read with
+    ``torch.load(weights_only=True)`` (a state_dict, or a dict holding one under
+    ``state_dict`` or ``model``). No pickle is ever executed.
+
+    Raises:
+        TransferError: missing, unreadable, or not a set of tensors.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    if path.is_dir():
+        for name in ("weights.safetensors", "last.safetensors"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise TransferError(f"{path}: a folder without weights.safetensors or "
+                                "last.safetensors; give a run folder or a weights file")
+    if not path.is_file():
+        raise TransferError(f"{path}: no such weights file or run folder")
+    try:
+        if path.suffix == ".safetensors":
+            tensors = load_file(path)
+        elif path.suffix in (".pth", ".pt", ".bin", ".ckpt"):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+                obj = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), dict)),
+                           obj)
+            if not isinstance(obj, dict):
+                raise TransferError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
+            tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        else:
+            raise TransferError(f"{path}: unknown weights format '{path.suffix}'; use a run "
+                                "folder, .safetensors, or a PyTorch .pth/.pt state_dict")
+    except TransferError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file, whatever the reader says
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise TransferError(f"{path}: cannot read weights: {type(exc).__name__}: {first}"[:400]
+                            ) from None
+    if not tensors:
+        raise TransferError(f"{path}: holds no tensors")
+    return tensors, str(path)
+
+
+@dataclass
+class Match:
+    """How a weights file maps onto a module's state_dict."""
+
+    method: str
+    """'by name' (cnnspec files) or 'by order' (torchvision files: same order, same shapes)."""
+    loaded: dict[str, torch.Tensor]
+    """Our state_dict key -> tensor to load."""
+    replaced: list[tuple[str, tuple, tuple | None]]
+    """The head's tensors kept freshly initialised: (key, our shape, file's shape)."""
+    mismatches: list[tuple[str, str, tuple | None, tuple | None]]
+    """(our key, file key, expected shape, found shape); None: no such tensor."""
+    unused: list[str]
+    """File tensors nothing was loaded from."""
+
+
+def match_weights(state: dict[str, torch.Tensor], source: dict[str, torch.Tensor],
+                  head: str | None) -> Match:
+    """Pair the file's tensors with the module's ``state`` (its state_dict): by name when
+    every non-head name is in the file, else by position (torchvision's ``features.0.weight``
+    ... in the same order as the spec's layers, the way tests/test_reference.py loads them).
+    The head's tensors (``head`` path) are never loaded."""
+    def is_head(k):
+        return head is not None and k.rsplit(".", 1)[0] == head
+
+    ours = [k for k in state if not is_head(k)]
+    loaded, replaced, mismatches = {}, [], []
+    if all(k in source for k in ours):
+        method, pairs = "by name", [(k, k) for k in state]
+    else:
+        method = "by order"
+        theirs = list(source)
+        keys = list(state)
+        pairs = [(k, theirs[i] if i < len(theirs) else None) for i, k in enumerate(keys)]
+    used = set()
+    for ours_k, theirs_k in pairs:
+        found = source.get(theirs_k) if theirs_k is not None else None
+        shape = tuple(state[ours_k].shape)
+        fshape = tuple(found.shape) if found is not None else None
+        if is_head(ours_k):
+            replaced.append((ours_k, shape, fshape))
+            if theirs_k is not None:
+                used.add(theirs_k)
+            continue
+        if found is None or fshape != shape:
+            mismatches.append((ours_k, theirs_k or "-", shape, fshape))
+            continue
+        loaded[ours_k] = found.to(state[ours_k].dtype)
+        used.add(theirs_k)
+    unused = [k for k in source if k not in used]
+    return Match(method, loaded, replaced, mismatches, unused)
+
+
+def mismatch_table(m: Match, source: str) -> str:
+    """The mismatches as an aligned text table (the message of :class:`TransferError`)."""
+    def fmt(s):
+        return "missing" if s is None else "x".join(map(str, s)) or "scalar"
+
+    rows = [("tensor", "in file", "expected", "found")]
+    rows += [(a, b, fmt(e), fmt(f)) for a, b, e, f in m.mismatches]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
+    return (f"{source}: {len(m.mismatches)} tensor(s) do not fit the spec (matched {m.method}); "
+            "nothing was trained or written:\n" + "\n".join(lines))
+
+
+def load_into(model: nn.Module, spec: ir.Spec, path: Path, head: str | None) -> tuple[Match, str]:
+    """Load the weights at ``path`` into ``model``; the head stays freshly initialised.
+
+    Raises:
+        TransferError: unreadable file, or tensors that do not fit (the table of mismatches).
+    """
+    source, where = read_weights(path)
+    m = match_weights(model.state_dict(), source, head)
+    if m.mismatches:
+        raise TransferError(mismatch_table(m, where))
+    model.load_state_dict(m.loaded, strict=False)
+    return m, where
+
+
+def apply_plan(model: nn.Module, plan: FreezePlan, epoch: int) -> None:
+    """``requires_grad`` of every parameter as the plan says for ``epoch``."""
+    for key, p in model.named_parameters():
+        p.requires_grad_(plan.trains(key.rsplit(".", 1)[0], epoch))
+
+
+def freeze_batchnorm(model: nn.Module, plan: FreezePlan, epoch: int) -> None:
+    """Put the batch norms of frozen layers in eval mode (running statistics fixed);
+    called after ``model.train()`` each epoch unless ``bn train``."""
+    from torch import nn
+
+    for path, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not plan.trains(path, epoch):
+            module.eval()
