@@ -34,6 +34,9 @@ class Dataset:
     source: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(path, reason) of every file that could not be decoded."""
+    val_mask: torch.Tensor | None = None
+    """(N,) bool: the images of a ``val/`` folder, when the data came as ``train/`` + ``val/``
+    (then they validate instead of a stratified split)."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -163,9 +166,37 @@ def _check_folder(raw: str | Path) -> None:
         raise DataError(f"{root}: no such data folder")
 
 
+SPLIT_FOLDERS = ("train", "val")
+
+
 def load_data(path: str | Path | None, spec_input: ir.InputShape) -> Dataset:
-    """The image folder at ``path``, or the embedded digits when ``path`` is None."""
-    return embedded_digits(spec_input) if path is None else image_folder(path, spec_input)
+    """The image folder at ``path``, or the embedded digits when ``path`` is None.
+
+    A folder holding exactly ``train/`` and ``val/`` (each ``<class>/<image>``) keeps that
+    split: ``Dataset.val_mask`` marks the ``val/`` images, and the classes are those of
+    ``train/``.
+
+    Raises:
+        DataError: see :func:`image_folder`; or ``val/`` has a class ``train/`` lacks.
+    """
+    if path is None:
+        return embedded_digits(spec_input)
+    _check_folder(path)
+    root = Path(path)
+    if [d.name for d in _class_dirs(root)] != list(SPLIT_FOLDERS):
+        return image_folder(root, spec_input)
+    train = image_folder(root / "train", spec_input)
+    val = image_folder(root / "val", spec_input, min_classes=1)
+    extra = sorted(set(val.classes) - set(train.classes))
+    if extra:
+        raise DataError(f"{root / 'val'}: class folder(s) {', '.join(extra)} are not in "
+                        f"{root / 'train'}; validation classes must be training classes")
+    remap = torch.tensor([train.classes.index(c) for c in val.classes], dtype=torch.long)
+    return Dataset(torch.cat([train.images, val.images]),
+                   torch.cat([train.labels, remap[val.labels]]), train.classes, str(root),
+                   train.skipped + val.skipped,
+                   torch.cat([torch.zeros(len(train), dtype=torch.bool),
+                              torch.ones(len(val), dtype=torch.bool)]))
 
 
 def stratified_split(labels: torch.Tensor, train_fraction: float, seed: int

@@ -39,8 +39,16 @@ from .build import Network, build
 from .data import Dataset, augmentation, batches, channel_stats, load_data, stratified_split
 from .errors import CnnSpecError, DataError
 from .files import atomic_write, write_json, write_text
-from .transfer import (NEVER, FreezePlan, apply_plan, freeze_batchnorm, freeze_plan, load_into,
-                       resolve_source, with_classes)
+from .transfer import (
+    NEVER,
+    FreezePlan,
+    apply_plan,
+    freeze_batchnorm,
+    freeze_plan,
+    load_into,
+    resolve_source,
+    with_classes,
+)
 
 
 @dataclass
@@ -364,7 +372,10 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device,
         raise DataError(f"{spec.name} ends in {n_out} outputs but the data has "
                         f"{len(dataset.classes)} classes; the last layer must be dense N, N >= classes"
                         + ("" if t is None else "; in transfer:, write classes from data"))
-    train_idx, val_idx = stratified_split(dataset.labels, cfg.split, cfg.seed)
+    if dataset.val_mask is not None:  # train/ and val/ folders: their split is kept
+        train_idx, val_idx = (~dataset.val_mask).nonzero().flatten(), dataset.val_mask.nonzero().flatten()
+    else:
+        train_idx, val_idx = stratified_split(dataset.labels, cfg.split, cfg.seed)
     train_set, val_set = dataset.subset(train_idx), dataset.subset(val_idx)
     if len(val_set) == 0 or len(train_set) == 0:
         raise DataError(f"{dataset.source}: {len(dataset)} images cannot be split {cfg.split:g} / "

@@ -257,16 +257,17 @@ class Match:
 def match_weights(state: dict[str, torch.Tensor], source: dict[str, torch.Tensor],
                   head: str | None) -> Match:
     """Pair the file's tensors with the module's ``state`` (its state_dict): by name when
-    every non-head name is in the file, else by position (torchvision's ``features.0.weight``
-    ... in the same order as the spec's layers, the way tests/test_reference.py loads them).
+    any non-head name is in the file, else by position (torchvision's ``features.0.weight``
+    ... in the same order as the spec's layers, the way tests/test_reference.py loads them)
+    when none of them is.
     The head's tensors (``head`` path) are never loaded."""
     def is_head(k):
         return head is not None and k.rsplit(".", 1)[0] == head
 
     ours = [k for k in state if not is_head(k)]
     loaded, replaced, mismatches = {}, [], []
-    if all(k in source for k in ours):
-        method, pairs = "by name", [(k, k) for k in state]
+    if any(k in source for k in ours):  # a cnnspec file: names are layer names
+        method, pairs = "by name", [(k, k if k in source else None) for k in state]
     else:
         method = "by order"
         theirs = list(source)

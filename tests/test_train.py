@@ -184,3 +184,23 @@ def test_custom_alexnet_on_three_digit_classes_reaches_95_percent(tmp_path, digi
     print(f"AlexNetCustom on 3x250 digits: val accuracy {run.final['val_accuracy']:.4f}")
     assert len(run.metrics) == 15 and run.classes == ["digit3", "digit5", "digit8"]
     assert run.final["val_accuracy"] >= 0.95
+
+
+def test_train_and_val_folders_keep_their_split(tmp_path, digits):
+    """root/train/<class> and root/val/<class>: the val/ images validate, whatever split says."""
+    from conftest import write_digit_folder
+
+    images, labels = digits
+    write_digit_folder(tmp_path / "d" / "train", images, labels, (1, 4, 7), 40)
+    # the last 15 of each class (reversed order): no image in both folders
+    write_digit_folder(tmp_path / "d" / "val", images[::-1], labels[::-1], (1, 4, 7), 15)
+    spec = cnnspec.loads("network Tiny\ninput 28x28x1\nconv 3x3x8 relu\nmaxpool 2\nflatten\n"
+                         "dense 3\ntrain:\n    epochs 1\n    split 0.5\n")
+    run = cnnspec.train(spec, data=tmp_path / "d", out=tmp_path / "run", export=False)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (info["train_images"], info["val_images"]) == (120, 45)
+    assert run.classes == ["digit1", "digit4", "digit7"]
+    (tmp_path / "d" / "val" / "digit9").mkdir()
+    Image.fromarray(images[0]).save(tmp_path / "d" / "val" / "digit9" / "a.png")
+    with pytest.raises(cnnspec.DataError, match="digit9 are not in"):
+        cnnspec.train(spec, data=tmp_path / "d", out=tmp_path / "run2", export=False)

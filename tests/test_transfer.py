@@ -1,0 +1,196 @@
+"""Transfer learning on real digits: weights from a run folder, frozen layers bit-identical
+after training, frozen batch-norm statistics unchanged, a new head, torchvision's VGG-16
+state_dict into specs/vgg16.cnn, mismatches refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import cnnspec
+from cnnspec.report.summary import summarize
+from cnnspec.trainer import param_groups
+from cnnspec.transfer import NEVER, freeze_plan, load_into, read_weights
+from conftest import SPECS
+
+NET = """network Small
+input 28x28x1
+conv 3x3x8 bias off        # C1
+batchnorm relu             # BN1
+maxpool 2
+conv 3x3x16 bias off       # C2
+batchnorm relu             # BN2
+maxpool 2
+conv 3x3x16 relu           # C3
+flatten
+dense 32 relu              # F1
+dense 10                   # F2
+train:
+    epochs {epochs}
+    batch 64
+    optimizer adam lr 0.003
+"""
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    """A run folder of NET trained 1 epoch on the 10 embedded digit classes."""
+    out = tmp_path_factory.mktemp("source") / "run"
+    cnnspec.train(cnnspec.loads(NET.format(epochs=1)), out=out, export=False)
+    return out
+
+
+def target(source, rules: str, epochs: int = 2) -> cnnspec.Spec:
+    return cnnspec.loads(NET.format(epochs=epochs) + f'transfer:\n    from "{source}"\n{rules}')
+
+
+def test_freeze_up_to_c2_keeps_c1_c2_and_their_statistics(tmp_path, source_run, digit_folder):
+    spec = target(source_run, "    freeze up to C2\n    classes from data\n")
+    run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run")
+    before = load_file(source_run / "weights.safetensors")
+    after = load_file(tmp_path / "run" / "weights.safetensors")
+    for key in ("C1.weight", "BN1.weight", "BN1.bias", "BN1.running_mean", "BN1.running_var",
+                "C2.weight"):
+        assert torch.equal(before[key], after[key]), key  # bit-identical after 2 epochs
+    # BN2 comes after C2: it trains, and its statistics follow the new data
+    for key in ("BN2.running_mean", "C3.weight", "F1.weight"):
+        assert not torch.equal(before[key], after[key]), key
+    assert after["F2.weight"].shape == (3, 32) and run.model.F2.out_features == 3
+    info = json.loads((tmp_path / "run" / "run.json").read_text())["transfer"]
+    assert info["matched"] == "by name" and info["frozen"] == ["C1", "BN1", "C2"]
+    assert [r["tensor"] for r in info["replaced"]] == ["F2.weight", "F2.bias"]
+    assert info["loaded"] == len(before) - 2
+    assert run.export.relative_error < 1e-4  # the transferred network exports too
+    assert run.final["val_accuracy"] > 0.8
+
+
+def test_unfreeze_at_epoch_and_separate_head_rate(tmp_path, source_run, digit_folder):
+    spec = target(source_run, "    freeze all except F2\n    unfreeze C3 at epoch 1\n"
+                  "    classes 3\n    lr backbone 0.001 head 0.01\n")
+    plan = freeze_plan(spec)
+    assert plan.starts == {"C1": NEVER, "BN1": NEVER, "C2": NEVER, "BN2": NEVER, "C3": 1,
+                           "F1": NEVER, "F2": 0}
+    groups = param_groups(spec.build(), spec.train, plan, spec.transfer)
+    assert [(g["name"], g["lr"], sum(p.numel() for p in g["params"])) for g in groups] == [
+        ("decay", 0.001, 3 * 3 * 16 * 16 + 16), ("head", 0.01, 32 * 3 + 3)]
+    run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", export=False)
+    before = load_file(source_run / "weights.safetensors")
+    after = load_file(tmp_path / "run" / "weights.safetensors")
+    assert torch.equal(before["F1.weight"], after["F1.weight"])
+    assert not torch.equal(before["C3.weight"], after["C3.weight"])  # trained from epoch 1
+    assert [m["lr"] for m in run.metrics] == [0.001, 0.001]
+
+
+def test_train_last_n_conv_plans(source_run):
+    plan = freeze_plan(target(source_run, "    train last 2 conv\n"))
+    assert [p for p, e in plan.starts.items() if e == NEVER] == ["C1", "BN1"]
+    resnet = cnnspec.loads((SPECS / "resnet18.cnn").read_text() + '\ntransfer:\n    from "x.pth"\n'
+                           "    train last 2 conv\n", str(SPECS / "resnet18.cnn"))
+    plan = freeze_plan(resnet)
+    trains = [p for p, e in plan.starts.items() if e == 0]
+    assert trains == ["R8.C16", "R8.BN16", "R8.C17", "R8.BN17", "F1"]
+    s = summarize(resnet)
+    assert {r.name: r.status for r in s.layers if r.depth == 0}["R8"] == "trainable"
+    assert s.totals.trainable_params == 4_720_640 + 513_000  # R8 and the 1000-class head
+    assert s.totals.non_trainable_params == 11_689_512 - 4_720_640 - 513_000
+
+
+def test_summary_shows_frozen_layers_and_totals(source_run):
+    s = summarize(target(source_run, "    freeze up to C2\n    unfreeze C2 at epoch 3\n"
+                         "    classes 3\n"))
+    status = {r.name: r.status for r in s.layers}
+    assert status == {"C1": "frozen", "BN1": "frozen", "M1": "", "C2": "frozen until epoch 3",
+                      "BN2": "trainable", "M2": "", "C3": "trainable", "FL1": "", "F1": "trainable",
+                      "F2": "new head"}
+    frozen = 3 * 3 * 8 + 2 * 8 + 3 * 3 * 8 * 16  # C1 (bias off), BN1, C2 (bias off)
+    assert s.totals.non_trainable_params == frozen
+    assert s.totals.trainable_params == s.totals.params - frozen
+    assert s.layers[-1].params == 32 * 3 + 3  # the new head's 3 outputs
+
+
+def test_torchvision_vgg16_state_dict_into_vgg16_with_3_classes(tmp_path):
+    """A torchvision VGG-16 checkpoint (random weights: no download here) saved with
+    torch.save, loaded into specs/vgg16.cnn with classes 3 by order and shape."""
+    from torchvision.models import vgg16
+
+    reference = vgg16(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "vgg16.pth")
+    spec = cnnspec.loads((SPECS / "vgg16.cnn").read_text()
+                         + f'\ntransfer:\n    from "{tmp_path / "vgg16.pth"}"\n    freeze up to C13\n'
+                         "    classes 3\n", str(SPECS / "vgg16.cnn"))
+    model = spec.build()
+    head = freeze_plan(spec).head
+    m, where = load_into(model, spec, tmp_path / "vgg16.pth", head)
+    assert m.method == "by order" and head == "F3"
+    assert [(k, a, b) for k, a, b in m.replaced] == [("F3.weight", (3, 4096), (1000, 4096)),
+                                                    ("F3.bias", (3,), (1000,))]
+    assert len(m.loaded) == 30 and not m.mismatches and not m.unused
+    assert torch.equal(model.C1.weight, reference.features[0].weight)
+    assert torch.equal(model.F2.weight, reference.classifier[3].weight)
+    assert summarize(spec).totals.trainable_params == (25088 * 4096 + 4096 + 4096 * 4096 + 4096
+                                                      + 4096 * 3 + 3)
+
+
+def test_wrong_shapes_give_a_table_exit_1_and_write_nothing(tmp_path, source_run, digit_folder):
+    weights = load_file(source_run / "weights.safetensors")
+    weights["C2.weight"] = torch.zeros(32, 8, 3, 3)
+    del weights["C3.bias"]
+    save_file(weights, tmp_path / "bad.safetensors")
+    spec_file = tmp_path / "t.cnn"
+    spec_file.write_text(NET.format(epochs=1) + 'transfer:\n    from "bad.safetensors"\n'
+                         "    classes from data\n")
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "cnnspec", "compile", str(spec_file), "--train",
+                        "--data", str(digit_folder), "--out", str(out)],
+                       capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "2 tensor(s) do not fit the spec" in r.stderr
+    lines = [" ".join(line.split()) for line in r.stderr.splitlines()]
+    assert "C2.weight C2.weight 16x8x3x3 32x8x3x3" in lines
+    assert "C3.bias - 16 missing" in lines
+    assert not out.exists()
+
+
+def test_unreadable_and_pickled_files_are_refused(tmp_path):
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(cnnspec.CnnSpecError, match="cannot read weights"):
+        read_weights(tmp_path / "junk.pth")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pth")
+    with pytest.raises(cnnspec.CnnSpecError, match="cannot read weights: UnpicklingError"):
+        read_weights(tmp_path / "evil.pth")  # weights_only=True: the object is never built
+    with pytest.raises(cnnspec.CnnSpecError, match="no such weights file or run folder"):
+        read_weights(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize(("rules", "message", "hint"), [
+    ("    freeze up to C9\n", "transfer: there is no layer 'C9'", None),
+    ("    freeze all except F3, Fl\n", "transfer: there is no layer 'F3'", None),
+    ("    train last 4 conv\n", "train last 4 conv, but the network has 3 conv layers", None),
+    ("    freeze up to C1\n    freeze up to C2\n", "transfer: freeze, train last or freeze all is "
+     "given twice", None),
+    ("    lr backbone 0.1 head 0.01\n", "lr backbone ... head ... needs a new head", "classes"),
+    ("    classes 1\n", "transfer: classes", None),
+])
+def test_transfer_mistakes_are_spec_errors(source_run, rules, message, hint):
+    with pytest.raises(cnnspec.SpecError) as exc:
+        target(source_run, rules)
+    first = exc.value.diagnostics[0]
+    assert message in first.message
+    if hint:
+        assert hint in first.hint
+    assert first.span is not None and first.span.line > 17
+
+
+def test_a_transfer_section_needs_from():
+    with pytest.raises(cnnspec.SpecError, match="where do the weights come from"):
+        cnnspec.loads(NET.format(epochs=1) + "transfer:\n    classes 3\n")
