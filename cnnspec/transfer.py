@@ -171,14 +171,14 @@ def check_names(spec: ir.Spec) -> list[tuple[ir.IRModel, str, str | None]]:
         if t.freeze.mode == "last_conv":
             n = sum(1 for _, _, info in spec.shaped.walk() if info.layer.kind == "conv")
             if t.freeze.convs > n:
-                out.append((t.freeze, f"transfer: train last {t.freeze.convs} conv, but the "
-                             f"network has {n} conv layers", f"at most train last {n} conv"))
+                out.append((t.freeze, (f"transfer: train last {t.freeze.convs} conv, but the "
+                             f"network has {n} conv layers"), f"at most train last {n} conv"))
     for u in t.unfreeze:
         for name in u.layers:
             check(u, name)
     if t.classes is not None and head_index(spec.layers) is None:
-        out.append((t, "transfer: classes replaces the last dense layer, but the network does "
-                    "not end in one", "end the network with dense N"))
+        out.append((t, ("transfer: classes replaces the last dense layer, but the network does "
+                    "not end in one"), "end the network with dense N"))
     return out
 
 

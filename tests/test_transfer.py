@@ -125,7 +125,7 @@ def test_torchvision_vgg16_state_dict_into_vgg16_with_3_classes(tmp_path):
                          "    classes 3\n", str(SPECS / "vgg16.cnn"))
     model = spec.build()
     head = freeze_plan(spec).head
-    m, where = load_into(model, spec, tmp_path / "vgg16.pth", head)
+    m, _where = load_into(model, spec, tmp_path / "vgg16.pth", head)
     assert m.method == "by order" and head == "F3"
     assert [(k, a, b) for k, a, b in m.replaced] == [("F3.weight", (3, 4096), (1000, 4096)),
                                                     ("F3.bias", (3,), (1000,))]
@@ -176,8 +176,8 @@ def test_unreadable_and_pickled_files_are_refused(tmp_path):
     ("    freeze up to C9\n", "transfer: there is no layer 'C9'", None),
     ("    freeze all except F3, Fl\n", "transfer: there is no layer 'F3'", None),
     ("    train last 4 conv\n", "train last 4 conv, but the network has 3 conv layers", None),
-    ("    freeze up to C1\n    freeze up to C2\n", "transfer: freeze, train last or freeze all is "
-     "given twice", None),
+    ("    freeze up to C1\n    freeze up to C2\n", ("transfer: freeze, train last or freeze all is "
+     "given twice"), None),
     ("    lr backbone 0.1 head 0.01\n", "lr backbone ... head ... needs a new head", "classes"),
     ("    classes 1\n", "transfer: classes", None),
 ])

@@ -60,8 +60,8 @@ def transfer_lines(tr: dict) -> list[str]:
     """The freeze preview: where the weights come from, what is frozen, the new head."""
     if not tr:
         return []
-    lines = [f"Transfer from {tr['source']}: {tr['frozen_params']:,} params frozen, "
-             f"{tr['trainable_params']:,} trainable"]
+    lines = [(f"Transfer from {tr['source']}: {tr['frozen_params']:,} params frozen, "
+             f"{tr['trainable_params']:,} trainable")]
     if tr["head"]:
         n = "the number of classes in the data" if tr["classes"] == "data" else tr["classes"]
         lines.append(f"New head {tr['head']}: {n} outputs, freshly initialised")
