@@ -49,6 +49,10 @@ def load_run(run: str | Path, weights: str = "weights", device: str | None = Non
         norm = json.loads((run / "run.json").read_text())["normalize"]
     except FileNotFoundError as exc:
         raise CnnSpecError(f"{run}: not a run folder ({Path(exc.filename).name} is missing)") from None
+    if spec.transfer is not None and spec.transfer.classes == "data":
+        from .transfer import with_classes
+
+        spec = with_classes(spec, len(classes))  # the head as it was trained
     path = run / f"{weights}.safetensors"
     try:
         state = load_file(path)

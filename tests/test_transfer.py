@@ -67,6 +67,11 @@ def test_freeze_up_to_c2_keeps_c1_c2_and_their_statistics(tmp_path, source_run, 
     assert info["loaded"] == len(before) - 2
     assert run.export.relative_error < 1e-4  # the transferred network exports too
     assert run.final["val_accuracy"] > 0.8
+    # the run is usable as any other: evaluate rebuilds the 3-output head from classes.json
+    from cnnspec.evaluate import evaluate_run
+
+    report = evaluate_run(tmp_path / "run", digit_folder)
+    assert report["accuracy"] > 0.8 and len(report["classes"]) == 3
 
 
 def test_unfreeze_at_epoch_and_separate_head_rate(tmp_path, source_run, digit_folder):
