@@ -61,6 +61,8 @@ class RunResult:
     classes: list[str]
     seconds: float
     export: object | None = None
+    stopped_early: bool = False
+    """``early_stop`` ended the run before its last epoch."""
 
     @property
     def final(self) -> dict:
@@ -638,7 +640,11 @@ def _finish(s: _Session, elapsed: float, export: bool) -> RunResult:
     matrix = confusion_matrix(s.val_set.labels, preds, len(s.dataset.classes))
     plot_curves(s.metrics, s.out / "curves.png", s.spec.name)
     plot_confusion(matrix, s.dataset.classes, s.out / "confusion.png", s.spec.name)
-    result = RunResult(s.out, s.metrics, s.model, s.dataset.classes, elapsed)
+    result = RunResult(s.out, s.metrics, s.model, s.dataset.classes, elapsed,
+                       stopped_early=len(s.metrics) < s.cfg.epochs
+                       and early_stop_due(s.metrics, s.cfg.early_stop))
+    write_json(s.out / "metrics.json", {"network": s.spec.name, "epochs": s.metrics,
+                                        "stopped_early": result.stopped_early})
     if export:
         from .export import export_onnx
 

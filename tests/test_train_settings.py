@@ -98,7 +98,8 @@ def test_early_stop_and_checkpoint_callbacks(tmp_path):
     spec = tiny("    optimizer adam lr 0.01\n    early_stop val_accuracy patience 2 min_delta 1.0\n"
                 "    checkpoint best val_loss, every 1\n", epochs=10)
     run = cnnspec.train(spec, out=tmp_path / "run", export=False)
-    assert [m["epoch"] for m in run.metrics] == [1, 2, 3]
+    assert [m["epoch"] for m in run.metrics] == [1, 2, 3] and run.stopped_early
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["stopped_early"] is True
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"epoch-001.safetensors", "epoch-002.safetensors", "epoch-003.safetensors",
             "best.safetensors", "last.ckpt", "weights.safetensors"} <= files
