@@ -99,6 +99,15 @@ def _keywords(terminal_names: set[str]) -> list[str]:
     return sorted({w for w in words if w.isidentifier()})
 
 
+@functools.cache
+def _soft_terminals() -> frozenset[str]:
+    """Terminals of the grammar's ``soft_word`` rule: words of the train and transfer sections
+    that elsewhere are plain names. Where a name is expected they are names, not keywords to
+    list or suggest."""
+    return frozenset(sym.name for rule in _parser().rules if rule.origin.name == "soft_word"
+                     for sym in rule.expansion)
+
+
 def _punctuation(terminal_names: set[str]) -> list[str]:
     """Literal non-words behind terminal names (``COLON`` -> ``:``, ``COMMA`` -> ``,``)."""
     marks: list[str] = []
@@ -215,6 +224,8 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
     if isinstance(exc, UnexpectedToken):
         tok: Token = exc.token
         expected = set(exc.accepts or exc.expected)
+        if "NAME" in expected:
+            expected -= _soft_terminals()
         stack = exc.interactive_parser.parser_state.value_stack if exc.interactive_parser else []
         after_block = len(stack) > 1 and getattr(stack[-2], "type", None) == "BLOCK"
         if expected == {"LPAR"} and not after_block:
@@ -244,6 +255,8 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
         # What the parser could take here; the lexer's own list is every kind of token.
         parser_state = getattr(exc, "interactive_parser", None)
         expected = set(parser_state.accepts() if parser_state else exc.allowed or ())
+        if "NAME" in expected:
+            expected -= _soft_terminals()
         line, col = exc.line, exc.column
         word = _word_at(src.line(line) or "", col)
     span = Span(src.file, line, col, col + len(word))

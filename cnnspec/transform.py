@@ -154,7 +154,7 @@ class ToRaw(Transformer):
     def _word(self, items):  # padword, onoff, act, optimizer_name: the keyword token itself
         return items[0]
 
-    padword = onoff = act = optimizer_name = no_decay = metric = _word
+    padword = onoff = act = optimizer_name = no_decay = metric = soft_word = _word
 
     def pad(self, items):
         tok = items[0]
