@@ -437,8 +437,17 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     if out.exists() and not out.is_dir():
         raise CnnSpecError(f"{out}: is a file; --out must be a folder")
     s = _session(spec, cfg, out, data_path, pick_device(device))
+    existed = out.exists()
     _write_start(s, overrides)
-    return _run(s, console, export)
+    try:
+        return _run(s, console, export)
+    except BaseException:  # interrupted or failed before the first checkpoint: leave no
+        if not (out / "last.ckpt").exists():  # folder that --resume cannot continue
+            for name in ("spec.cnn", "spec.json", "classes.json", "run.json"):
+                (out / name).unlink(missing_ok=True)
+            if not existed and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+        raise
 
 
 def resume(run: str | Path, *, device: str | None = None, export: bool = True,
@@ -573,10 +582,12 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                 out_ = logits(x)
                 loss = loss_fn(out_, y)
                 if not torch.isfinite(loss):
+                    kept = (f"The last good checkpoint ({s.out / 'last.safetensors'}, epoch "
+                            f"{epoch}) is kept." if epoch else "No epoch had completed, so "
+                            "there is no checkpoint and the run folder is removed.")
                     raise TrainingError(
                         f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                        f"training stopped. The last good checkpoint ({s.out / 'last.safetensors'}"
-                        f", epoch {epoch}) is kept. Lower the learning rate or add batchnorm.")
+                        f"training stopped. {kept} Lower the learning rate or add batchnorm.")
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip_grad_norm is not None:

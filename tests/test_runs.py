@@ -16,7 +16,7 @@ from PIL import Image
 import cnnspec
 from cnnspec.data import data_report
 from cnnspec.evaluate import evaluate_run, load_run, predict
-from cnnspec.trainer import resume
+from cnnspec.trainer import TrainingError, resume
 from conftest import SPECS
 
 TIMING = ("seconds", "images_per_s")
@@ -113,3 +113,14 @@ def test_data_report(tmp_path, digit_folder):
                           "--min-classes", "3", "--min-per-class", "250"], capture_output=True,
                          text=True, check=False)
     assert cli.returncode == 1 and "NOT met" in cli.stdout
+
+
+def test_a_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_path):
+    """A NaN loss in the first epoch (lr 1e30 overflows two stacked layers) stops the run; with no checkpoint to resume
+    from, the run folder it started is removed, so the next run can use the name."""
+    spec = cnnspec.loads("network Boom\ninput 28x28x1\nflatten\ndense 64 relu\ndense 64 relu\n"
+                         "dense 10\ntrain:\n    epochs 2\n    optimizer sgd lr 1e30\n")
+    with pytest.raises(TrainingError, match="the loss became nan at epoch 1.*no checkpoint and "
+                                            "the run folder is removed"):
+        cnnspec.train(spec, out=tmp_path / "run", export=False)
+    assert not (tmp_path / "run").exists()
