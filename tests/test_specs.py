@@ -115,3 +115,14 @@ def test_summary_of_vgg16_allocates_nothing():
     out = subprocess.run([sys.executable, "-c", code, str(SPECS / "vgg16.cnn")],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["138357544", "False"]
+
+
+def test_option_and_section_words_name_block_parameters_and_repeat_counts():
+    """`groups` (a conv option) and `classes` (a transfer word) as block parameters, used
+    bare in `repeat` and in braces: 3 + 2 convolutions of 4 filters."""
+    spec = cnnspec.loads("input 28x28x1\nblock stack(groups, classes=2):\n    repeat groups:\n"
+                         "        conv 3x3x4\n    repeat classes: conv 3x3x{classes * 2}\n"
+                         "stack(3)\nflatten\ndense 10 as head\n")
+    convs = [layer for layer in spec.layers if layer.kind == "conv"]
+    assert [c.out_channels for c in convs] == [4, 4, 4, 4, 4]
+    assert spec.layers[-1].name == "head"
