@@ -54,6 +54,10 @@ def loads(text: str, file: str = "<string>") -> ir.Spec:
     return spec
 
 
+MAX_SPEC_BYTES = 4_000_000
+"""Specs are text a person writes: VGG-16 is 1 KB. Anything this large is the wrong file."""
+
+
 def load(path: str | Path) -> ir.Spec:
     """Read and check a ``.cnn`` file (see :func:`loads`).
 
@@ -61,6 +65,11 @@ def load(path: str | Path) -> ir.Spec:
         SpecError: the file cannot be read, or the spec has mistakes.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, a FIFO, /dev/zero: never read it
+        raise SpecError(f"{path}: not a regular file; give a .cnn spec file")
+    if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: {path.stat().st_size:,} bytes is too large for a spec "
+                        f"(at most {MAX_SPEC_BYTES:,}); is it the right file?")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

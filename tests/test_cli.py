@@ -118,3 +118,12 @@ def test_compile_bad_override_is_a_clear_error(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
     r = run("compile", str(SPECS / "lenet5.cnn"), "--lr", "0.1")
     assert r.returncode == 2 and "--lr only apply with --train" in r.stderr
+
+
+def test_check_refuses_devices_fifos_and_huge_files(tmp_path):
+    r = run("check", "/dev/zero")  # would otherwise read forever and run out of memory
+    assert r.returncode == 1 and "/dev/zero: not a regular file" in r.stderr
+    big = tmp_path / "big.cnn"
+    big.write_text("# x\n" * 1_100_000)
+    r = run("check", big)
+    assert r.returncode == 1 and "4,400,000 bytes is too large for a spec" in r.stderr
