@@ -224,7 +224,7 @@ def augmentation(augment: list[ir.Augmentation], spec_input: ir.InputShape) -> v
     called on a whole batch would give every image of it the same crop or flip)."""
     size = [spec_input.height, spec_input.width]
     steps = []
-    for a in augment:
+    for a in (a for a in augment if not a.batched):
         if a.kind == "hflip":
             steps.append(v2.RandomHorizontalFlip())
         elif a.kind == "vflip":
@@ -246,6 +246,18 @@ def augmentation(augment: list[ir.Augmentation], spec_input: ir.InputShape) -> v
         elif a.kind == "random_erasing":  # erased pixels are 0 (black) before normalisation
             steps.append(v2.RandomErasing(p=a.p, scale=a.scale or (0.02, 0.33), value=0))
     return v2.Compose(steps) if steps else None
+
+
+def batch_augmentation(augment: list[ir.Augmentation], num_classes: int) -> v2.Transform | None:
+    """``mixup`` / ``cutmix`` as torchvision's batch transforms: called on a float batch
+    (B, C, H, W) and its labels (B,), they return the mixed batch and soft labels
+    (B, num_classes); with both, ``v2.RandomChoice`` picks one per batch."""
+    steps = [v2.MixUp(alpha=a.alpha, num_classes=num_classes) if a.kind == "mixup"
+             else v2.CutMix(alpha=a.alpha, num_classes=num_classes)
+             for a in augment if a.batched]
+    if not steps:
+        return None
+    return steps[0] if len(steps) == 1 else v2.RandomChoice(steps)
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:

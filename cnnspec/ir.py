@@ -261,11 +261,14 @@ class Augmentation(IRModel):
     0.08-1) resized to N (default: the input size) (``RandomResizedCrop``, Szegedy et al.
     2015); ``color_jitter brightness B contrast C saturation S hue H`` (``ColorJitter``);
     ``random_erasing P [scale A B]``: with probability P, a rectangle of A-B of the area is
-    zeroed (``RandomErasing``, Zhong et al. 2020).
+    zeroed (``RandomErasing``, Zhong et al. 2020). Batch augmentations, applied to whole
+    normalised batches with their labels: ``mixup A`` (``MixUp``, Zhang et al. 2018) and
+    ``cutmix A`` (``CutMix``, Yun et al. 2019), A the Beta distribution's alpha; with both,
+    each batch uses one of them at random.
     """
 
     kind: Literal["hflip", "vflip", "crop", "rotate", "random_resized_crop", "color_jitter",
-                  "random_erasing"]
+                  "random_erasing", "mixup", "cutmix"]
     size: PositiveInt | None = None
     pad: NonNegativeInt = 0
     degrees: Annotated[float, Field(ge=0.0, le=180.0)] | None = None
@@ -276,6 +279,12 @@ class Augmentation(IRModel):
     saturation: Annotated[float, Field(ge=0.0)] | None = None
     hue: Annotated[float, Field(ge=0.0, le=0.5)] | None = None
     p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    alpha: Annotated[float, Field(gt=0.0)] | None = None
+
+    @property
+    def batched(self) -> bool:
+        """Applied to whole batches with their labels (mixup, cutmix)."""
+        return self.kind in ("mixup", "cutmix")
 
 
 class TrainConfig(IRModel):

@@ -36,7 +36,8 @@ from torch import nn
 
 from . import ir
 from .build import Network, build
-from .data import Dataset, augmentation, batches, channel_stats, load_data, stratified_split
+from .data import (Dataset, augmentation, batch_augmentation, batches, channel_stats, load_data,
+                   stratified_split)
 from .errors import CnnSpecError, DataError
 from .files import atomic_write, write_json, write_text
 from .transfer import (
@@ -556,6 +557,7 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
         for line in transfer_lines(s.plan, s.transfer):
             console.print(line, highlight=False)
     transform = augmentation(cfg.augment, s.spec.input)
+    mix = batch_augmentation(cfg.augment, s.spec.shaped.output_shape[0])
     logits = s.model.logits()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     steps_per_epoch = -(-len(s.train_set) // cfg.batch)
@@ -579,8 +581,11 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
             for step, (x, y) in enumerate(batches(s.train_set, cfg.batch, shuffle=True,
                                                   generator=s.gen, transform=transform)):
                 x, y = s.norm(to_unit(x, s.device)), y.to(s.device)
+                target = y
+                if mix is not None:  # soft labels (B, classes); accuracy still counts y
+                    x, target = mix(x, y)
                 out_ = logits(x)
-                loss = loss_fn(out_, y)
+                loss = loss_fn(out_, target)
                 if not torch.isfinite(loss):
                     kept = (f"The last good checkpoint ({s.out / 'last.safetensors'}, epoch "
                             f"{epoch}) is kept." if epoch else "No epoch had completed, so "

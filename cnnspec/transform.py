@@ -451,6 +451,14 @@ class ToRaw(Transformer):
                                                    *items[1:]])
 
     @v_args(meta=True)
+    def mixup(self, meta, items):
+        return self._aug("mixup", meta, [self._opt("alpha", items[0], self._num(items[0]))])
+
+    @v_args(meta=True)
+    def cutmix(self, meta, items):
+        return self._aug("cutmix", meta, [self._opt("alpha", items[0], self._num(items[0]))])
+
+    @v_args(meta=True)
     def normalize(self, meta, items):
         raw = self._aug("normalize", meta)
         if len(items) == 1:  # imagenet

@@ -149,3 +149,20 @@ def test_overrides_replace_settings_and_are_checked():
         apply_overrides(cfg, {"lr": -1.0})
     with pytest.raises(CnnSpecError, match="warmup 3 must be shorter than the run"):
         apply_overrides(tiny("    schedule cosine warmup 3\n", epochs=10).train, {"epochs": 2})
+
+
+def test_mixup_and_cutmix_mix_whole_batches_with_their_labels(tmp_path):
+    from cnnspec.data import batch_augmentation
+
+    spec = tiny("    augment: hflip, mixup 1.0\n", epochs=2)
+    mix = batch_augmentation(spec.train.augment, 10)
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8)
+    mixed, soft = mix(x, y)
+    assert soft.shape == (8, 10) and torch.allclose(soft.sum(1), torch.ones(8))
+    lam = soft[0, 0].item()  # MixUp: x' = lam x + (1 - lam) x.roll(1), labels alike
+    assert 0 < lam < 1 and torch.allclose(mixed, lam * x + (1 - lam) * x.roll(1, 0))
+    assert augmentation(spec.train.augment, spec.input) is not None  # hflip stays per image
+    run = cnnspec.train(tiny("    optimizer adam lr 0.01\n    augment: mixup 0.2, cutmix 1.0\n"),
+                        out=tmp_path / "run", export=False)
+    assert run.final["val_accuracy"] > 0.6  # it still learns the digits
