@@ -29,11 +29,11 @@ import numpy as np
 from PIL import Image
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from rich.console import Console
 
-import cnnspec  # noqa: E402
+import cnnspec
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT.parent / "shared" / "data" / "digits" / "mnist5k.npz"

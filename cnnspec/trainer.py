@@ -36,8 +36,15 @@ from torch import nn
 
 from . import ir
 from .build import Network, build
-from .data import (Dataset, augmentation, batch_augmentation, batches, channel_stats, load_data,
-                   stratified_split)
+from .data import (
+    Dataset,
+    augmentation,
+    batch_augmentation,
+    batches,
+    channel_stats,
+    load_data,
+    stratified_split,
+)
 from .errors import CnnSpecError, DataError
 from .files import atomic_write, write_json, write_text
 from .transfer import (

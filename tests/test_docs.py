@@ -16,7 +16,7 @@ def _blocks(path, start: str | None = None, end: str | None = None) -> list[str]
     text = (ROOT / path).read_text()
     if start:
         text = text[text.index(start):text.index(end) if end else None]
-    return re.findall(r"```cnn\n(.*?)```", text, flags=re.S)
+    return re.findall(r"```cnn\n(.*?)```", text, flags=re.DOTALL)
 
 
 LAYERS = (SPECS / "alexnet-custom.cnn").read_text().split("train:")[0]
