@@ -577,6 +577,8 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
             if early_stop_due(s.metrics, cfg.early_stop):
                 break  # a resumed run that had already stopped early
             lr = s.optimizer.param_groups[0]["lr"]
+            head_lr = next((g["lr"] for g in s.optimizer.param_groups
+                            if g.get("name", "").startswith("head")), None)
             task = progress.add_task("", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}",
                                      loss=0.0, acc=0.0, lr=lr, ips=0.0)
             if s.plan is not None:
@@ -616,6 +618,8 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                               "train_accuracy": correct / seen, "val_loss": val_loss,
                               "val_accuracy": val_acc, "images_per_s": seen / seconds,
                               "seconds": seconds})
+            if s.spec.transfer is not None and s.spec.transfer.lr_head is not None:
+                s.metrics[-1]["lr_head"] = head_lr  # lr is then the backbone's
             progress.update(task, loss=val_loss, acc=val_acc)
             progress.console.print(f"  epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc "
                                    f"{correct / seen:.2%} | val loss {val_loss:.4f} acc "

@@ -88,7 +88,7 @@ def test_unfreeze_at_epoch_and_separate_head_rate(tmp_path, source_run, digit_fo
     after = load_file(tmp_path / "run" / "weights.safetensors")
     assert torch.equal(before["F1.weight"], after["F1.weight"])
     assert not torch.equal(before["C3.weight"], after["C3.weight"])  # trained from epoch 1
-    assert [m["lr"] for m in run.metrics] == [0.001, 0.001]
+    assert [(m["lr"], m["lr_head"]) for m in run.metrics] == [(0.001, 0.01), (0.001, 0.01)]
 
 
 def test_train_last_n_conv_plans(source_run):
