@@ -34,6 +34,13 @@ def check(spec: str) -> None:
 
     s = load(spec)
     out.print(f"{spec}: ok ({s.name}, {len(s.layers)} layers, {s.shaped.params:,} parameters)")
+    if s.transfer is not None:
+        from .transfer import resolve_source
+
+        source = resolve_source(s.transfer.source, s.file)
+        if not source.exists():  # not an error: the run may be trained next
+            err.print(f"warning: transfer: {source} does not exist yet; compile --train "
+                      "will need it", highlight=False)
 
 
 @cli.command()
@@ -275,6 +282,16 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
     if spec is None:
         raise click.UsageError("give a SPEC, or --resume RUN")
     s = load(spec)
+    if do_train and s.transfer is not None and s.transfer.classes == "data":
+        from .data import class_names
+        from .errors import DataError
+        from .trainer import data_path_of
+        from .transfer import with_classes
+
+        try:  # show and build the head training will have: one output per class
+            s = with_classes(s, len(class_names(data_path_of(s, data))))
+        except DataError:
+            pass  # training reports the folder's problem with its path
     render(summarize(s), "table", out)
     model = s.build()  # compile means build: the module exists and has the reported parameters
     built = sum(p.numel() for p in model.parameters())

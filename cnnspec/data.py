@@ -169,6 +169,19 @@ def _check_folder(raw: str | Path) -> None:
 SPLIT_FOLDERS = ("train", "val")
 
 
+def class_names(path: str | Path | None) -> list[str]:
+    """The class names :func:`load_data` would find at ``path``, without decoding an image
+    (the summary of a ``classes from data`` head uses it before training)."""
+    if path is None:
+        return [str(i) for i in range(10)]
+    _check_folder(path)
+    root = Path(path)
+    dirs = _class_dirs(root)
+    if [d.name for d in dirs] == list(SPLIT_FOLDERS):
+        dirs = _class_dirs(root / "train")
+    return [d.name for d in dirs]
+
+
 def load_data(path: str | Path | None, spec_input: ir.InputShape) -> Dataset:
     """The image folder at ``path``, or the embedded digits when ``path`` is None.
 

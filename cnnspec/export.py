@@ -21,6 +21,7 @@ from torch import nn
 
 from . import ir
 from .errors import ExportError
+from .files import file_mode
 
 MAX_RELATIVE_ERROR = 1e-4
 
@@ -120,6 +121,7 @@ def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
         if not rel <= MAX_RELATIVE_ERROR:
             raise ExportError(f"ONNX Runtime disagrees with PyTorch: relative error {rel:.3g} > "
                               f"{MAX_RELATIVE_ERROR:g} (max |diff| {max_abs:.3g}); {path} not written")
+        os.chmod(tmp, file_mode(path))  # as open() would make it, not mkstemp's 0o600
         os.replace(tmp, path)
         return report
     finally:

@@ -20,14 +20,14 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, _mode_for(path))
+        os.chmod(tmp, file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _mode_for(path: Path) -> int:
+def file_mode(path: Path) -> int:
     """An existing file keeps its permissions; a new one gets 0o666 less the umask, as
     ``open()`` would give it (mkstemp's own files are 0o600)."""
     try:

@@ -55,6 +55,7 @@ from .transfer import (
     freeze_plan,
     load_into,
     resolve_source,
+    source_normalization,
     with_classes,
 )
 
@@ -357,6 +358,8 @@ class _Session:
     plan: FreezePlan | None = None
     transfer: dict | None = None
     """What was loaded from where (run.json's "transfer")."""
+    norm_source: str = ""
+    """Where the normalisation statistics come from (run.json's normalize.source)."""
     start_epoch: int = 0
 
 
@@ -371,7 +374,9 @@ def normalization(norm: ir.Normalize, images: torch.Tensor) -> tuple[list[float]
 
 
 def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device,
-             resuming: bool = False) -> _Session:
+             resuming: dict | None = None) -> _Session:
+    """Data, split, normalisation, module (with transferred weights), optimizer, schedule.
+    ``resuming``: the run's own run.json, whose normalisation is reused as recorded."""
     torch.manual_seed(cfg.seed)
     dataset = load_data(data_path, spec.input)
     t = spec.transfer
@@ -392,6 +397,16 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device,
                         f"{1 - cfg.split:.2g} into training and validation; each class needs at "
                         "least 2 images (more, for a meaningful validation accuracy)")
     mean, std = normalization(cfg.normalize, train_set.images)
+    norm_source = cfg.normalize.preset or ("spec" if cfg.normalize.mean else
+                                           "computed on the training images")
+    if t is not None and not cfg.normalize.preset and cfg.normalize.mean is None:
+        inherited = source_normalization(resolve_source(t.source, spec.file))
+        if inherited is not None and len(inherited[0]) == len(mean):
+            # the transferred layers learnt on inputs standardised this way: keep it
+            (mean, std), norm_source = inherited, "the transferred run"
+    if resuming is not None:
+        norm = resuming["normalize"]
+        mean, std, norm_source = norm["mean"], norm["std"], norm.get("source", "")
     model = build(spec.shaped, seed=cfg.seed)
     plan, info = None, None
     if t is not None:
@@ -409,7 +424,18 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device,
     return _Session(spec, cfg, out, device, dataset, train_set, val_set,
                     Standardize(mean, std).to(device), model, optimizer,
                     make_scheduler(cfg, optimizer), torch.Generator().manual_seed(cfg.seed),
-                    Path(data_path).resolve() if data_path is not None else None, [], plan, info)
+                    Path(data_path).resolve() if data_path is not None else None, [], plan, info,
+                    norm_source)
+
+
+def data_path_of(spec: ir.Spec, data: str | Path | None) -> str | Path | None:
+    """The data a run uses: ``data`` (the command line's, relative to the working folder),
+    else the spec's ``train: data`` (relative to the spec file), else None (embedded digits)."""
+    if data is not None:
+        return data
+    if spec.train.data is not None and spec.file != "<string>":
+        return Path(spec.file).parent / spec.train.data
+    return spec.train.data
 
 
 def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | None = None,
@@ -435,9 +461,7 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     if data is not None:
         overrides["data"] = str(data)
     cfg = apply_overrides(spec.train, overrides) if overrides else spec.train
-    data_path = data if data is not None else cfg.data
-    if data is None and cfg.data is not None and spec.file != "<string>":
-        data_path = Path(spec.file).parent / cfg.data  # a spec's data path is relative to the spec
+    data_path = data_path_of(spec, data)
     out = Path(out) if out is not None else next_run_dir(Path("runs") / spec.name)
     if (out / "spec.json").exists() or (out / "last.ckpt").exists():
         raise CnnSpecError(f"{out} already holds a run; choose another --out, or continue it "
@@ -478,7 +502,7 @@ def resume(run: str | Path, *, device: str | None = None, export: bool = True,
         cfg = ir.TrainConfig.model_validate(resolved["train"])
         metrics = json.loads((run / "metrics.json").read_text())["epochs"][: ckpt["epoch"]]
         s = _session(spec, cfg, run, info["data"], pick_device(device or _usable(info["device"])),
-                     resuming=True)
+                     resuming=info)
         s.model.load_state_dict(ckpt["model"])
         s.optimizer.load_state_dict(ckpt["optimizer"])
         s.scheduler.load_state_dict(ckpt["scheduler"])
@@ -515,8 +539,7 @@ def _write_start(s: _Session, overrides: dict) -> None:
         "device": str(s.device), "overrides": overrides,
         "normalize": {"mean": s.norm.mean.flatten().tolist(), "std": s.norm.std.flatten().tolist(),
                       "input": "float32 (N, C, H, W) pixels in [0, 1]",
-                      "source": s.cfg.normalize.preset or ("spec" if s.cfg.normalize.mean
-                                                           else "computed on the training images")},
+                      "source": s.norm_source},
         "skipped": [{"path": p, "reason": r} for p, r in s.dataset.skipped],
         "transfer": s.transfer,
         "train_images": len(s.train_set), "val_images": len(s.val_set)})
@@ -570,8 +593,9 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
     steps_per_epoch = -(-len(s.train_set) // cfg.batch)
     start = time.perf_counter()
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.2%} "
-                             "lr {task.fields[lr]:.2g} {task.fields[ips]:,.0f} img/s"),
+                  TextColumn("{task.fields[phase]} loss {task.fields[loss]:.4f} acc "
+                             "{task.fields[acc]:.2%} lr {task.fields[lr]:.2g} "
+                             "{task.fields[ips]:,.0f} img/s"),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
         for epoch in range(s.start_epoch, cfg.epochs):
             if early_stop_due(s.metrics, cfg.early_stop):
@@ -580,7 +604,7 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
             head_lr = next((g["lr"] for g in s.optimizer.param_groups
                             if g.get("name", "").startswith("head")), None)
             task = progress.add_task("", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}",
-                                     loss=0.0, acc=0.0, lr=lr, ips=0.0)
+                                     loss=0.0, acc=0.0, lr=lr, ips=0.0, phase="train")
             if s.plan is not None:
                 apply_plan(s.model, s.plan, epoch)
             s.model.train()
@@ -620,7 +644,7 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                               "seconds": seconds})
             if s.spec.transfer is not None and s.spec.transfer.lr_head is not None:
                 s.metrics[-1]["lr_head"] = head_lr  # lr is then the backbone's
-            progress.update(task, loss=val_loss, acc=val_acc)
+            progress.update(task, loss=val_loss, acc=val_acc, phase="val")
             progress.console.print(f"  epoch {epoch + 1}: train loss {loss_sum / seen:.4f} acc "
                                    f"{correct / seen:.2%} | val loss {val_loss:.4f} acc "
                                    f"{val_acc:.2%}", highlight=False)
@@ -644,7 +668,7 @@ def transfer_lines(plan: FreezePlan, info: dict | None) -> list[str]:
         lines.append(f"transfer: {info['loaded']} tensors loaded from {info['source']} "
                      f"(matched {info['matched']})" + (f"; {len(info['unused'])} in the file "
                                                        "unused" if info["unused"] else ""))
-    if plan.head is not None:
+    if plan.head is not None and info is not None:  # (a resumed run restores its head)
         lines.append(f"  new head {plan.head}: freshly initialised")
     groups: dict[str, list[str]] = {}
     for path, start in plan.starts.items():

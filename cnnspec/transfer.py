@@ -191,6 +191,20 @@ def resolve_source(source: str, spec_file: str) -> Path:
     return p
 
 
+def source_normalization(path: Path) -> tuple[list[float], list[float]] | None:
+    """(mean, std) recorded in the run.json of a cnnspec run folder ``path`` (or of the folder
+    holding the weights file ``path``), or None for files from elsewhere. A transferred
+    network keeps the input standardisation its layers learnt with."""
+    import json
+
+    folder = path if path.is_dir() else path.parent
+    try:
+        norm = json.loads((folder / "run.json").read_text())["normalize"]
+        return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     """(tensors by name, what was read) from a run folder (its ``weights.safetensors``, else
     ``last.safetensors``), a ``.safetensors`` file, or a ``.pth``/``.pt`` file read with

@@ -65,6 +65,11 @@ def test_freeze_up_to_c2_keeps_c1_c2_and_their_statistics(tmp_path, source_run, 
     assert info["matched"] == "by name" and info["frozen"] == ["C1", "BN1", "C2"]
     assert [r["tensor"] for r in info["replaced"]] == ["F2.weight", "F2.bias"]
     assert info["loaded"] == len(before) - 2
+    # the frozen layers keep the input standardisation they learnt with: the source run's
+    norm = json.loads((tmp_path / "run" / "run.json").read_text())["normalize"]
+    source_norm = json.loads((source_run / "run.json").read_text())["normalize"]
+    assert (norm["mean"], norm["std"], norm["source"]) == (
+        source_norm["mean"], source_norm["std"], "the transferred run")
     assert run.export.relative_error < 1e-4  # the transferred network exports too
     assert run.final["val_accuracy"] > 0.8
     # the run is usable as any other: evaluate rebuilds the 3-output head from classes.json

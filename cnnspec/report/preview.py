@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..ir import TrainConfig
 from ..schedule import change_epochs
 
-MAX_RANGES = 8
+MAX_RANGES = 12
 """More ranges than this (a cosine or onecycle curve) are shown as a sample of epochs."""
 
 
@@ -24,6 +24,12 @@ class SchedulePreview:
     note: str = ""
     """What the ranges cannot show (plateau reductions), or ''."""
 
+    def scaled(self, factor: float) -> SchedulePreview:
+        """The same schedule for a parameter group whose rate is ``factor`` times the
+        optimizer's (the trainer multiplies every group by lr_at(epoch) / lr)."""
+        return SchedulePreview([(a, b, lr * factor) for a, b, lr in self.ranges], self.warnings,
+                               self.note)
+
     def text(self) -> str:
         """'epochs 0-9: 0.1; 10-14: 0.01; 15-19: 0.001', or for a smooth curve a sample
         'epochs 0: 0.004, 3: 0.1, ..., 9: 4e-07 (onecycle, every epoch changes)'."""
@@ -33,7 +39,8 @@ class SchedulePreview:
             text = "epochs " + "; ".join(parts)
         else:
             n = len(self.ranges)
-            picks = sorted({round(i * (n - 1) / (MAX_RANGES - 1)) for i in range(MAX_RANGES)})
+            peak = max(range(n), key=lambda i: self.ranges[i][2])  # the warmup's end, say
+            picks = sorted({round(i * (n - 1) / 7) for i in range(8)} | {peak})
             text = "epochs " + ", ".join(f"{self.ranges[i][0]}: {self.ranges[i][2]:.3g}"
                                          for i in picks) + " (a smooth curve: samples)"
         return text + (f"; {self.note}" if self.note else "")

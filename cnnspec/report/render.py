@@ -63,8 +63,9 @@ def transfer_lines(tr: dict) -> list[str]:
     lines = [(f"Transfer from {tr['source']}: {tr['frozen_params']:,} params frozen, "
              f"{tr['trainable_params']:,} trainable")]
     if tr["head"]:
-        n = "the number of classes in the data" if tr["classes"] == "data" else tr["classes"]
-        lines.append(f"New head {tr['head']}: {n} outputs, freshly initialised")
+        n = ("one output per class of the data (set when training)" if tr["classes"] == "data"
+             else f"{tr['classes']} outputs")
+        lines.append(f"New head {tr['head']}: {n}, freshly initialised")
     lines += [f"{', '.join(u['layers'])} unfreeze{'s' if len(u['layers']) == 1 else ''} at epoch "
               f"{u['epoch']} (0-based)" for u in tr["unfreeze"]]
     if tr["bn_train"]:
@@ -78,7 +79,11 @@ def training_lines(tr: dict) -> list[str]:
         return []
     lines = [f"Training: {tr['epochs']} epochs, batch {tr['batch']}, {tr['optimizer']}"
              + (f", weight decay {tr['weight_decay']:g}" if tr["weight_decay"] else ""),
-             f"Learning rate by epoch (from 0): {tr['schedule'].removeprefix('epochs ')}"]
+             f"Learning rate by epoch (from 0){', backbone' if tr.get('schedule_head') else ''}: "
+             f"{tr['schedule'].removeprefix('epochs ')}"]
+    if tr.get("schedule_head"):
+        lines.append(f"Learning rate by epoch (from 0), new head: "
+                     f"{tr['schedule_head'].removeprefix('epochs ')}")
     if tr.get("extras"):
         lines.append("Also: " + "; ".join(tr["extras"]))
     return lines + [f"warning: {w}" for w in tr["warnings"]]

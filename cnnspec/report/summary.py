@@ -12,7 +12,9 @@ JSON schema (``--format json``), stable for scripts::
      "totals": {"params", "trainable_params", "non_trainable_params", "buffers",
                 "params_mb", "macs", "flops", "activations_mb"},
      "training": {"epochs", "batch", "optimizer", "weight_decay", "schedule", "schedule_kind",
-                  "lr_by_epoch", "extras", "warnings"}}
+                  "schedule_head", "lr_by_epoch", "extras", "warnings"},
+     "transfer": {} | {"source", "frozen_params", "trainable_params", "head", "classes",
+                       "bn_train", "unfreeze"}}
 
 Layers are listed depth first: a concat or residual row (depth d) is followed by its
 branches' / body's layers (depth d + 1); its parameters and MACs include theirs, so the
@@ -194,7 +196,7 @@ def summarize(spec: Spec, depth: int | None = None) -> Summary:
                     total * BYTES_PER_PARAM / 1e6, shaped.macs, 2 * shaped.macs,
                     _activation_elements(shaped.layers) * BYTES_PER_PARAM / 1e6)
     return Summary(spec.name, fmt_shape(shaped.input_shape), fmt_shape(shaped.output_shape), rows,
-                   totals, training(spec.train), transfer)
+                   totals, training(spec.train, spec.transfer), transfer)
 
 
 def _activation_elements(infos) -> int:
@@ -211,10 +213,15 @@ def _activation_elements(infos) -> int:
     return n
 
 
-def training(cfg: TrainConfig) -> dict:
-    """The train: section as the summary shows it, with the schedule preview."""
+def training(cfg: TrainConfig, transfer=None) -> dict:
+    """The train: section as the summary shows it, with the schedule preview (for the
+    backbone and the head apart when ``transfer:`` sets ``lr backbone X head Y``)."""
     opt = cfg.optimizer
     preview = schedule_preview(cfg)
+    head = None
+    if transfer is not None and transfer.lr_backbone is not None:
+        head = preview.scaled(transfer.lr_head / opt.lr)
+        preview = preview.scaled(transfer.lr_backbone / opt.lr)
     text = f"{opt.name} lr {opt.lr:g}" + (f" momentum {opt.momentum:g}" if opt.momentum else "")
     text += " nesterov" if opt.nesterov else ""
     text += f" betas {opt.betas[0]:g} {opt.betas[1]:g}" if opt.betas else ""
@@ -232,5 +239,6 @@ def training(cfg: TrainConfig) -> dict:
     return {"epochs": cfg.epochs, "batch": cfg.batch, "optimizer": text,
             "weight_decay": cfg.weight_decay, "schedule": preview.text(),
             "schedule_kind": cfg.schedule.kind if cfg.schedule else "constant",
+            "schedule_head": head.text() if head else None,
             "lr_by_epoch": [[a, b, lr] for a, b, lr in preview.ranges],
             "extras": extras, "warnings": preview.warnings}
