@@ -79,8 +79,8 @@ def training_lines(tr: dict) -> list[str]:
         return []
     lines = [f"Training: {tr['epochs']} epochs, batch {tr['batch']}, {tr['optimizer']}"
              + (f", weight decay {tr['weight_decay']:g}" if tr["weight_decay"] else ""),
-             f"Learning rate by epoch (from 0){', backbone' if tr.get('schedule_head') else ''}: "
-             f"{tr['schedule'].removeprefix('epochs ')}"]
+             (f"Learning rate by epoch (from 0){', backbone' if tr.get('schedule_head') else ''}: "
+             f"{tr['schedule'].removeprefix('epochs ')}")]
     if tr.get("schedule_head"):
         lines.append(f"Learning rate by epoch (from 0), new head: "
                      f"{tr['schedule_head'].removeprefix('epochs ')}")
