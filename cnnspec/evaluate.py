@@ -91,7 +91,9 @@ def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
     preds = predict_labels(loaded.model.logits(), data_set, loaded.norm, loaded.device)
     matrix = confusion_matrix(labels, preds, len(loaded.classes))
     return {"run": str(run), "data": str(data), "images": len(labels), "accuracy": accuracy(matrix),
-            "classes": loaded.classes, "per_class": per_class(matrix),
+            "classes": loaded.classes,
+            "per_class": [{"class": c, **m} for c, m in zip(loaded.classes, per_class(matrix),
+                                                            strict=True)],
             "confusion": matrix.tolist(), "skipped": [p for p, _ in data_set.skipped]}
 
 
