@@ -88,7 +88,8 @@ def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
                         f"{loaded.classes}")
     remap = torch.tensor([loaded.classes.index(c) for c in data_set.classes])
     labels = remap[data_set.labels]
-    preds = predict_labels(loaded.model.logits(), data_set, loaded.norm, loaded.device)
+    preds = predict_labels(loaded.model.logits(), data_set, loaded.norm, loaded.device,
+                           n_classes=len(loaded.classes))
     matrix = confusion_matrix(labels, preds, len(loaded.classes))
     return {"run": str(run), "data": str(data), "images": len(labels), "accuracy": accuracy(matrix),
             "classes": loaded.classes,
@@ -108,7 +109,9 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3, weights: 
     spec = loaded.model.spec
     batch = torch.stack([load_image(p, spec.input) for p in images])
     with torch.no_grad():
-        probs = torch.softmax(loaded.model.logits()(loaded.norm(to_unit(batch, loaded.device))), 1)
+        logits = loaded.model.logits()(loaded.norm(to_unit(batch, loaded.device)))
+        # over the run's classes only: a head wider than the data's classes has spare outputs
+        probs = torch.softmax(logits[:, :len(loaded.classes)], 1)
     k = min(top_k, len(loaded.classes))
     top = probs.topk(k, dim=1)
     return [{"image": str(p), "top": [{"class": loaded.classes[i], "probability": v}

@@ -305,8 +305,14 @@ def evaluate(model: nn.Module, data: Dataset, norm: Standardize, device, batch_s
             x, y = norm(to_unit(x, device)), y.to(device)
             out = model(x)
             loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
-            correct += (out.argmax(1) == y).sum().item()
+            correct += (predicted(out, len(data.classes)) == y).sum().item()
     return loss_sum / max(len(data), 1), correct / max(len(data), 1)
+
+
+def predicted(logits: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """The predicted class of each row of (N, outputs) logits, among the data's ``n_classes``
+    (a head may have more outputs than the data has classes; the extra ones never win)."""
+    return logits[:, :n_classes].argmax(1)
 
 
 class TrainingError(CnnSpecError):
@@ -633,7 +639,7 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                 s.optimizer.step()
                 seen += len(y)
                 loss_sum += loss.item() * len(y)
-                correct += (out_.argmax(1) == y).sum().item()
+                correct += (predicted(out_, len(s.dataset.classes)) == y).sum().item()
                 progress.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen,
                                 ips=seen / (time.perf_counter() - t0))
             seconds = time.perf_counter() - t0
@@ -706,11 +712,13 @@ def _finish(s: _Session, elapsed: float, export: bool) -> RunResult:
 
 
 def predict_labels(model: nn.Module, data: Dataset, norm: Standardize, device,
-                   batch_size: int = 256) -> torch.Tensor:
-    """Predicted class index of every image of ``data`` (N,), on the CPU."""
+                   batch_size: int = 256, n_classes: int | None = None) -> torch.Tensor:
+    """Predicted class index of every image of ``data`` (N,), on the CPU, among the first
+    ``n_classes`` outputs (default: the data's classes)."""
+    n_classes = n_classes or len(data.classes)
     model.eval()
     preds = []
     with torch.no_grad():
         for x, _ in batches(data, batch_size, shuffle=False):
-            preds.append(model(norm(to_unit(x, device))).argmax(1).cpu())
+            preds.append(predicted(model(norm(to_unit(x, device))), n_classes).cpu())
     return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)

@@ -204,3 +204,19 @@ def test_train_and_val_folders_keep_their_split(tmp_path, digits):
     Image.fromarray(images[0]).save(tmp_path / "d" / "val" / "digit9" / "a.png")
     with pytest.raises(cnnspec.DataError, match="digit9 are not in"):
         cnnspec.train(spec, data=tmp_path / "d", out=tmp_path / "run2", export=False)
+
+
+def test_a_head_wider_than_the_classes_reports_among_the_classes(tmp_path, digit_folder):
+    """dense 10 on 3 classes, barely trained (lr 1e-9): predictions may land on the 7 spare
+    outputs; accuracy, the confusion matrix, evaluate and predict count the 3 classes only."""
+    from cnnspec.evaluate import evaluate_run, predict
+
+    spec = cnnspec.loads("network Wide\ninput 28x28x1\nflatten\ndense 10\ntrain:\n    epochs 1\n"
+                         "    optimizer sgd lr 1e-9\n")
+    run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", export=False)
+    assert (tmp_path / "run" / "confusion.png").exists()
+    report = evaluate_run(tmp_path / "run", digit_folder)
+    assert sum(map(sum, report["confusion"])) == 180 and len(report["confusion"]) == 3
+    top = predict(tmp_path / "run", [next((digit_folder / "digit1").glob("*.png"))], top_k=10)
+    assert len(top[0]["top"]) == 3
+    assert sum(t["probability"] for t in top[0]["top"]) == pytest.approx(1.0)
