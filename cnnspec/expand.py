@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import keyword
 import operator
 from collections import Counter
 from pathlib import Path
@@ -153,6 +154,10 @@ class Expander:
                            f"'{p.key}'", "give each parameter its own name")
                 block.fields["broken"] = True
             seen.add(p.key)
+            if keyword.iskeyword(p.key):  # {from} could not be evaluated as an expression
+                self.error(p.span, f"'{p.key}' is a Python keyword and cannot name a parameter",
+                           "give the parameter another name")
+                block.fields["broken"] = True
             if isinstance(p.value, Param):
                 try:
                     p.value = evaluate(p.value.expr, {})
@@ -418,8 +423,10 @@ def assign_names(layers: list, src: SourceText) -> tuple[list, list[Diagnostic]]
     for layer in order:
         auto = autos[id(layer)]
         name = layer.name or auto
-        if name in RESERVED or name in act_names:
-            why = ("is used by cnnspec's own modules" if name in _OWN_NAMES else
+        if name in RESERVED or name in act_names or keyword.iskeyword(name):
+            why = ("is a Python keyword (PyTorch's ONNX exporter cannot name a module so)"
+                   if keyword.iskeyword(name) else
+                   "is used by cnnspec's own modules" if name in _OWN_NAMES else
                    "is reserved by PyTorch's nn.Module" if name in RESERVED else
                    f"is the name of the activation after line {act_names[name].span.line}'s layer")
             diagnostics.append(src.diag(layer.span, f"the label '{name}' {why}",

@@ -34,7 +34,7 @@ def _join(tokens) -> str:
         text = str(tok)
         if prev is None:
             out = text
-        elif text in (",", ":", ")") or prev in ("(",) or text == "(" and prev_type == "NAME" or text == "=" or prev == "=":
+        elif text in (",", ":", ")") or prev in ("(",) or text == "(" and (prev_type == "NAME" or prev.isidentifier()) or text == "=" or prev == "=":
             out += text
         else:
             out += " " + text

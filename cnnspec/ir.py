@@ -27,7 +27,7 @@ Padding = Literal["same", "valid"] | NonNegativeInt | None
 class IRModel(BaseModel):
     """Base of every IR model: unknown fields are errors; the span is kept out of dumps."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     span: Span | None = Field(default=None, exclude=True, repr=False)
     trace: tuple[Span, ...] = Field(default=(), exclude=True, repr=False)
     """The block calls a node was expanded from, innermost first (for error notes)."""
@@ -240,11 +240,13 @@ class Checkpoint(IRModel):
 
 class Normalize(IRModel):
     """``normalize [imagenet | mean M... std S...]``: inputs become (x - mean) / std per
-    channel, x in [0, 1]. Default: mean and std computed on the training images."""
+    channel, x in [0, 1]. ``normalize`` alone (preset ``computed``): mean and std computed
+    on the training images. Not written (preset None): the same, except that a network
+    transferred from a cnnspec run keeps that run's statistics."""
 
-    preset: Literal["imagenet"] | None = None
+    preset: Literal["imagenet", "computed"] | None = None
     mean: tuple[float, ...] | None = None
-    std: tuple[Annotated[float, Field(gt=0.0)], ...] | None = None
+    std: tuple[Annotated[float, Field(ge=1e-6)], ...] | None = None
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -304,7 +306,7 @@ class TrainConfig(IRModel):
     schedule: Schedule | None = None
     split: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
     """Fraction of the images used for training; the rest validate (stratified by class)."""
-    seed: NonNegativeInt = 0
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     augment: list[Augmentation] = []
     normalize: Normalize = Normalize()
     early_stop: EarlyStop | None = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import pickle
 import time
 from dataclasses import dataclass
@@ -242,6 +243,14 @@ def apply_overrides(cfg: ir.TrainConfig, overrides: dict) -> ir.TrainConfig:
         for part in path:
             target = target[part]
         target[last] = value
+    opt = data["optimizer"]
+    name = opt.get("name", "adam")
+    if "momentum" in overrides and name not in ("sgd", "rmsprop"):
+        raise CnnSpecError(f"--momentum: optimizer {name} has no momentum; use --optimizer sgd "
+                           "or rmsprop")
+    if opt.get("nesterov") and not opt.get("momentum"):
+        raise CnnSpecError("--momentum: this spec's optimizer is nesterov, which needs a "
+                           "momentum above 0")
     try:
         return ir.TrainConfig.model_validate(data)
     except ValidationError as exc:
@@ -390,7 +399,8 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device,
         spec = with_classes(spec, len(dataset.classes))
     n_out = spec.shaped.output_shape
     if len(n_out) != 1 or n_out[0] < len(dataset.classes):
-        raise DataError(f"{spec.name} ends in {n_out} outputs but the data has "
+        shown = n_out[0] if len(n_out) == 1 else "x".join(map(str, n_out))
+        raise DataError(f"{spec.name} ends in {shown} outputs but the data has "
                         f"{len(dataset.classes)} classes; the last layer must be dense N, N >= classes"
                         + ("" if t is None else "; in transfer:, write classes from data"))
     if dataset.val_mask is not None:  # train/ and val/ folders: their split is kept
@@ -403,8 +413,8 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device,
                         f"{1 - cfg.split:.2g} into training and validation; each class needs at "
                         "least 2 images (more, for a meaningful validation accuracy)")
     mean, std = normalization(cfg.normalize, train_set.images)
-    norm_source = cfg.normalize.preset or ("spec" if cfg.normalize.mean else
-                                           "computed on the training images")
+    norm_source = ("imagenet" if cfg.normalize.preset == "imagenet" else "spec"
+                   if cfg.normalize.mean else "computed on the training images")
     if t is not None and not cfg.normalize.preset and cfg.normalize.mean is None:
         inherited = source_normalization(resolve_source(t.source, spec.file))
         if inherited is not None and len(inherited[0]) == len(mean):
@@ -462,6 +472,10 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     """
     console = console or Console(stderr=True)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "lr" in overrides and spec.transfer is not None and spec.transfer.lr_backbone is not None:
+        raise CnnSpecError(f"--lr: this spec's transfer: section sets the rates (lr backbone "
+                           f"{spec.transfer.lr_backbone:g} head {spec.transfer.lr_head:g}); "
+                           "change them there")
     if epochs is not None:
         overrides["epochs"] = epochs
     if data is not None:
@@ -469,9 +483,11 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     cfg = apply_overrides(spec.train, overrides) if overrides else spec.train
     data_path = data_path_of(spec, data)
     out = Path(out) if out is not None else next_run_dir(Path("runs") / spec.name)
-    if (out / "spec.json").exists() or (out / "last.ckpt").exists():
+    if (out / "last.ckpt").exists() or (out / "weights.safetensors").exists():
         raise CnnSpecError(f"{out} already holds a run; choose another --out, or continue it "
                            f"with --resume {out}")
+    # a folder with only the files a run writes at its start (spec.json, run.json, ...) is a
+    # run killed before its first epoch ended: nothing to resume, so it is started over
     if out.exists() and not out.is_dir():
         raise CnnSpecError(f"{out}: is a file; --out must be a folder")
     s = _session(spec, cfg, out, data_path, pick_device(device))
@@ -507,15 +523,23 @@ def resume(run: str | Path, *, device: str | None = None, export: bool = True,
         ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
         cfg = ir.TrainConfig.model_validate(resolved["train"])
         metrics = json.loads((run / "metrics.json").read_text())["epochs"][: ckpt["epoch"]]
+        classes = json.loads((run / "classes.json").read_text())
         s = _session(spec, cfg, run, info["data"], pick_device(device or _usable(info["device"])),
                      resuming=info)
+        if s.dataset.classes != classes:  # the labels would silently mean other classes
+            raise CnnSpecError(f"{run}: the data's classes changed since the run started "
+                               f"({', '.join(classes)} -> {', '.join(s.dataset.classes)}); "
+                               "restore the folder, or start a new run")
         s.model.load_state_dict(ckpt["model"])
         s.optimizer.load_state_dict(ckpt["optimizer"])
         s.scheduler.load_state_dict(ckpt["scheduler"])
         _set_rng_state(ckpt["rng"], s.gen)
     except FileNotFoundError as exc:
+        started = (run / "spec.json").exists()
         raise CnnSpecError(f"{run}: not a run folder with a checkpoint ({exc.filename} is "
-                           "missing); a run writes one after its first epoch") from None
+                           "missing); a run writes one after its first epoch" + (
+                               f"; this one stopped before, start it again with compile SPEC "
+                               f"--train --out {run}" if started else "")) from None
     except CnnSpecError:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError,
@@ -644,6 +668,13 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                                 ips=seen / (time.perf_counter() - t0))
             seconds = time.perf_counter() - t0
             val_loss, val_acc = evaluate(logits, s.val_set, s.norm, s.device)
+            if not math.isfinite(val_loss):  # the last step's update diverged: keep the
+                kept = (f"The last good checkpoint ({s.out / 'last.safetensors'}, epoch "  # last
+                        f"{epoch}) is kept." if epoch else "No epoch had completed, so there "
+                        "is no checkpoint and the run folder is removed.")
+                raise TrainingError(f"the validation loss became {val_loss} after epoch "
+                                    f"{epoch + 1}: the weights diverged; training stopped. {kept} "
+                                    "Lower the learning rate or the weight decay.")
             s.metrics.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
                               "train_accuracy": correct / seen, "val_loss": val_loss,
                               "val_accuracy": val_acc, "images_per_s": seen / seconds,

@@ -179,6 +179,23 @@ def check_names(spec: ir.Spec) -> list[tuple[ir.IRModel, str, str | None]]:
     if t.classes is not None and head_index(spec.layers) is None:
         out.append((t, ("transfer: classes replaces the last dense layer, but the network does "
                     "not end in one"), "end the network with dense N"))
+    if out:
+        return out
+    plan = freeze_plan(spec)
+    if t.freeze is not None and plan.starts and all(e > 0 for e in plan.starts.values()):
+        out.append((t.freeze, "transfer: nothing trains in the first epoch: every layer is frozen",
+                    ("leave some layers trainable (freeze all except F2), or add classes N for "
+                    "a new head")))
+    rule_only = freeze_plan(spec.model_copy(update={"transfer": t.model_copy(
+        update={"unfreeze": []})}))
+    for u in t.unfreeze:
+        for name in u.layers:
+            paths = [p for _, p, info in spec.shaped.walk() if info.name == name]
+            inside = [e for p, e in rule_only.starts.items()
+                      if any(p == q or p.startswith(q + ".") for q in paths)]
+            if not inside or all(e == 0 for e in inside):
+                out.append((u, f"transfer: unfreeze {name}: {name} is not frozen",
+                            "only layers that a freeze rule froze can be unfrozen"))
     return out
 
 
@@ -232,9 +249,9 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
             tensors = load_file(path)
         elif path.suffix in (".pth", ".pt", ".bin", ".ckpt"):
             obj = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-                obj = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), dict)),
-                           obj)
+            if isinstance(obj, dict):  # a training checkpoint holding the state_dict
+                obj = next((obj[k] for k in ("state_dict", "model_state_dict", "model")
+                            if isinstance(obj.get(k), dict)), obj)
             if not isinstance(obj, dict):
                 raise TransferError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
             tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
@@ -328,8 +345,19 @@ def load_into(model: nn.Module, spec: ir.Spec, path: Path, head: str | None) -> 
     """
     source, where = read_weights(path)
     m = match_weights(model.state_dict(), source, head)
+    if m.method == "by order" and where.endswith(".safetensors"):
+        raise TransferError(f"{where}: no tensor is named as in the spec (C1.weight, ...), and a "
+                            ".safetensors file does not keep the order of its tensors, so they "
+                            "cannot be matched by order; use a .pth state_dict saved with "
+                            "torch.save, or name the tensors as the spec does")
     if m.mismatches:
-        raise TransferError(mismatch_table(m, where))
+        text = mismatch_table(m, where)
+        last = head_index(spec.layers)
+        name = spec.layers[last].name if last is not None else None
+        if head is None and name and any(k.rsplit(".", 1)[0] == name for k, *_ in m.mismatches):
+            text += (f"\nhint: {name} is the last dense layer; to give it fresh weights for your "
+                     "classes, add 'classes from data' (or classes N) to the transfer: section")
+        raise TransferError(text)
     model.load_state_dict(m.loaded, strict=False)
     return m, where
 

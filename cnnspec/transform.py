@@ -463,6 +463,8 @@ class ToRaw(Transformer):
         raw = self._aug("normalize", meta)
         if len(items) == 1:  # imagenet
             raw.set(self._opt("preset", items[0], str(items[0])))
+        elif not items:  # said explicitly: computed on this run's training images
+            raw.set(Opt("preset", "computed", self._mspan(meta)))
         for o in items[1:] if len(items) == 1 else items:
             raw.set(o)
         return raw

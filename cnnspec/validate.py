@@ -281,7 +281,8 @@ class Validator:
                 ok = False
         if "steps" in f:
             f["steps"] = self.milestones(f["steps"])
-            ok = ok and None not in f["steps"]
+            if None in f["steps"]:
+                return None  # a bad line: already reported
         order = f.get("milestones") or ()
         for before, after in itertools.pairwise(order):
             if None not in (before, after) and after <= before:
@@ -290,6 +291,8 @@ class Validator:
                 ok = False
                 break
         warmup = f.get("warmup")
+        if epochs is None:  # not written: the default
+            epochs = ir.TrainConfig.model_fields["epochs"].default
         if isinstance(warmup, int) and isinstance(epochs, int) and 0 < epochs <= warmup:
             self.error_at(raw, raw.spans["warmup"], f"schedule {kind}: warmup {warmup} is not "
                           f"shorter than the run ({epochs} epochs)", "warm up for a few epochs, "
@@ -326,14 +329,23 @@ class Validator:
     def transfer(self, raw: Raw) -> ir.Transfer | None:
         f = dict(raw.fields)
         for dup in raw.duplicates:
-            what = "freeze, train last or freeze all" if dup.key == "freeze" else dup.key
-            self.error(dup.span, f"transfer: {what} is given twice",
-                       "one freeze rule per transfer section; use unfreeze for later epochs")
+            if dup.key == "freeze":
+                self.error(dup.span, "transfer: freeze, train last or freeze all is given twice",
+                           "one freeze rule per transfer section; use unfreeze for later epochs")
+            else:
+                name = {"source": "from", "lr_backbone": "lr backbone", "bn_train": "bn train"}
+                self.error(dup.span, f"transfer: {name.get(dup.key, dup.key)} is given twice",
+                           "keep one of them")
         raw = replace(raw, duplicates=[])
         if "source" not in f:
             self.error(raw.span, "transfer: where do the weights come from?",
                        'add a line such as: from "runs/LeNet5"  (a run folder, .safetensors '
                        "or .pth file)")
+            return None
+        if isinstance(f.get("classes"), int) and f["classes"] < 2:
+            self.error(raw.spans["classes"], f"transfer: classes {f['classes']}: a classifier "
+                       "needs at least 2 classes", "write the number of classes of your data, "
+                       "or classes from data")
             return None
         if "freeze" in f:
             f["freeze"] = self.model(ir.Freeze, f["freeze"], f["freeze"].fields, "freeze")

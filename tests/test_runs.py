@@ -124,3 +124,29 @@ def test_a_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_path):
                                             "the run folder is removed"):
         cnnspec.train(spec, out=tmp_path / "run", export=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_killed_before_its_first_epoch_can_be_started_again(tmp_path, digit_folder):
+    spec = cnnspec.loads("network Tiny\ninput 28x28x1\nflatten\ndense 3\ntrain:\n    epochs 1\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "spec.json").write_text("{}")  # what kill -9 in the first epoch leaves
+    with pytest.raises(cnnspec.CnnSpecError, match="this one stopped before, start it again"):
+        resume(out)
+    run = cnnspec.train(spec, data=digit_folder, out=out, export=False)
+    assert run.final["epoch"] == 1
+    with pytest.raises(cnnspec.CnnSpecError, match="already holds a run"):
+        cnnspec.train(spec, data=digit_folder, out=out, export=False)
+
+
+def test_resume_refuses_data_whose_classes_changed(tmp_path, digit_folder):
+    spec = cnnspec.loads("network Tiny\ninput 28x28x1\nflatten\ndense 4\ntrain:\n    epochs 2\n")
+    out = tmp_path / "run"
+    cnnspec.train(spec, data=digit_folder, out=out, export=False)
+    ckpt = torch.load(out / "last.ckpt", weights_only=True)
+    ckpt["epoch"] = 1  # as if it had been interrupted after the first epoch
+    torch.save(ckpt, out / "last.ckpt")
+    (digit_folder / "digit0").mkdir()
+    Image.new("L", (28, 28)).save(digit_folder / "digit0" / "a.png")
+    with pytest.raises(cnnspec.CnnSpecError, match="classes changed since the run started"):
+        resume(out)

@@ -126,3 +126,13 @@ def test_option_and_section_words_name_block_parameters_and_repeat_counts():
     convs = [layer for layer in spec.layers if layer.kind == "conv"]
     assert [c.out_channels for c in convs] == [4, 4, 4, 4, 4]
     assert spec.layers[-1].name == "head"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("input 8x8x1\nconv 3x3x4 as from\nflatten\ndense 2\n", "the label 'from' is a Python keyword"),
+    ("input 8x8x1\nblock b(lambda):\n    conv 3x3x{lambda}\nb(2)\nflatten\ndense 2\n",
+     "'lambda' is a Python keyword and cannot name a parameter"),
+])
+def test_python_keywords_cannot_name_layers_or_parameters(text, message):
+    with pytest.raises(cnnspec.SpecError, match=message):
+        cnnspec.loads(text)

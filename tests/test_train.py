@@ -213,7 +213,7 @@ def test_a_head_wider_than_the_classes_reports_among_the_classes(tmp_path, digit
 
     spec = cnnspec.loads("network Wide\ninput 28x28x1\nflatten\ndense 10\ntrain:\n    epochs 1\n"
                          "    optimizer sgd lr 1e-9\n")
-    run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", export=False)
+    cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", export=False)
     assert (tmp_path / "run" / "confusion.png").exists()
     report = evaluate_run(tmp_path / "run", digit_folder)
     assert sum(map(sum, report["confusion"])) == 180 and len(report["confusion"]) == 3

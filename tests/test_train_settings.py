@@ -166,3 +166,41 @@ def test_mixup_and_cutmix_mix_whole_batches_with_their_labels(tmp_path):
     run = cnnspec.train(tiny("    optimizer adam lr 0.01\n    augment: mixup 0.2, cutmix 1.0\n"),
                         out=tmp_path / "run", export=False)
     assert run.final["val_accuracy"] > 0.6  # it still learns the digits
+
+
+def test_overrides_that_the_spec_would_refuse_are_refused():
+    adam = tiny("    optimizer adam lr 0.001\n").train
+    with pytest.raises(CnnSpecError, match="--momentum: optimizer adam has no momentum"):
+        apply_overrides(adam, {"momentum": 0.9})
+    nesterov = tiny("    optimizer sgd lr 0.1 momentum 0.9 nesterov\n").train
+    with pytest.raises(CnnSpecError, match="nesterov, which needs a momentum above 0"):
+        apply_overrides(nesterov, {"momentum": 0.0})
+    with pytest.raises(CnnSpecError, match="--seed: .*less than or equal to 9223372036854775807"):
+        apply_overrides(adam, {"seed": 2**64})
+    with pytest.raises(CnnSpecError, match="--lr: Input should be a finite number"):
+        apply_overrides(adam, {"lr": float("inf")})
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("    optimizer sgd lr 1e999\n", "optimizer: the learning rate is too large"),
+    ("    weight_decay 1e400\n", "train: the weight decay is too large"),
+    ("    seed 99999999999999999999\n", "train: the seed must be at most 9223372036854775807"),
+    ("    augment: normalize mean 0 std 1e-50\n", "normalize: the std must be at least 1e-06"),
+    ("    schedule step:\n        0: 0\n", "schedule: the learning rate must be greater than 0"),
+])
+def test_out_of_range_numbers_are_one_clear_error(line, message):
+    with pytest.raises(cnnspec.SpecError) as exc:
+        tiny(line)
+    assert len(exc.value.diagnostics) == 1 and message in exc.value.diagnostics[0].message
+
+
+def test_diverging_weights_stop_before_a_nan_checkpoint(tmp_path):
+    """One step per epoch (batch 4000) at lr 1e30: the loss of that step is finite, the
+    weights after it are not. The run must stop on the validation loss instead of
+    checkpointing NaN weights."""
+    spec = cnnspec.loads("network Boom\ninput 28x28x1\nflatten\ndense 64 relu\ndense 64 relu\n"
+                         "dense 10\ntrain:\n    epochs 2\n    batch 4000\n"
+                         "    optimizer sgd lr 1e30\n")
+    with pytest.raises(cnnspec.CnnSpecError, match="the validation loss became nan after epoch 1"):
+        cnnspec.train(spec, out=tmp_path / "run", export=False)
+    assert not (tmp_path / "run" / "last.safetensors").exists()

@@ -204,3 +204,43 @@ def test_transfer_mistakes_are_spec_errors(source_run, rules, message, hint):
 def test_a_transfer_section_needs_from():
     with pytest.raises(cnnspec.SpecError, match="where do the weights come from"):
         cnnspec.loads(NET.format(epochs=1) + "transfer:\n    classes 3\n")
+
+
+@pytest.mark.parametrize(("rules", "message"), [
+    ("    freeze all\n", "nothing trains in the first epoch: every layer is frozen"),
+    ("    freeze up to F2\n    unfreeze C2 at epoch 1\n", "nothing trains in the first epoch"),
+    ("    unfreeze C1 at epoch 3\n", "unfreeze C1: C1 is not frozen"),
+    ("    freeze up to C1\n    unfreeze F1 at epoch 2\n", "unfreeze F1: F1 is not frozen"),
+])
+def test_freeze_rules_that_cannot_train_are_spec_errors(source_run, rules, message):
+    with pytest.raises(cnnspec.SpecError, match=message):
+        target(source_run, rules)
+
+
+def test_weights_files_in_other_shapes(tmp_path, source_run):
+    spec = target(source_run, "    freeze up to C2\n    classes 3\n")
+    model = spec.build()
+    weights = load_file(source_run / "weights.safetensors")
+    # a training checkpoint: the state_dict beside other entries
+    torch.save({"epoch": 3, "best_acc": torch.tensor(0.9), "state_dict": weights},
+               tmp_path / "ckpt.pth")
+    m, _ = load_into(model, spec, tmp_path / "ckpt.pth", "F2")
+    assert m.method == "by name" and not m.mismatches
+    # torchvision-style names in a .safetensors file: no order to match by
+    save_file({f"features.{i}.weight": v for i, v in enumerate(weights.values())},
+              tmp_path / "renamed.safetensors")
+    with pytest.raises(cnnspec.CnnSpecError, match="does not keep the order of its tensors"):
+        load_into(model, spec, tmp_path / "renamed.safetensors", "F2")
+    # the same network with its 10-class head, into a spec that forgot `classes`
+    no_head = target(source_run, "    freeze up to C2\n")
+    other = dict(weights, **{"F2.weight": torch.zeros(3, 32), "F2.bias": torch.zeros(3)})
+    save_file(other, tmp_path / "three.safetensors")
+    with pytest.raises(cnnspec.CnnSpecError, match="F2 is the last dense layer.*classes from data"):
+        load_into(no_head.build(), no_head, tmp_path / "three.safetensors", None)
+
+
+def test_lr_override_is_refused_when_transfer_sets_the_rates(tmp_path, source_run, digit_folder):
+    spec = target(source_run, "    classes 3\n    lr backbone 0.001 head 0.01\n")
+    with pytest.raises(cnnspec.CnnSpecError, match="--lr: this spec's transfer: section sets"):
+        cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", overrides={"lr": 0.5})
+    assert not (tmp_path / "run").exists()
