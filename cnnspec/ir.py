@@ -318,6 +318,9 @@ class TrainConfig(IRModel):
         if self.schedule is not None and self.schedule.warmup >= self.epochs:
             raise ValueError(f"warmup {self.schedule.warmup} must be shorter than the run "
                              f"({self.epochs} epochs)")
+        if self.schedule is not None and self.schedule.min_lr >= self.optimizer.lr:
+            raise ValueError(f"schedule {self.schedule.kind}: min_lr {self.schedule.min_lr:g} "
+                             f"must be below the optimizer's lr {self.optimizer.lr:g}")
         return self
 
     def lr_at(self, epoch: int) -> float:
