@@ -343,6 +343,8 @@ class Freeze(IRModel):
     layer: str | None = None
     keep: list[str] = []
     convs: PositiveInt | None = None
+    name_spans: dict[str, Span] = Field(default_factory=dict, exclude=True, repr=False)
+    """Where each layer name is written, for error carets."""
 
 
 class Unfreeze(IRModel):
@@ -350,6 +352,7 @@ class Unfreeze(IRModel):
 
     layers: list[str]
     epoch: PositiveInt
+    name_spans: dict[str, Span] = Field(default_factory=dict, exclude=True, repr=False)
 
 
 class Transfer(IRModel):

@@ -47,7 +47,7 @@ def loads(text: str, file: str = "<string>") -> ir.Spec:
 
         mistakes = check_names(spec)
         if mistakes:
-            raise SpecError([src.diag(node.span, msg, hint) for node, msg, hint in mistakes])
+            raise SpecError([src.diag(span, msg, hint) for span, msg, hint in mistakes])
         if isinstance(spec.transfer.classes, int):  # the new head, shown by summary and build
             spec = with_classes(spec, spec.transfer.classes)
             spec.shaped  # noqa: B018

@@ -149,8 +149,9 @@ def freeze_plan(spec: ir.Spec) -> FreezePlan:
     return FreezePlan(starts, head, order)
 
 
-def check_names(spec: ir.Spec) -> list[tuple[ir.IRModel, str, str | None]]:
-    """Mistakes in the transfer section that need the named layers: (node, message, hint)."""
+def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
+    """Mistakes in the transfer section that need the named layers: (span, message, hint);
+    the span is the layer name's where one is to blame, else the statement's."""
     from .errors import did_you_mean
 
     t = spec.transfer
@@ -161,7 +162,8 @@ def check_names(spec: ir.Spec) -> list[tuple[ir.IRModel, str, str | None]]:
 
     def check(node, name):
         if name not in names:
-            out.append((node, f"transfer: there is no layer '{name}'",
+            where = node.name_spans.get(name, node.span)
+            out.append((where, f"transfer: there is no layer '{name}'",
                         did_you_mean(name, names) or f"the layers are {', '.join(names[:12])}"
                         + (", ..." if len(names) > 12 else "")))
 
@@ -171,19 +173,20 @@ def check_names(spec: ir.Spec) -> list[tuple[ir.IRModel, str, str | None]]:
         if t.freeze.mode == "last_conv":
             n = sum(1 for _, _, info in spec.shaped.walk() if info.layer.kind == "conv")
             if t.freeze.convs > n:
-                out.append((t.freeze, (f"transfer: train last {t.freeze.convs} conv, but the "
+                out.append((t.freeze.span, (f"transfer: train last {t.freeze.convs} conv, but the "
                              f"network has {n} conv layers"), f"at most train last {n} conv"))
     for u in t.unfreeze:
         for name in u.layers:
             check(u, name)
     if t.classes is not None and head_index(spec.layers) is None:
-        out.append((t, ("transfer: classes replaces the last dense layer, but the network does "
-                    "not end in one"), "end the network with dense N"))
+        out.append((t.span, ("transfer: classes replaces the last dense layer, but the network "
+                             "does not end in one"), "end the network with dense N"))
     if out:
         return out
     plan = freeze_plan(spec)
     if t.freeze is not None and plan.starts and all(e > 0 for e in plan.starts.values()):
-        out.append((t.freeze, "transfer: nothing trains in the first epoch: every layer is frozen",
+        out.append((t.freeze.span,
+                    "transfer: nothing trains in the first epoch: every layer is frozen",
                     ("leave some layers trainable (freeze all except F2), or add classes N for "
                     "a new head")))
     rule_only = freeze_plan(spec.model_copy(update={"transfer": t.model_copy(
@@ -194,7 +197,8 @@ def check_names(spec: ir.Spec) -> list[tuple[ir.IRModel, str, str | None]]:
             inside = [e for p, e in rule_only.starts.items()
                       if any(p == q or p.startswith(q + ".") for q in paths)]
             if not inside or all(e == 0 for e in inside):
-                out.append((u, f"transfer: unfreeze {name}: {name} is not frozen",
+                out.append((u.name_spans.get(name, u.span),
+                            f"transfer: unfreeze {name}: {name} is not frozen",
                             "only layers that a freeze rule froze can be unfrozen"))
     return out
 

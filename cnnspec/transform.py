@@ -494,14 +494,19 @@ class ToRaw(Transformer):
 
     @v_args(meta=True)
     def freeze_up_to(self, meta, items):
-        return Opt("freeze", Raw("freeze", self._mspan(meta), {"mode": "up_to",
-                                                                "layer": str(items[0])}),
-                   self._mspan(meta))
+        return Opt("freeze", Raw("freeze", self._mspan(meta), {
+            "mode": "up_to", "layer": str(items[0]), "name_spans": self._name_spans(items)}),
+            self._mspan(meta))
+
+    def _name_spans(self, tokens) -> dict:
+        """Where each layer name of a transfer statement is written (for carets)."""
+        return {str(t): self._tspan(t) for t in tokens}
 
     @v_args(meta=True)
     def freeze_all(self, meta, items):
         return Opt("freeze", Raw("freeze", self._mspan(meta), {
-            "mode": "all_except", "keep": [str(t) for t in items]}), self._mspan(meta))
+            "mode": "all_except", "keep": [str(t) for t in items],
+            "name_spans": self._name_spans(items)}), self._mspan(meta))
 
     @v_args(meta=True)
     def train_last(self, meta, items):
@@ -513,7 +518,8 @@ class ToRaw(Transformer):
     def unfreeze(self, meta, items):
         *names, epoch = items
         raw = Raw("unfreeze", self._mspan(meta), {"layers": [str(t) for t in names],
-                                                   "epoch": self._int(epoch)},
+                                                   "epoch": self._int(epoch),
+                                                   "name_spans": self._name_spans(names)},
                   {"epoch": self._tspan(epoch)})
         return Opt("unfreeze", raw, self._mspan(meta))
 

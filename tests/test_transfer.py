@@ -201,6 +201,16 @@ def test_transfer_mistakes_are_spec_errors(source_run, rules, message, hint):
     assert first.span is not None and first.span.line > 17
 
 
+def test_unknown_layer_names_are_shown_under_the_name(source_run):
+    with pytest.raises(cnnspec.SpecError) as exc:
+        target(source_run, "    freeze all except F1, F9\n")
+    span = exc.value.diagnostics[0].span
+    line = exc.value.diagnostics[0].span.line
+    text = (NET.format(epochs=1) + f'transfer:\n    from "{source_run}"\n'
+            "    freeze all except F1, F9\n").splitlines()[line - 1]
+    assert text[span.col - 1:span.end_col - 1] == "F9"
+
+
 def test_a_transfer_section_needs_from():
     with pytest.raises(cnnspec.SpecError, match="where do the weights come from"):
         cnnspec.loads(NET.format(epochs=1) + "transfer:\n    classes 3\n")
