@@ -256,7 +256,8 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str) -> None:
               "(default runs/<network>).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda where available).")
 @click.option("--resume", "resume_run", type=click.Path(file_okay=False),
-              help="Continue the run in this folder from its last checkpoint (no SPEC needed).")
+              help="Continue the run in this folder from its last checkpoint (no SPEC needed); "
+              "with --epochs N, train it on up to N epochs.")
 def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str | None,
              epochs: int | None, out_dir: str | None, device: str | None,
              resume_run: str | None, **overrides) -> None:
@@ -271,13 +272,13 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
         from .trainer import resume
 
         ignored = [name for name, v in (("SPEC", spec), ("--onnx", onnx_path), ("--data", data),
-                                        ("--epochs", epochs), ("--out", out_dir)) if v]
+                                        ("--out", out_dir)) if v]
         ignored += [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
         if ignored:
-            raise click.UsageError(f"--resume continues a run as it was set up; it takes no "
-                                   f"{', '.join(ignored)}")
+            raise click.UsageError(f"--resume continues a run as it was set up (only --epochs "
+                                   f"can extend it); it takes no {', '.join(ignored)}")
         t0 = time.perf_counter()
-        _report_run(resume(resume_run, device=device, console=err), t0)
+        _report_run(resume(resume_run, epochs=epochs, device=device, console=err), t0)
         return
     if spec is None:
         raise click.UsageError("give a SPEC, or --resume RUN")

@@ -166,6 +166,15 @@ class EpochScheduler:
         else:
             self.closed.step()
 
+    def refresh(self) -> None:
+        """Set the rate of the current epoch from the closed form again (after a resume that
+        changed the run's length, the saved rate belongs to the old schedule)."""
+        if self.plateau is not None and self.epoch > self.sched.warmup:
+            return  # the plateau's reductions are in the saved optimizer state
+        for group, base, fn in zip(self.closed.optimizer.param_groups, self.closed.base_lrs,
+                                   self.closed.lr_lambdas, strict=True):
+            group["lr"] = base * fn(self.closed.last_epoch)
+
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "closed": self.closed.state_dict(),
                 "plateau": self.plateau.state_dict() if self.plateau else None}
@@ -504,12 +513,16 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
         raise
 
 
-def resume(run: str | Path, *, device: str | None = None, export: bool = True,
-           console: Console | None = None) -> RunResult:
-    """Continue the run in folder ``run`` from its last completed epoch.
+def resume(run: str | Path, *, epochs: int | None = None, device: str | None = None,
+           export: bool = True, console: Console | None = None) -> RunResult:
+    """Continue the run in folder ``run`` from its last completed epoch, up to its own
+    ``epochs`` or, given ``epochs``, up to that many (a finished run then trains on; the
+    schedule is worked out for the new length, as a run of that length would have it, and
+    spec.json / run.json record the new count).
 
     Raises:
-        CnnSpecError: ``run`` is not a run folder, or its checkpoint is unreadable.
+        CnnSpecError: ``run`` is not a run folder, its checkpoint is unreadable, or
+            ``epochs`` is not more than the epochs it has done.
     """
     from .loader import loads
 
@@ -522,6 +535,11 @@ def resume(run: str | Path, *, device: str | None = None, export: bool = True,
         # our own file, read with PyTorch's restricted loader: tensors and plain data only
         ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
         cfg = ir.TrainConfig.model_validate(resolved["train"])
+        if epochs is not None:
+            if epochs <= ckpt["epoch"]:
+                raise CnnSpecError(f"{run}: --epochs {epochs} is not more than the "
+                                   f"{ckpt['epoch']} epochs it has done")
+            cfg = apply_overrides(cfg, {"epochs": epochs})
         metrics = json.loads((run / "metrics.json").read_text())["epochs"][: ckpt["epoch"]]
         classes = json.loads((run / "classes.json").read_text())
         s = _session(spec, cfg, run, info["data"], pick_device(device or _usable(info["device"])),
@@ -533,6 +551,7 @@ def resume(run: str | Path, *, device: str | None = None, export: bool = True,
         s.model.load_state_dict(ckpt["model"])
         s.optimizer.load_state_dict(ckpt["optimizer"])
         s.scheduler.load_state_dict(ckpt["scheduler"])
+        s.scheduler.refresh()
         _set_rng_state(ckpt["rng"], s.gen)
     except FileNotFoundError as exc:
         started = (run / "spec.json").exists()
@@ -547,7 +566,20 @@ def resume(run: str | Path, *, device: str | None = None, export: bool = True,
         raise CnnSpecError(f"{run}: cannot resume from this run folder: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     s.metrics, s.start_epoch = metrics, ckpt["epoch"]
-    console.print(f"resuming {run} after epoch {s.start_epoch} of {cfg.epochs}")
+    if epochs is not None:
+        resolved["train"] = cfg.model_dump(mode="json")
+        write_json(run / "spec.json", resolved)
+        info["overrides"] = {**info.get("overrides", {}), "epochs": epochs}
+        write_json(run / "run.json", info)
+    if early_stop_due(metrics, cfg.early_stop):
+        console.print(f"{run} stopped early after {s.start_epoch} epochs (early_stop); writing "
+                      "its final files again", highlight=False)
+    elif s.start_epoch >= cfg.epochs:
+        console.print(f"{run} had already finished ({s.start_epoch} epochs); writing its final "
+                      "files again. To train on, give --epochs with a larger number.",
+                      highlight=False)
+    else:
+        console.print(f"resuming {run} after epoch {s.start_epoch} of {cfg.epochs}")
     return _run(s, console, export)
 
 

@@ -150,3 +150,20 @@ def test_resume_refuses_data_whose_classes_changed(tmp_path, digit_folder):
     Image.new("L", (28, 28)).save(digit_folder / "digit0" / "a.png")
     with pytest.raises(cnnspec.CnnSpecError, match="classes changed since the run started"):
         resume(out)
+
+
+def test_resume_with_more_epochs_trains_a_finished_run_on(tmp_path):
+    spec = cnnspec.loads("network Tiny\ninput 28x28x1\nflatten\ndense 10\ntrain:\n    epochs 1\n"
+                         "    batch 256\n    optimizer sgd lr 0.1\n    schedule cosine\n")
+    out = tmp_path / "run"
+    cnnspec.train(spec, out=out, export=False)
+    again = resume(out, export=False)  # finished: nothing more to train
+    assert len(again.metrics) == 1
+    longer = resume(out, epochs=3, export=False)
+    assert [m["epoch"] for m in longer.metrics] == [1, 2, 3]
+    # the cosine schedule is worked out for 3 epochs from epoch 1 on: 0.1 (1 + cos(pi/3)) / 2
+    assert longer.metrics[1]["lr"] == pytest.approx(0.075)
+    assert json.loads((out / "spec.json").read_text())["train"]["epochs"] == 3
+    assert json.loads((out / "run.json").read_text())["overrides"]["epochs"] == 3
+    with pytest.raises(cnnspec.CnnSpecError, match="--epochs 2 is not more than the 3 epochs"):
+        resume(out, epochs=2)
