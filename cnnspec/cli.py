@@ -171,7 +171,8 @@ def evaluate(run: str, data: str, weights: str, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(json.dumps(r, indent=2) + "\n")
         return
-    out.print(f"{r['run']} on {r['data']}: {r['images']} images, accuracy {r['accuracy']:.2%}")
+    out.print(f"{r['run']} on {r['data']}: {r['images']} images ({r['subset']}), accuracy "
+              f"{r['accuracy']:.2%}")
     table = Table("class", "precision", "recall", "F1", "support")
     for name, m in zip(r["classes"], r["per_class"], strict=True):
         table.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .build import Network
-from .data import image_folder, load_image
+from .data import image_folder, load_data, load_image, stratified_split
 from .errors import CnnSpecError, DataError, WeightsError
 from .report.metrics import accuracy, confusion_matrix, per_class
 from .trainer import Standardize, pick_device, predict_labels, to_unit
@@ -76,12 +76,27 @@ def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of a run on an image
     folder whose classes are (a subset of) the run's, matched by folder name.
 
+    On the run's own data folder only its validation images are scored (the same split
+    the run made: its ``val/`` folder, or the stratified split by its split and seed), so
+    the images it trained on do not inflate the accuracy; ``"subset"`` says which.
+
     Raises:
         DataError: the folder has a class the run does not know.
     """
     loaded = load_run(run, weights, device)
     spec = loaded.model.spec
-    data_set = image_folder(data, spec.input, min_classes=1)
+    subset = "all images"
+    info = json.loads((Path(run) / "run.json").read_text())
+    if info.get("data") and Path(data).resolve() == Path(info["data"]).resolve():
+        cfg = json.loads((Path(run) / "spec.json").read_text())["train"]
+        full = load_data(data, spec.input)
+        if full.val_mask is not None:
+            val_idx = full.val_mask.nonzero().flatten()
+        else:
+            _, val_idx = stratified_split(full.labels, cfg["split"], cfg["seed"])
+        data_set, subset = full.subset(val_idx), "the run's validation images"
+    else:
+        data_set = image_folder(data, spec.input, min_classes=1)
     unknown = [c for c in data_set.classes if c not in loaded.classes]
     if unknown:
         raise DataError(f"{data}: classes {unknown} are not among the run's classes "
@@ -91,7 +106,8 @@ def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
     preds = predict_labels(loaded.model.logits(), data_set, loaded.norm, loaded.device,
                            n_classes=len(loaded.classes))
     matrix = confusion_matrix(labels, preds, len(loaded.classes))
-    return {"run": str(run), "data": str(data), "images": len(labels), "accuracy": accuracy(matrix),
+    return {"run": str(run), "data": str(data), "subset": subset, "images": len(labels),
+            "accuracy": accuracy(matrix),
             "classes": loaded.classes,
             "per_class": [{"class": c, **m} for c, m in zip(loaded.classes, per_class(matrix),
                                                             strict=True)],

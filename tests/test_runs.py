@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,13 +68,21 @@ def test_run_folder_evaluate_and_predict(tmp_path, digit_folder):
     assert csv_lines[0].startswith("epoch,lr,train_loss") and len(csv_lines) == 16
     assert Image.open(tmp_path / "run" / "curves.png").size[0] > 800
 
-    # evaluating on the training folder itself: every image of it, with the run's classes
+    # on the run's own folder: its 36 validation images only, scored as the run scored them
     r = evaluate_run(tmp_path / "run", digit_folder)
-    assert r["images"] == 180 and r["classes"] == ["digit1", "digit4", "digit7"]
+    assert (r["images"], r["subset"]) == (36, "the run's validation images")
+    assert r["classes"] == ["digit1", "digit4", "digit7"]
     matrix = torch.tensor(r["confusion"])
-    assert matrix.sum().item() == 180 and matrix.sum(1).tolist() == [60, 60, 60]
-    assert r["accuracy"] == pytest.approx(matrix.diag().sum().item() / 180)
-    assert r["accuracy"] > 0.8 and run.final["val_accuracy"] > 0.8
+    assert matrix.sum(1).tolist() == [12, 12, 12]
+    assert r["accuracy"] == pytest.approx(run.final["val_accuracy"])  # weights = last epoch
+    # on another folder with the same classes: every image of it
+    other = tmp_path / "other"
+    shutil.copytree(digit_folder, other)
+    r = evaluate_run(tmp_path / "run", other)
+    assert (r["images"], r["subset"]) == (180, "all images")
+    matrix = torch.tensor(r["confusion"])
+    assert matrix.sum(1).tolist() == [60, 60, 60]
+    assert r["accuracy"] == pytest.approx(matrix.diag().sum().item() / 180) and r["accuracy"] > 0.8
 
     sevens = sorted((digit_folder / "digit7").iterdir())[:3]
     preds = predict(tmp_path / "run", sevens, top_k=2)

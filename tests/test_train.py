@@ -216,7 +216,7 @@ def test_a_head_wider_than_the_classes_reports_among_the_classes(tmp_path, digit
     cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", export=False)
     assert (tmp_path / "run" / "confusion.png").exists()
     report = evaluate_run(tmp_path / "run", digit_folder)
-    assert sum(map(sum, report["confusion"])) == 180 and len(report["confusion"]) == 3
+    assert sum(map(sum, report["confusion"])) == 36 and len(report["confusion"]) == 3
     top = predict(tmp_path / "run", [next((digit_folder / "digit1").glob("*.png"))], top_k=10)
     assert len(top[0]["top"]) == 3
     assert sum(t["probability"] for t in top[0]["top"]) == pytest.approx(1.0)
