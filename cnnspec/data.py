@@ -231,6 +231,15 @@ def stratified_split(labels: torch.Tensor, train_fraction: float, seed: int
     return torch.cat(train).sort().values, torch.cat(val).sort().values
 
 
+def split_indices(data: Dataset, train_fraction: float, seed: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val) of a run's split: its ``val/`` folder when the data came as
+    ``train/`` + ``val/``, else :func:`stratified_split`."""
+    if data.val_mask is not None:
+        return (~data.val_mask).nonzero().flatten(), data.val_mask.nonzero().flatten()
+    return stratified_split(data.labels, train_fraction, seed)
+
+
 def augmentation(augment: list[ir.Augmentation], spec_input: ir.InputShape) -> v2.Transform | None:
     """The ``augment:`` list as a torchvision ``v2.Compose`` applied to one uint8 (C, H, W)
     image, in the order written. Each image draws its own random parameters (a v2 transform

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .build import Network
-from .data import image_folder, load_data, load_image, stratified_split
+from .data import image_folder, load_data, load_image, split_indices
 from .errors import CnnSpecError, DataError, WeightsError
 from .report.metrics import accuracy, confusion_matrix, per_class
 from .trainer import Standardize, pick_device, predict_labels, to_unit
@@ -90,10 +90,7 @@ def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
     if info.get("data") and Path(data).resolve() == Path(info["data"]).resolve():
         cfg = json.loads((Path(run) / "spec.json").read_text())["train"]
         full = load_data(data, spec.input)
-        if full.val_mask is not None:
-            val_idx = full.val_mask.nonzero().flatten()
-        else:
-            _, val_idx = stratified_split(full.labels, cfg["split"], cfg["seed"])
+        _, val_idx = split_indices(full, cfg["split"], cfg["seed"])
         data_set, subset = full.subset(val_idx), "the run's validation images"
     else:
         data_set = image_folder(data, spec.input, min_classes=1)

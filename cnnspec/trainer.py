@@ -44,7 +44,7 @@ from .data import (
     batches,
     channel_stats,
     load_data,
-    stratified_split,
+    split_indices,
 )
 from .errors import CnnSpecError, DataError
 from .files import atomic_write, write_json, write_text
@@ -412,10 +412,7 @@ def _session(spec: ir.Spec, cfg: ir.TrainConfig, out: Path, data_path, device,
         raise DataError(f"{spec.name} ends in {shown} outputs but the data has "
                         f"{len(dataset.classes)} classes; the last layer must be dense N, N >= classes"
                         + ("" if t is None else "; in transfer:, write classes from data"))
-    if dataset.val_mask is not None:  # train/ and val/ folders: their split is kept
-        train_idx, val_idx = (~dataset.val_mask).nonzero().flatten(), dataset.val_mask.nonzero().flatten()
-    else:
-        train_idx, val_idx = stratified_split(dataset.labels, cfg.split, cfg.seed)
+    train_idx, val_idx = split_indices(dataset, cfg.split, cfg.seed)
     train_set, val_set = dataset.subset(train_idx), dataset.subset(val_idx)
     if len(val_set) == 0 or len(train_set) == 0:
         raise DataError(f"{dataset.source}: {len(dataset)} images cannot be split {cfg.split:g} / "
@@ -682,12 +679,10 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                 out_ = logits(x)
                 loss = loss_fn(out_, target)
                 if not torch.isfinite(loss):
-                    kept = (f"The last good checkpoint ({s.out / 'last.safetensors'}, epoch "
-                            f"{epoch}) is kept." if epoch else "No epoch had completed, so "
-                            "there is no checkpoint and the run folder is removed.")
                     raise TrainingError(
                         f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                        f"training stopped. {kept} Lower the learning rate or add batchnorm.")
+                        f"training stopped. {_kept(s, epoch)} Lower the learning rate or add "
+                        "batchnorm.")
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip_grad_norm is not None:
@@ -700,13 +695,11 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                                 ips=seen / (time.perf_counter() - t0))
             seconds = time.perf_counter() - t0
             val_loss, val_acc = evaluate(logits, s.val_set, s.norm, s.device)
-            if not math.isfinite(val_loss):  # the last step's update diverged: keep the
-                kept = (f"The last good checkpoint ({s.out / 'last.safetensors'}, epoch "  # last
-                        f"{epoch}) is kept." if epoch else "No epoch had completed, so there "
-                        "is no checkpoint and the run folder is removed.")
+            if not math.isfinite(val_loss):  # the last step's update diverged
                 raise TrainingError(f"the validation loss became {val_loss} after epoch "
-                                    f"{epoch + 1}: the weights diverged; training stopped. {kept} "
-                                    "Lower the learning rate or the weight decay.")
+                                    f"{epoch + 1}: the weights diverged; training stopped. "
+                                    f"{_kept(s, epoch)} Lower the learning rate or the weight "
+                                    "decay.")
             s.metrics.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
                               "train_accuracy": correct / seen, "val_loss": val_loss,
                               "val_accuracy": val_acc, "images_per_s": seen / seconds,
@@ -728,6 +721,13 @@ def _run(s: _Session, console: Console, export: bool) -> RunResult:
                 break
     elapsed = time.perf_counter() - start
     return _finish(s, elapsed, export)
+
+
+def _kept(s: _Session, epoch: int) -> str:
+    """What a run stopped in 0-based ``epoch`` keeps (see :func:`train` for the clean-up)."""
+    if epoch:  # at least one epoch completed: it wrote last.ckpt
+        return f"The last good checkpoint ({s.out / 'last.safetensors'}, epoch {epoch}) is kept."
+    return "No epoch had completed, so there is no checkpoint and the run folder is removed."
 
 
 def transfer_lines(plan: FreezePlan, info: dict | None) -> list[str]:

@@ -68,6 +68,15 @@ def with_classes(spec: ir.Spec, classes: int) -> ir.Spec:
     return ir.Spec.model_validate({**data, "layers": layers})
 
 
+def within(path: str, container: str) -> bool:
+    """``path`` is the layer ``container`` or inside it (``R1.C2`` is within ``R1``).
+
+    >>> within("R1.C2", "R1"), within("R10.C2", "R1")
+    (True, False)
+    """
+    return path == container or path.startswith(container + ".")
+
+
 @dataclass(frozen=True)
 class FreezePlan:
     """From which epoch (0-based) each layer with parameters trains: 0 from the start, E
@@ -85,7 +94,7 @@ class FreezePlan:
         whose layers differ), 'new head', or '' (no parameters)."""
         if path == self.head:
             return "new head"
-        inside = [s for p, s in self.starts.items() if p == path or p.startswith(path + ".")]
+        inside = [s for p, s in self.starts.items() if within(p, path)]
         if not inside:
             return ""
         if all(s == 0 for s in inside):
@@ -123,18 +132,17 @@ def freeze_plan(spec: ir.Spec) -> FreezePlan:
 
     def span_end(name: str) -> int:  # the last index of a layer and its contents
         path = next(p for p, info in entries if info.name == name)
-        return max(i for i, p in enumerate(order) if p == path or p.startswith(path + "."))
+        return max(i for i, p in enumerate(order) if within(p, path))
 
-    def within(p: str, names: list[str]) -> bool:
-        paths = [q for q, info in entries if info.name in names]
-        return any(p == q or p.startswith(q + ".") for q in paths)
+    def named(p: str, names: list[str]) -> bool:  # p is, or is inside, a layer in names
+        return any(within(p, q) for q, info in entries if info.name in names)
 
     f = t.freeze
     if f.mode == "up_to":
         end = span_end(f.layer)
         frozen = {p for p in leaves if order.index(p) <= end}
     elif f.mode == "all_except":
-        frozen = {p for p in leaves if not within(p, f.keep)}
+        frozen = {p for p in leaves if not named(p, f.keep)}
     else:  # last_conv
         convs = [p for p, info in entries if info.layer.kind == "conv"]
         first_trained = order.index(convs[-f.convs])
@@ -144,7 +152,7 @@ def freeze_plan(spec: ir.Spec) -> FreezePlan:
             starts[p] = NEVER
     for u in t.unfreeze:
         for p in leaves:
-            if within(p, u.layers) and starts[p] > u.epoch:
+            if named(p, u.layers) and starts[p] > u.epoch:
                 starts[p] = float(u.epoch)
     return FreezePlan(starts, head, order)
 
@@ -195,7 +203,7 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
         for name in u.layers:
             paths = [p for _, p, info in spec.shaped.walk() if info.name == name]
             inside = [e for p, e in rule_only.starts.items()
-                      if any(p == q or p.startswith(q + ".") for q in paths)]
+                      if any(within(p, q) for q in paths)]
             if not inside or all(e == 0 for e in inside):
                 out.append((u.name_spans.get(name, u.span),
                             f"transfer: unfreeze {name}: {name} is not frozen",
