@@ -109,12 +109,11 @@ def param_groups(model: nn.Module, cfg: ir.TrainConfig, plan: FreezePlan | None 
             groups.setdefault((part, exempt), []).append(p)
     lrs = {"backbone": (transfer.lr_backbone if transfer else None) or cfg.optimizer.lr,
            "head": (transfer.lr_head if transfer else None) or cfg.optimizer.lr}
-    out = []
-    for (part, exempt), params in sorted(groups.items()):
-        name = ("decay" if part == "backbone" else "head") + ("_no_decay" if exempt else "")
-        out.append({"name": name.replace("decay_no_decay", "no_decay"), "params": params,
-                    "weight_decay": 0.0 if exempt else cfg.weight_decay, "lr": lrs[part]})
-    return out
+    names = {("backbone", False): "decay", ("backbone", True): "no_decay",
+             ("head", False): "head", ("head", True): "head_no_decay"}
+    return [{"name": names[key], "params": params, "lr": lrs[key[0]],
+             "weight_decay": 0.0 if key[1] else cfg.weight_decay}
+            for key, params in sorted(groups.items())]
 
 
 def make_optimizer(cfg: ir.TrainConfig, groups) -> torch.optim.Optimizer:

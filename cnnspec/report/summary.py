@@ -180,9 +180,9 @@ def summarize(spec: Spec, depth: int | None = None) -> Summary:
         from ..transfer import freeze_plan
 
         plan = freeze_plan(spec)
-        rows = [replace(r, status=plan.status(r.path),
-                        trainable=plan.status(r.path) not in ("frozen", "")
-                        and not plan.status(r.path).startswith("frozen until")) for r in rows]
+        rows = [replace(r, status=status, trainable=status in ("trainable", "partly frozen",
+                                                               "new head"))
+                for r, status in ((r, plan.status(r.path)) for r in rows)]
         params = {path: info.params for _, path, info in shaped.walk()}
         frozen = sum(params[p] for p, e in plan.starts.items() if e > 0)
         t = spec.transfer
