@@ -1,8 +1,10 @@
-"""Shared fixtures: paths to the shipped specs and to the real digits in ../shared/data."""
+"""Shared fixtures: paths to the shipped specs and the real digits shipped inside the package
+(the tests need nothing beside the clone)."""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 # One thread per process: on a shared 2-core machine, PyTorch's two threads slowed each other
@@ -16,16 +18,15 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
-SHARED_DIGITS = ROOT.parent / "shared" / "data" / "digits" / "mnist5k.npz"
 
 
 @pytest.fixture(scope="session")
 def digits() -> tuple[np.ndarray, np.ndarray]:
-    """The real MNIST digits of ../shared/data: images (5000, 28, 28) uint8, labels (5000,)."""
-    if not SHARED_DIGITS.exists():
-        pytest.fail(f"{SHARED_DIGITS} is missing: CI runs with ../shared beside the clone")
-    npz = np.load(SHARED_DIGITS, allow_pickle=False)
-    return npz["images"], npz["labels"]
+    """The 5,000 real MNIST digits shipped in the package (cnnspec/embedded/digits.npz):
+    images (5000, 28, 28) uint8, labels (5000,)."""
+    with resources.files("cnnspec.embedded").joinpath("digits.npz").open("rb") as f:
+        npz = np.load(f, allow_pickle=False)
+        return npz["images"], npz["labels"]
 
 
 def write_digit_folder(root: Path, images, labels, classes, per_class: int) -> Path:
