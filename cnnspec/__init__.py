@@ -26,8 +26,8 @@ def summarize(spec: Spec, depth: int | None = None):
 
 
 def train(spec: Spec, **kwargs):
-    """Train a spec (see :func:`cnnspec.trainer.train` for the arguments)."""
-    from .trainer import train as _train
+    """Train a spec (see :func:`cnnspec.training.api.train` for the arguments)."""
+    from .training import train as _train
 
     return _train(spec, **kwargs)
 

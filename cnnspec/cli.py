@@ -165,7 +165,7 @@ def evaluate(run: str, data: str, weights: str, fmt: str) -> None:
 
     from rich.table import Table
 
-    from .evaluate import evaluate_run
+    from .training import evaluate_run
 
     r = evaluate_run(run, data, weights)
     if fmt == "json":
@@ -194,7 +194,7 @@ def evaluate(run: str, data: str, weights: str, fmt: str) -> None:
               type=click.Choice(["weights", "best", "last"]))
 def predict(run: str, images: tuple[str, ...], top_k: int, weights: str) -> None:
     """The top-k classes of each image with their probabilities (softmax), using RUN."""
-    from .evaluate import predict as predict_images
+    from .training import predict as predict_images
 
     for r in predict_images(run, list(images), top_k, weights):
         ranked = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
@@ -212,7 +212,7 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str) -> None:
 
     from rich.table import Table
 
-    from .data import data_report
+    from .data.report import data_report
 
     r = data_report(folder, min_classes, min_per_class)
     if fmt == "json":
@@ -236,6 +236,19 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--clear", is_flag=True, help="Remove every decoded-image cache entry.")
+def cache(clear: bool) -> None:
+    """Where decoded images are cached (CNNSPEC_CACHE_DIR), and how much; --clear empties it."""
+    from .data.cache import cache_info, clear_cache
+
+    info = clear_cache() if clear else cache_info()
+    verb = "removed" if clear else "holds"
+    out.print(f"decoded-image cache {info['folder']} {verb} {info['entries']} entr"
+              f"{'y' if info['entries'] == 1 else 'ies'}, {info['bytes'] / 2**20:,.1f} MiB",
+              highlight=False, markup=False)
+
+
 @cli.command(name="compile")
 @click.argument("spec", type=click.Path(dir_okay=False), required=False)
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="Export to this ONNX file.")
@@ -253,6 +266,10 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str) -> None:
 @click.option("--clip-grad-norm", type=float, help="Override train: clip_grad_norm.")
 @click.option("--seed", type=click.IntRange(min=0), help="Override train: seed.")
 @click.option("--split", type=float, help="Override train: split.")
+@click.option("--workers", type=click.IntRange(min=0), help="Override train: workers "
+              "(DataLoader worker processes; default from the usable cores).")
+@click.option("--threads", type=click.IntRange(min=1), help="Override train: threads "
+              "(PyTorch intra-op threads; default: see docs/pipeline.md).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder "
               "(default runs/<network>).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda where available).")
@@ -270,7 +287,7 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
     from .report.render import render
 
     if resume_run:
-        from .trainer import resume
+        from .training import resume
 
         ignored = [name for name, v in (("SPEC", spec), ("--onnx", onnx_path), ("--data", data),
                                         ("--out", out_dir)) if v]
@@ -285,9 +302,9 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
         raise click.UsageError("give a SPEC, or --resume RUN")
     s = load(spec)
     if do_train and s.transfer is not None and s.transfer.classes == "data":
-        from .data import class_names
+        from .data.folder import class_names
         from .errors import DataError
-        from .trainer import data_path_of
+        from .training.settings import data_path_of
         from .transfer import with_classes
 
         try:  # show and build the head training will have: one output per class
@@ -312,7 +329,8 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
                                "only apply with --train")
     if do_train:
         from .report.preview import schedule_preview
-        from .trainer import apply_overrides, train
+        from .training import train
+        from .training.settings import apply_overrides
 
         if given:
             preview = schedule_preview(apply_overrides(s.train, given))

@@ -312,6 +312,10 @@ class TrainConfig(IRModel):
     early_stop: EarlyStop | None = None
     checkpoint: Checkpoint = Checkpoint()
     data: str | None = None
+    workers: Annotated[int, Field(ge=0, le=256)] | None = None
+    """DataLoader worker processes (None: from the usable cores, see cnnspec.data.pipeline)."""
+    threads: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """PyTorch intra-op threads (None: see cnnspec.training.settings.choose_threads)."""
 
     @model_validator(mode="after")
     def _warmup_fits(self):

@@ -1,8 +1,8 @@
-"""Learning-rate schedules by epoch, as closed-form functions (no torch needed).
+"""Learning-rate schedules, as closed-form functions of (epoch, step) (no torch needed).
 
 The summary previews them and the trainer applies the very same function through
-``torch.optim.lr_scheduler.LambdaLR`` (one step per epoch), so what the preview shows is
-what training does. ``tests/test_schedule.py`` holds each formula to PyTorch's own scheduler
+``torch.optim.lr_scheduler.LambdaLR`` stepped after every optimizer step, so what the
+preview shows is what training does. ``tests/test_schedule.py`` holds each formula to PyTorch's own scheduler
 of the same name. Epochs are counted from 0 ("from epoch 20 on" is the 21st epoch).
 
 - ``step``: the lecture's thresholds, ``20: 0.01`` = from epoch 20 on, lr 0.01 (absolute).
@@ -60,19 +60,32 @@ def onecycle(t: int, total: int, peak: float) -> float:
     return _anneal_cos(peak, final, (t - end_up) / (total - 1 - end_up))
 
 
-def lr_at(schedule: Schedule | None, epoch: int, epochs: int, base: float) -> float:
-    """The learning rate of 0-based ``epoch`` in a run of ``epochs`` epochs whose optimizer
-    lr is ``base``. For ``plateau`` this is the rate before any reduction.
+def lr_at(schedule: Schedule | None, epoch: int, epochs: int, base: float, step: int = 0,
+          steps_per_epoch: int = 1) -> float:
+    """The learning rate at optimizer ``step`` (0-based) of 0-based ``epoch`` in a run of
+    ``epochs`` epochs of ``steps_per_epoch`` steps whose optimizer lr is ``base``. For
+    ``plateau`` this is the rate before any reduction.
+
+    The trainer calls it before every step; the summary previews the first step of each
+    epoch (``step=0``), where every schedule but onecycle gives the same rate whatever
+    ``steps_per_epoch`` is. ``step`` and ``multistep`` change only at epoch boundaries (the
+    lecture's "from epoch 20 use 0.01" holds from that epoch's first step); cosine, onecycle
+    and the warmup move every step, as PyTorch's schedulers stepped per batch
+    (``CosineAnnealingLR(T_max=(epochs - warmup) * S)``, ``OneCycleLR(total_steps=(epochs -
+    warmup) * S)``, ``LinearLR(start_factor=1 / (warmup + 1), total_iters=warmup * S)``).
 
     >>> from cnnspec.ir import Schedule
     >>> s = Schedule(kind="multistep", milestones=[2, 4], factor=0.5, warmup=1)
     >>> [lr_at(s, e, 6, 0.1) for e in range(6)]
     [0.05, 0.1, 0.05, 0.05, 0.025, 0.025]
+    >>> round(lr_at(s, 0, 6, 0.1, step=5, steps_per_epoch=10), 6)  # halfway through the warmup
+    0.075
     """
     if schedule is None:
         return base
-    warmup = schedule.warmup
-    e = max(epoch, warmup)  # during the warmup: a fraction of the rate at the warmup's end
+    warmup, per = schedule.warmup, steps_per_epoch
+    k = epoch * per + step  # the global step
+    e, ke = max(epoch, warmup), max(k, warmup * per)  # in the warmup: the rate at its end
     if schedule.kind == "step":
         lr = base
         for m in schedule.steps:
@@ -81,13 +94,13 @@ def lr_at(schedule: Schedule | None, epoch: int, epochs: int, base: float) -> fl
     elif schedule.kind == "multistep":
         lr = base * schedule.factor ** sum(e >= m for m in schedule.milestones)
     elif schedule.kind == "cosine":
-        lr = cosine(e - warmup, epochs - warmup, base, schedule.min_lr)
+        lr = cosine(ke - warmup * per, (epochs - warmup) * per, base, schedule.min_lr)
     elif schedule.kind == "onecycle":
-        lr = onecycle(e - warmup, epochs - warmup, base)
+        lr = onecycle(ke - warmup * per, (epochs - warmup) * per, base)
     else:  # plateau: the base rate until the metrics say otherwise
         lr = base
-    if epoch < warmup:
-        lr *= (epoch + 1) / (warmup + 1)
+    if k < warmup * per:
+        lr *= (k / per + 1) / (warmup + 1)
     return lr
 
 

@@ -224,12 +224,11 @@ def source_normalization(path: Path) -> tuple[list[float], list[float]] | None:
     """(mean, std) recorded in the run.json of a cnnspec run folder ``path`` (or of the folder
     holding the weights file ``path``), or None for files from elsewhere. A transferred
     network keeps the input standardisation its layers learnt with."""
-    import json
+    from .training.run_folder import RunFolder
 
-    folder = path if path.is_dir() else path.parent
     try:
-        norm = json.loads((folder / "run.json").read_text())["normalize"]
-        return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
+        mean, std, _ = RunFolder(path if path.is_dir() else path.parent).normalization()
+        return mean, std
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -247,13 +246,14 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     from safetensors.torch import load_file
 
     if path.is_dir():
-        for name in ("weights.safetensors", "last.safetensors"):
-            if (path / name).is_file():
-                path = path / name
-                break
-        else:
+        from .errors import WeightsError
+        from .training.run_folder import RunFolder
+
+        try:
+            path = RunFolder(path).weights_file()
+        except WeightsError:
             raise TransferError(f"{path}: a folder without weights.safetensors or "
-                                "last.safetensors; give a run folder or a weights file")
+                                "last.safetensors; give a run folder or a weights file") from None
     if not path.is_file():
         raise TransferError(f"{path}: no such weights file or run folder")
     try:

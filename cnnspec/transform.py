@@ -237,6 +237,8 @@ class ToRaw(Transformer):
     batch = _simple("batch", "_int")
     split = _simple("split", "_num")
     seed = _simple("seed", "_int")
+    workers = _simple("workers", "_int")
+    threads = _simple("threads", "_int")
     label_smoothing = _simple("label_smoothing", "_num")
     clip_grad_norm = _simple("clip_grad_norm", "_num")
     warmup = _simple("warmup", "_int")

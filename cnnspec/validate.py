@@ -55,6 +55,8 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "weight_decay": ("the weight decay", "an L2 penalty such as 5e-4"),
     "split": ("the split", "the fraction of images used for training, e.g. split 0.8"),
     "seed": ("the seed", None),
+    "workers": ("the number of workers", "0 loads in the training process; 2 to 8 is usual"),
+    "threads": ("the number of threads", "at least 1; at most the cores you may use"),
     "size": ("the crop size", None),
     "degrees": ("the rotation", "degrees in [0, 180]"),
     "epoch": ("the epoch", None),

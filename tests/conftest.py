@@ -65,3 +65,9 @@ def golden(request):
         assert text == path.read_text(), f"{name} differs from its golden file"
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path_factory, monkeypatch):
+    """Every test decodes into a cache folder of its session, never the user's ~/.cache."""
+    monkeypatch.setenv("CNNSPEC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 import cnnspec
-from cnnspec.data import data_report
-from cnnspec.evaluate import evaluate_run, load_run, predict
-from cnnspec.trainer import TrainingError, resume
+from cnnspec.data.report import data_report
+from cnnspec.training import evaluate_run, load_run, predict
+from cnnspec.training import TrainingError, resume
 from conftest import SPECS
 
 TIMING = ("seconds", "images_per_s")

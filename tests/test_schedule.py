@@ -13,7 +13,7 @@ import cnnspec
 from cnnspec import ir
 from cnnspec.report.preview import schedule_preview
 from cnnspec.schedule import lr_at
-from cnnspec.trainer import make_scheduler
+from cnnspec.training.optim import make_scheduler
 
 HEAD = "input 8x8x1\nflatten\ndense 2\ntrain:\n"
 
@@ -39,7 +39,8 @@ def applied(cfg: ir.TrainConfig, metrics: list[float] | None = None, resume_at: 
             sched.load_state_dict(state)
         rates.append(opt.param_groups[0]["lr"])
         opt.step()
-        sched.step({"val_loss": metrics[epoch] if metrics else 0.0})
+        sched.step()  # one optimizer step per epoch here
+        sched.epoch_end({"val_loss": metrics[epoch] if metrics else 0.0})
     return rates
 
 
@@ -105,7 +106,8 @@ def test_plateau_on_accuracy_waits_for_a_rise():
     for acc in [0.5, 0.6, 0.6, 0.7, 0.7]:
         rates.append(opt.param_groups[0]["lr"])
         opt.step()
-        sched.step({"val_accuracy": acc})
+        sched.step()
+        sched.epoch_end({"val_accuracy": acc})
     assert rates == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.01])
 
 

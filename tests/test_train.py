@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 import cnnspec
 from cnnspec.files import atomic_write
-from cnnspec.trainer import next_run_dir
+from cnnspec.training.run_folder import RunFolder
 from conftest import SPECS
 
 
@@ -130,18 +130,18 @@ def test_empty_class_folder_is_an_error(tmp_path, digit_folder):
 
 
 def test_image_folder_converts_size_and_channels(tmp_path):
-    from cnnspec.data import image_folder
+    from cnnspec.data import load_data
     from cnnspec.ir import InputShape
 
     for cls, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
         (tmp_path / cls).mkdir()
         Image.new("RGB", (40, 30), colour).save(tmp_path / cls / "a.jpg", quality=95)
         Image.new("RGB", (10, 10), colour).save(tmp_path / cls / "b.png")
-    data = image_folder(tmp_path, InputShape(height=8, width=8, channels=1))
-    assert data.images.shape == (4, 1, 8, 8) and data.images.dtype == torch.uint8
+    data = load_data(tmp_path, InputShape(height=8, width=8, channels=1))
+    assert data.shape == (4, 1, 8, 8) and data.array.dtype == np.uint8
     assert data.classes == ["blue", "red"]
     # ITU-R 601-2 luma: red -> 76, blue -> 29 (torchvision's rgb_to_grayscale weights)
-    lum = {c: int(np.median(data.images[data.labels == i].numpy())) for i, c in enumerate(data.classes)}
+    lum = {c: int(np.median(data.array[data.labels == i])) for i, c in enumerate(data.classes)}
     assert abs(lum["red"] - 76) <= 2 and abs(lum["blue"] - 29) <= 2
 
 
@@ -161,14 +161,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 
 def test_default_run_folder_never_overwrites_an_earlier_run(tmp_path):
     base = tmp_path / "runs" / "LeNet5"
-    assert next_run_dir(base) == base
+    assert RunFolder.next_free(base).path == base
     base.mkdir(parents=True)
-    assert next_run_dir(base) == base  # an empty folder is free
+    assert RunFolder.next_free(base).path == base  # an empty folder is free
     (base / "metrics.json").write_text("{}")
-    assert next_run_dir(base) == tmp_path / "runs" / "LeNet5-2"
+    assert RunFolder.next_free(base).path == tmp_path / "runs" / "LeNet5-2"
     (tmp_path / "runs" / "LeNet5-2").mkdir()
     (tmp_path / "runs" / "LeNet5-2" / "metrics.json").write_text("{}")
-    assert next_run_dir(base) == tmp_path / "runs" / "LeNet5-3"
+    assert RunFolder.next_free(base).path == tmp_path / "runs" / "LeNet5-3"
 
 
 @pytest.mark.slow
@@ -209,7 +209,7 @@ def test_train_and_val_folders_keep_their_split(tmp_path, digits):
 def test_a_head_wider_than_the_classes_reports_among_the_classes(tmp_path, digit_folder):
     """dense 10 on 3 classes, barely trained (lr 1e-9): predictions may land on the 7 spare
     outputs; accuracy, the confusion matrix, evaluate and predict count the 3 classes only."""
-    from cnnspec.evaluate import evaluate_run, predict
+    from cnnspec.training import evaluate_run, predict
 
     spec = cnnspec.loads("network Wide\ninput 28x28x1\nflatten\ndense 10\ntrain:\n    epochs 1\n"
                          "    optimizer sgd lr 1e-9\n")

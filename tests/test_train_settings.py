@@ -15,7 +15,9 @@ from cnnspec import ir
 from cnnspec.build import build
 from cnnspec.data import augmentation
 from cnnspec.errors import CnnSpecError
-from cnnspec.trainer import apply_overrides, make_optimizer, param_groups, resume
+from cnnspec.training import resume
+from cnnspec.training.optim import make_optimizer, param_groups
+from cnnspec.training.settings import apply_overrides
 from conftest import SPECS
 
 TINY = """network Tiny

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 import cnnspec
 from cnnspec.report.summary import summarize
-from cnnspec.trainer import param_groups
+from cnnspec.training.optim import param_groups
 from cnnspec.transfer import NEVER, freeze_plan, load_into, read_weights
 from conftest import SPECS
 
@@ -73,7 +73,7 @@ def test_freeze_up_to_c2_keeps_c1_c2_and_their_statistics(tmp_path, source_run, 
     assert run.export.relative_error < 1e-4  # the transferred network exports too
     assert run.final["val_accuracy"] > 0.8
     # the run is usable as any other: evaluate rebuilds the 3-output head from classes.json
-    from cnnspec.evaluate import evaluate_run
+    from cnnspec.training import evaluate_run
 
     report = evaluate_run(tmp_path / "run", digit_folder)
     assert report["accuracy"] > 0.8 and len(report["classes"]) == 3

@@ -232,6 +232,10 @@ def training(cfg: TrainConfig, transfer=None) -> dict:
         extras.append(f"label smoothing {cfg.label_smoothing:g}")
     if cfg.clip_grad_norm:
         extras.append(f"gradient norm clipped to {cfg.clip_grad_norm:g}")
+    if cfg.workers is not None:
+        extras.append(f"{cfg.workers} DataLoader worker(s)")
+    if cfg.threads is not None:
+        extras.append(f"{cfg.threads} thread(s)")
     if cfg.early_stop:
         e = cfg.early_stop
         extras.append(f"early stop on {e.monitor} after {e.patience} epochs without improvement"

@@ -1,0 +1,182 @@
+"""Image folders as file lists: which files, which classes, and decoding one file.
+
+Nothing here holds pixels: :func:`scan` lists ``DIR/<class>/<image>`` (or ``DIR/train/...``
++ ``DIR/val/...``) and :func:`decode_fit` turns one file into uint8 (C, H, W) at a spec's
+input, as the DataLoader workers that fill the cache (:mod:`cnnspec.data.cache`) call it.
+Decoding uses Pillow (as ``torchvision.datasets.ImageFolder`` does; torchvision's own
+decoders are deprecated since 0.29); resizing uses ``torchvision.transforms.v2.functional``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .. import ir
+from ..errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+SPLIT_FOLDERS = ("train", "val")
+
+# Errors Pillow raises for a file it cannot use: not an image, truncated, too large.
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+              Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class FileList:
+    """The images of a folder, not yet decoded: paths, labels and class names in order."""
+
+    files: list[str]
+    labels: list[int]
+    classes: list[str]
+    source: str
+    val: list[bool] | None = None
+    """Per file: it came from a ``val/`` folder (the data was ``train/`` + ``val/``)."""
+
+
+def fit(images: torch.Tensor, spec_input: ir.InputShape) -> torch.Tensor:
+    """uint8 (N, C, H, W) images converted to the spec's channels and size (antialiased)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    c = images.shape[1]
+    if c != spec_input.channels:
+        if spec_input.channels == 1:
+            images = TF.rgb_to_grayscale(images[:, :3] if c >= 3 else images[:, :1])
+        else:
+            images = images[:, :1].expand(-1, spec_input.channels, -1, -1) if c == 1 else images[:, :3]
+    if tuple(images.shape[-2:]) != (spec_input.height, spec_input.width):
+        images = TF.resize(images, [spec_input.height, spec_input.width], antialias=True)
+    return images.contiguous()
+
+
+def decode(path: str | Path, mode: str) -> torch.Tensor:
+    """uint8 (C, H, W) in ``mode`` ('L' or 'RGB'). 16- and 32-bit grayscale is scaled to
+    8 bits first (Pillow's convert would clip it to white).
+
+    Raises:
+        One of :data:`UNREADABLE`: the file is not an image Pillow can decode.
+    """
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+            im = Image.fromarray((arr / peak * 255).round().clip(0, 255).astype(np.uint8), "L")
+        arr = np.asarray(im.convert(mode), dtype=np.uint8)
+    arr = arr[:, :, None] if arr.ndim == 2 else arr
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def decode_fit(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
+    """One file as uint8 (C, H, W) at the spec's input size and channels."""
+    mode = "L" if spec_input.channels == 1 else "RGB"
+    return fit(decode(path, mode).unsqueeze(0), spec_input)[0]
+
+
+def load_image(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
+    """One image file as uint8 (C, H, W) at the spec's input size and channels.
+
+    Raises:
+        DataError: the file is missing, not a regular file, or cannot be decoded.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: no such image")
+    if not p.is_file():  # a FIFO or a device would block or never end
+        raise DataError(f"{path}: not a regular file")
+    try:
+        return decode_fit(p, spec_input)
+    except UNREADABLE as exc:
+        raise DataError(f"{path}: cannot read the image ({exc})") from None
+
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".")
+
+
+def class_dirs(root: Path) -> list[Path]:
+    """Class folders of an image folder, sorted by name; hidden folders are not classes."""
+    return sorted((d for d in root.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name)
+
+
+def image_files(class_dir: Path) -> list[Path]:
+    """Image files of one class (nested folders included), skipping hidden files and folders."""
+    return sorted(p for p in class_dir.rglob("*") if p.is_file() and _visible(p)
+                  and p.suffix.lower() in IMAGE_SUFFIXES
+                  and all(_visible(q) for q in p.relative_to(class_dir).parents if q != Path(".")))
+
+
+def check_folder(raw: str | Path) -> None:
+    """Raises DataError unless ``raw`` names an existing folder."""
+    if str(raw) == "":
+        raise DataError("the data folder is empty text; give a folder DIR/<class>/<image>")
+    root = Path(raw)
+    if root.is_file():
+        raise DataError(f"{root}: is a file; the data must be a folder DIR/<class>/<image>")
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder")
+
+
+def is_split(root: Path) -> bool:
+    """The folder holds exactly ``train/`` and ``val/``."""
+    return [d.name for d in class_dirs(root)] == list(SPLIT_FOLDERS)
+
+
+def class_names(path: str | Path | None) -> list[str]:
+    """The class names :func:`scan` would find at ``path``, without decoding an image
+    (the summary of a ``classes from data`` head uses it before training)."""
+    if path is None:
+        return [str(i) for i in range(10)]
+    check_folder(path)
+    root = Path(path)
+    return [d.name for d in class_dirs(root / "train" if is_split(root) else root)]
+
+
+def list_folder(root: str | Path, min_classes: int = 2) -> FileList:
+    """The image files of ``root/<class>/...``, classes in sorted order.
+
+    Raises:
+        DataError: the folder is missing, has fewer than ``min_classes`` class folders, or
+            has a class folder without images.
+    """
+    check_folder(root)
+    root = Path(root)
+    dirs = class_dirs(root)
+    if len(dirs) < min_classes:
+        raise DataError(f"{root}: found {len(dirs)} class folder(s); an image folder needs "
+                        f"at least {'two' if min_classes == 2 else min_classes}, laid out as "
+                        "DIR/<class>/<image>")
+    files, labels = [], []
+    for label, d in enumerate(dirs):
+        found = image_files(d)
+        if not found:
+            raise DataError(f"{d}: class folder has no images (PNG, JPEG, BMP or WebP)")
+        files += [str(p) for p in found]
+        labels += [label] * len(found)
+    return FileList(files, labels, [d.name for d in dirs], str(root))
+
+
+def scan(path: str | Path) -> FileList:
+    """The file list of an image folder: ``DIR/<class>/<image>``, or ``DIR/train/<class>/...``
+    and ``DIR/val/<class>/...`` (that split is kept; the classes are those of ``train/``).
+
+    Raises:
+        DataError: see :func:`list_folder`; or ``val/`` has a class ``train/`` lacks.
+    """
+    check_folder(path)
+    root = Path(path)
+    if not is_split(root):
+        return list_folder(root)
+    train = list_folder(root / "train")
+    val = list_folder(root / "val", min_classes=1)
+    extra = sorted(set(val.classes) - set(train.classes))
+    if extra:
+        raise DataError(f"{root / 'val'}: class folder(s) {', '.join(extra)} are not in "
+                        f"{root / 'train'}; validation classes must be training classes")
+    remap = [train.classes.index(c) for c in val.classes]
+    return FileList(train.files + val.files, train.labels + [remap[v] for v in val.labels],
+                    train.classes, str(root), [False] * len(train.files) + [True] * len(val.files))

@@ -1,0 +1,58 @@
+"""``cnnspec data DIR``: what an image folder holds, before any spec is involved (Pillow only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from .folder import UNREADABLE as _UNREADABLE
+from .folder import check_folder as _check_folder
+from .folder import class_dirs as _class_dirs
+from .folder import image_files as _image_files
+
+
+def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) -> dict:
+    """What an image folder holds, without decoding it at a spec's size: classes with image
+    counts, sizes (W x H) and modes, unreadable files, exact duplicates (same bytes), and
+    whether it meets a minimum (the course's rule: 3 classes x 250 images).
+
+    Raises:
+        DataError: ``root`` is not a folder.
+    """
+    import hashlib
+    from collections import Counter
+
+    _check_folder(root)
+    root = Path(root)
+    classes, unreadable, seen, duplicates = [], [], {}, []
+    for d in _class_dirs(root):
+        files = _image_files(d)
+        sizes, modes, ok = Counter(), Counter(), 0
+        for p in files:
+            digest = hashlib.sha1(p.read_bytes()).hexdigest()
+            if digest in seen:
+                duplicates.append([str(seen[digest]), str(p)])
+            else:
+                seen[digest] = p
+            try:
+                with Image.open(p) as im:
+                    im.verify()
+                with Image.open(p) as im:
+                    im.load()
+                    sizes[f"{im.width}x{im.height}"] += 1
+                    modes[im.mode] += 1
+                ok += 1
+            except _UNREADABLE as exc:
+                unreadable.append({"path": str(p), "reason": str(exc).splitlines()[0]})
+        classes.append({"name": d.name, "images": ok, "files": len(files),
+                        "sizes": dict(sizes.most_common(5)), "modes": dict(modes)})
+    problems = []
+    if len(classes) < min_classes:
+        problems.append(f"{len(classes)} classes, fewer than the {min_classes} asked for")
+    problems += [f"class {c['name']}: {c['images']} readable images, fewer than {min_per_class}"
+                 for c in classes if c["images"] < min_per_class]
+    return {"root": str(root), "classes": classes, "unreadable": unreadable,
+            "duplicates": duplicates, "total_images": sum(c["images"] for c in classes),
+            "minimum": {"classes": min_classes, "per_class": min_per_class},
+            "meets_minimum": not problems, "problems": problems}

@@ -1,0 +1,47 @@
+"""What a run prints before its first step: skipped files, the data and set-up, the freeze
+plan of a transfer."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+from ..transfer import NEVER, FreezePlan
+
+
+def announce(trainer, images, record: dict) -> None:
+    """Print the run's set-up on ``trainer.console`` (paths escaped: a file named
+    ``[red]x.png`` is shown as it is)."""
+    console = trainer.console
+    for path, reason in images.skipped:
+        console.print(f"[yellow]skipped unreadable image[/] {escape(path)}: {escape(reason)}",
+                      highlight=False)
+    console.print(
+        f"training [bold]{escape(trainer.spec.name)}[/] on {escape(images.source)}: "
+        f"{record['train_images']} train / {record['val_images']} val images, "
+        f"{len(images.classes)} classes, {trainer.cfg.epochs} epochs of "
+        f"{record['steps_per_epoch']} steps, device {trainer.device}, {record['workers']} "
+        f"DataLoader worker(s), {record['threads']} thread(s); run folder "
+        f"{escape(str(trainer.folder))}", highlight=False)
+    if trainer.plan is not None:
+        for line in transfer_lines(trainer.plan, record["transfer"]):
+            console.print(escape(line), highlight=False)
+
+
+def transfer_lines(plan: FreezePlan, info: dict | None) -> list[str]:
+    """The freeze preview printed before training: what was loaded, what trains when."""
+    lines = []
+    if info is not None:
+        lines.append(f"transfer: {info['loaded']} tensors loaded from {info['source']} "
+                     f"(matched {info['matched']})" + (f"; {len(info['unused'])} in the file "
+                                                       "unused" if info["unused"] else ""))
+    if plan.head is not None and info is not None:  # (a resumed run restores its head)
+        lines.append(f"  new head {plan.head}: freshly initialised")
+    groups: dict[str, list[str]] = {}
+    for path, start in plan.starts.items():
+        key = ("frozen" if start == NEVER else "trainable" if start == 0
+               else f"frozen until epoch {int(start)}")
+        groups.setdefault(key, []).append(path)
+    for key in ("frozen", *sorted(k for k in groups if k.startswith("frozen until")), "trainable"):
+        if key in groups:
+            lines.append(f"  {key}: {', '.join(groups[key])}")
+    return lines

@@ -1,0 +1,186 @@
+"""The run folder: the one owner of every file a training run writes and reads back.
+
+Training, resume, evaluate, predict and transfer all go through :class:`RunFolder`; no other
+module knows these file names or formats. Every file is written atomically (a temporary
+file beside it, then a rename), so a crash or a full disk leaves the old file or the new one.
+
+- at the start: ``spec.cnn`` (the spec as given), ``spec.json`` (as resolved, overrides
+  applied), ``run.json`` (data, device, overrides, workers, threads, normalisation, split
+  sizes), ``classes.json`` (class names in order);
+- after every epoch: ``last.ckpt`` (epoch, weights, optimizer, scheduler and random states;
+  read back with ``torch.load(weights_only=True)``: tensors and plain data, never a pickle
+  of code), ``last.safetensors``, ``best.safetensors`` (the best epoch by ``checkpoint best
+  METRIC``), ``epoch-NNN.safetensors`` (``checkpoint every N``), ``metrics.json`` and
+  ``metrics.csv`` (one record per epoch);
+- at the end: ``weights.safetensors``, ``curves.png``, ``confusion.png``, ``model.onnx``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CnnSpecError, WeightsError
+from ..files import atomic_write, write_json, write_text
+
+START_FILES = ("spec.cnn", "spec.json", "classes.json", "run.json")
+WEIGHTS = ("weights", "best", "last")
+"""The weights a finished run offers: after the last epoch, of the best epoch, of the latest."""
+
+
+class RunFolder:
+    """One run's folder (see the module docstring for its files)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def file(self, name: str) -> Path:
+        """The path of one of the run's files (``curves.png``, ``model.onnx``, ...)."""
+        return self.path / name
+
+    @classmethod
+    def next_free(cls, base: Path) -> RunFolder:
+        """``base`` if it is free, else ``base-2``, ``base-3``, ...: a new run never
+        overwrites an earlier one (as Ultralytics numbers its runs)."""
+        candidate, n = Path(base), 1
+        while candidate.exists() and any(candidate.iterdir()):
+            n += 1
+            candidate = Path(base).with_name(f"{Path(base).name}-{n}")
+        return cls(candidate)
+
+    # ------------------------------------------------------------------ the start
+    def holds_run(self) -> bool:
+        """A run has completed at least one epoch here (it can be resumed, not restarted)."""
+        return (self.path / "last.ckpt").exists() or (self.path / "weights.safetensors").exists()
+
+    def has_checkpoint(self) -> bool:
+        return (self.path / "last.ckpt").exists()
+
+    def start(self, spec_source: str, resolved: dict, classes: list[str], info: dict) -> None:
+        """Write the files a run starts with (raises CnnSpecError if ``path`` is a file)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise CnnSpecError(f"{self.path}: is a file; --out must be a folder")
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text(self.path / "spec.cnn", spec_source)
+        write_json(self.path / "spec.json", resolved)
+        write_json(self.path / "classes.json", classes)
+        write_json(self.path / "run.json", info)
+
+    def abandon(self, created: bool) -> None:
+        """A run stopped before its first checkpoint: remove its start files (and the folder,
+        if this run ``created`` it and nothing else is in it), so that it can be started
+        again instead of being left unresumable."""
+        if self.has_checkpoint():
+            return
+        for name in START_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        if created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+    # ------------------------------------------------------------------ reading back
+    def _json(self, name: str):
+        return json.loads((self.path / name).read_text())
+
+    def spec_source(self) -> tuple[str, str]:
+        """(text of spec.cnn, its path for messages)."""
+        p = self.path / "spec.cnn"
+        return p.read_text(), str(p)
+
+    def resolved(self) -> dict:
+        return self._json("spec.json")
+
+    def info(self) -> dict:
+        return self._json("run.json")
+
+    def classes(self) -> list[str]:
+        return self._json("classes.json")
+
+    def normalization(self) -> tuple[list[float], list[float], str]:
+        """(mean, std, where they came from) recorded in run.json."""
+        norm = self.info()["normalize"]
+        return ([float(v) for v in norm["mean"]], [float(v) for v in norm["std"]],
+                str(norm.get("source", "")))
+
+    def update(self, resolved: dict | None = None, **info) -> None:
+        """Rewrite spec.json with ``resolved`` and/or merge ``info`` into run.json."""
+        if resolved is not None:
+            write_json(self.path / "spec.json", resolved)
+        if info:
+            write_json(self.path / "run.json", {**self.info(), **info})
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, state: dict) -> None:
+        """``last.ckpt``: everything resume needs, in one file renamed into place in one step
+        (an interruption leaves the old or the new checkpoint, never a mix)."""
+        atomic_write(self.path / "last.ckpt", lambda tmp: torch.save(state, tmp))
+
+    def load_checkpoint(self) -> dict:
+        """``last.ckpt`` read with PyTorch's restricted loader (tensors and plain data only)."""
+        return torch.load(self.path / "last.ckpt", map_location="cpu", weights_only=True)
+
+    def save_weights(self, which: str, model: nn.Module, network: str) -> Path:
+        """``<which>.safetensors`` (``weights``, ``best``, ``last``, ``epoch-003``): the
+        module's state_dict, no pickle, written atomically."""
+        from safetensors.torch import save_file
+
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        path = self.path / f"{which}.safetensors"
+        atomic_write(path, lambda tmp: save_file(weights, tmp, metadata={"network": network}))
+        return path
+
+    def weights_file(self, which: str | None = None) -> Path:
+        """``<which>.safetensors``; with ``which`` None, the final weights, else the last
+        epoch's (what a transfer from this run loads).
+
+        Raises:
+            WeightsError: no such file.
+        """
+        names = [which] if which else ["weights", "last"]
+        for name in names:
+            if (self.path / f"{name}.safetensors").is_file():
+                return self.path / f"{name}.safetensors"
+        raise WeightsError(f"{self.path / (names[0] + '.safetensors')}: no such weights file (a "
+                           "run writes weights.safetensors when it ends, and last.safetensors "
+                           "after every epoch)")
+
+    def load_weights(self, which: str = "weights") -> dict[str, torch.Tensor]:
+        """The tensors of ``<which>.safetensors``.
+
+        Raises:
+            WeightsError: missing or not a readable safetensors file.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = self.weights_file(which)
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as exc:
+            raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+
+    # ------------------------------------------------------------------ metrics
+    def write_metrics(self, network: str, metrics: list[dict],
+                      stopped_early: bool | None = None) -> None:
+        """``metrics.json`` (and ``stopped_early`` once the run ends) and ``metrics.csv``."""
+        doc = {"network": network, "epochs": metrics}
+        if stopped_early is not None:
+            doc["stopped_early"] = stopped_early
+        write_json(self.path / "metrics.json", doc)
+        if metrics:
+            buf = io.StringIO()
+            fields = list(dict.fromkeys(k for m in metrics for k in m))
+            w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+            w.writeheader()
+            w.writerows(metrics)
+            write_text(self.path / "metrics.csv", buf.getvalue())
+
+    def metrics(self) -> list[dict]:
+        return self._json("metrics.json")["epochs"]
