@@ -186,6 +186,18 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
         raise
 
 
+def prepare(spec: ir.Spec, out: str | Path, *, data: str | Path | None = None,
+            overrides: dict | None = None, device: str | None = None,
+            console: Console | None = None, callbacks: list[Callback] = ()) -> Trainer:
+    """The :class:`Trainer` :func:`train` would run, set up but not started and with no
+    start files written (checkpoints go to ``out``): for notebooks and benchmarks that
+    drive ``trainer.train_epoch(epoch)`` themselves."""
+    cfg = apply_overrides(spec.train, overrides) if overrides else spec.train
+    trainer, _, _ = _setup(spec, cfg, RunFolder(out), data_path_of(spec, data),
+                           pick_device(device), console or Console(stderr=True), list(callbacks))
+    return trainer
+
+
 def resume(run: str | Path, *, epochs: int | None = None, device: str | None = None,
            export: bool = True, console: Console | None = None,
            callbacks: list[Callback] = ()) -> RunResult:
