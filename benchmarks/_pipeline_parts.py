@@ -134,6 +134,27 @@ def loop_pair(augment: bool, repeats: int):
 
 
 SMALL_SPECS = ("lenet5", "lenet5-adam", "alexnet-custom")
+_FOLDER: list[Path] = []
+
+
+def data_for(name: str):
+    """None (the embedded digits) or, for the 3-class alexnet-custom, a folder of 3 digit
+    classes (1, 4, 7; every image of each) written once as PNGs."""
+    if name != "alexnet-custom":
+        return None
+    if not _FOLDER:
+        from importlib import resources
+
+        root = Path(tempfile.mkdtemp(prefix="cnnspec-bench-digits-"))
+        with resources.files("cnnspec.embedded").joinpath("digits.npz").open("rb") as f:
+            npz = np.load(f)
+            images, labels = npz["images"], npz["labels"]
+        for c in (1, 4, 7):
+            (root / f"digit{c}").mkdir(parents=True)
+            for i in np.flatnonzero(labels == c):
+                Image.fromarray(images[i]).save(root / f"digit{c}" / f"{i:05d}.png")
+        _FOLDER.append(root)
+    return _FOLDER[0]
 
 
 def feed_ratio(repeats: int):
@@ -143,7 +164,7 @@ def feed_ratio(repeats: int):
     for name in SMALL_SPECS:
         spec = cnnspec.load(ROOT / "specs" / f"{name}.cnn")
         with tempfile.TemporaryDirectory() as tmp:
-            trainer = prepare(spec, Path(tmp) / "run", console=QUIET)
+            trainer = prepare(spec, Path(tmp) / "run", console=QUIET, data=data_for(name))
             loader = trainer.train_loader
             fed = []
             for r in range(repeats + 1):
@@ -236,13 +257,13 @@ def _peak_rss_anon_mib(spec: Path, data: Path, out: Path, cache: Path) -> float:
     return peak / 1024
 
 
-def memory_growth():
-    """[(images, peak RssAnon MiB of the largest process)] for 600 and 3,000 images."""
+def memory_growth(sizes=(600, 3000)):
+    """[(images, peak RssAnon MiB of the largest process)] for each number of images."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "tiny.cnn").write_text(TINY)
-        for n in (600, 3000):
+        for n in sizes:
             _write_images(tmp / f"d{n}", n)
             rows.append((n, _peak_rss_anon_mib(tmp / "tiny.cnn", tmp / f"d{n}", tmp / f"run{n}",
                                                tmp / f"cache{n}")))
@@ -261,7 +282,7 @@ def threads_ratio(repeats: int):
         for name in ("lenet5", "alexnet-custom"):
             spec = cnnspec.load(ROOT / "specs" / f"{name}.cnn")
             with tempfile.TemporaryDirectory() as tmp:
-                trainer = prepare(spec, Path(tmp) / "run", console=QUIET,
+                trainer = prepare(spec, Path(tmp) / "run", console=QUIET, data=data_for(name),
                                   overrides={"epochs": 2 * repeats + 2})
                 default, _ = choose_threads(None, spec.shaped.macs, trainer.train_loader.num_workers)
                 for cb in trainer.callbacks:

@@ -50,6 +50,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("which", nargs="*", default=["loop", "augment", "feed", "memory", "threads"])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--memory-sizes", type=int, nargs="+", default=[600, 3000],
+                    help="numbers of images for the memory measurement (add 30000 to check "
+                    "the extrapolation)")
     args = ap.parse_args()
     os.environ.setdefault("CNNSPEC_CACHE_DIR", tempfile.mkdtemp(prefix="cnnspec-bench-cache-"))
     print(f"python {sys.version.split()[0]}, {len(os.sched_getaffinity(0))} usable cores, "
@@ -72,12 +75,15 @@ def main() -> None:
                       f"training step {consumed:8,.0f} img/s: ratio {fed / consumed:.2f} "
                       "(target >= 1.0)")
         elif which == "memory":
-            rows = memory_growth()
-            (n1, m1), (n2, m2) = rows
+            rows = memory_growth(args.memory_sizes)
+            (n1, m1), (n2, m2) = rows[:2]
             per = (m2 - m1) / (n2 - n1)
             print(f"memory   peak RssAnon {n1:,} images {m1:,.0f} MiB, {n2:,} images {m2:,.0f} "
                   f"MiB: growth {m2 - m1:,.0f} MiB (target < 120); {per * 1024:.1f} KiB per "
-                  f"image -> 30,000 images about {m1 + per * (30_000 - n1):,.0f} MiB")
+                  f"image -> 30,000 images about {m1 + per * (30_000 - n1):,.0f} MiB "
+                  "(linear extrapolation)")
+            for n, m in rows[2:]:
+                print(f"{'':8s} measured: {n:,} images {m:,.0f} MiB")
         elif which == "threads":
             for name, default, one, threads in threads_ratio(args.repeats):
                 print(f"threads  {name:15s} default ({threads}) {default:8,.0f} img/s vs "

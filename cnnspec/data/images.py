@@ -130,17 +130,17 @@ class ImageSet(torch.utils.data.Dataset):
         return x, torch.from_numpy(self.images.labels[rows])
 
     def _augment(self, x: torch.Tensor, rows: np.ndarray, seed: int | None) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
         with torch.random.fork_rng(devices=[]):  # the caller's random state is not touched
             if seed is not None:
-                torch.manual_seed(seed)
-            out = []
-            for img, row in zip(x, rows, strict=True):
-                try:
-                    out.append(self.transform(img))
-                except Exception as exc:
-                    raise DataError(f"{self.images.name(int(row))}: augmentation failed: "
-                                    f"{type(exc).__name__}: {exc}") from None
-        return torch.stack(out)
+                torch.manual_seed(seed)  # the v2 transforms draw from the global generator
+            try:
+                return self.transform(x, gen)
+            except Exception as exc:
+                names = ", ".join(self.images.name(int(r)) for r in rows[:3])
+                raise DataError(f"augmentation failed on a batch holding {names}"
+                                f"{', ...' if len(rows) > 3 else ''}: {type(exc).__name__}: "
+                                f"{exc}") from None
 
 
 def keep_batch(batch):

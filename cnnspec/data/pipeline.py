@@ -105,18 +105,22 @@ def split_indices(data: Images, train_fraction: float, seed: int
     return stratified_split(data.labels, train_fraction, seed)
 
 
-def channel_stats(images: Images, indices, chunk: int = 1024) -> tuple[list[float], list[float]]:
+def channel_stats(images: Images, indices, chunk_bytes: int = 16 * 2**20
+                  ) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation (Bessel-corrected, as ``torch.std``) of the
-    images at ``indices``, in [0, 1] units, in one streaming pass of ``chunk`` images (float64
-    sums; memory O(chunk), not O(N))."""
+    images at ``indices``, in [0, 1] units, in one streaming pass over chunks of about
+    ``chunk_bytes`` of float32 (float64 sums): memory O(chunk), not O(N)."""
     idx = np.sort(np.asarray(indices, dtype=np.int64))
-    c = images.shape[1]
+    _, c, h, w = images.shape
+    step = max(1, chunk_bytes // (4 * c * h * w))
     total, total_sq, n = np.zeros(c), np.zeros(c), 0
-    for start in range(0, len(idx), chunk):
-        x = images.array[idx[start:start + chunk]].astype(np.float64) / 255.0
-        total += x.sum(axis=(0, 2, 3))
-        total_sq += np.square(x).sum(axis=(0, 2, 3))
-        n += x.shape[0] * x.shape[2] * x.shape[3]
+    for start in range(0, len(idx), step):
+        x = images.array[idx[start:start + step]].astype(np.float32)
+        x /= 255.0
+        total += x.sum(axis=(0, 2, 3), dtype=np.float64)
+        x *= x
+        total_sq += x.sum(axis=(0, 2, 3), dtype=np.float64)
+        n += x.shape[0] * h * w
     mean = total / max(n, 1)
     var = (total_sq - n * mean**2) / max(n - 1, 1)
     return mean.tolist(), np.sqrt(np.maximum(var, 1e-12)).clip(min=1e-6).tolist()

@@ -112,7 +112,8 @@ def _setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, dev
     pin = device.type == "cuda"
     train_loader = make_loader(ImageSet(images, train_idx, transform), cfg.batch, shuffle=True,
                                workers=workers, seed=cfg.seed, generator=gen, pin_memory=pin)
-    val_loader = make_loader(ImageSet(images, val_idx), 256, shuffle=False, pin_memory=pin)
+    # validation batches as large as training ones: the user sized those to fit in memory
+    val_loader = make_loader(ImageSet(images, val_idx), cfg.batch, shuffle=False, pin_memory=pin)
     optimizer = make_optimizer(cfg, param_groups(model, cfg, plan, t))
     scheduler = make_scheduler(cfg, optimizer, len(train_loader))
     builtin = [NaNGuard(), ProgressLog(), Checkpoint(cfg.checkpoint)]
@@ -235,7 +236,7 @@ def resume(run: str | Path, *, epochs: int | None = None, device: str | None = N
                                "restore the folder, or start a new run")
         trainer.load_state_dict(ckpt)
     except FileNotFoundError as exc:
-        started = (folder.path / "spec.json").exists()
+        started = folder.started()
         raise CnnSpecError(f"{run}: not a run folder with a checkpoint ({exc.filename} is "
                            "missing); a run writes one after its first epoch" + (
                                f"; this one stopped before, start it again with compile SPEC "
@@ -287,8 +288,8 @@ def _finish(t: Trainer, elapsed: float, export: bool) -> RunResult:
     labels, preds = predict_labels(t.model.logits(), t.val_loader, t.norm, t.device,
                                    len(t.classes))
     matrix = confusion_matrix(labels, preds, len(t.classes))
-    plot_curves(t.metrics, folder.file("curves.png"), name)
-    plot_confusion(matrix, t.classes, folder.file("confusion.png"), name)
+    plot_curves(t.metrics, folder.curves, name)
+    plot_confusion(matrix, t.classes, folder.confusion, name)
     result = RunResult(folder.path, t.metrics, t.model, t.classes, elapsed,
                        stopped_early=len(t.metrics) < t.cfg.epochs
                        and early_stop_due(t.metrics, t.cfg.early_stop))
@@ -300,5 +301,5 @@ def _finish(t: Trainer, elapsed: float, export: bool) -> RunResult:
 
         x, _ = next(iter(t.val_loader))
         result.export = export_onnx(nn.Sequential(t.norm, t.model).to(t.device).eval(), t.spec,
-                                    folder.file("model.onnx"), example=to_unit(x[:16], t.device))
+                                    folder.onnx, example=to_unit(x[:16], t.device))
     return result

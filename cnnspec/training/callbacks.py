@@ -84,7 +84,7 @@ def early_stop_due(metrics: list[dict], rule: ir.EarlyStop | None) -> bool:
 def kept(trainer: Trainer, epoch: int) -> str:
     """What a run stopped in 0-based ``epoch`` keeps."""
     if epoch:  # at least one epoch completed: it wrote last.ckpt
-        return (f"The last good checkpoint ({trainer.folder.file('last.safetensors')}, epoch "
+        return (f"The last good checkpoint ({trainer.folder.weights_file('last')}, epoch "
                 f"{epoch}) is kept.")
     return "No epoch had completed, so there is no checkpoint and the run folder is removed."
 

@@ -157,7 +157,8 @@ def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
         raise DataError(f"{data}: classes {unknown} are not among the run's classes "
                         f"{loaded.classes}")
     remap = torch.tensor([loaded.classes.index(c) for c in images.classes])
-    batches = loader(ImageSet(images, idx), 256, shuffle=False)
+    batch = int(loaded.folder.resolved().get("train", {}).get("batch", 64))
+    batches = loader(ImageSet(images, idx), batch, shuffle=False)
     labels, preds = predict_labels(loaded.model.logits(), batches, loaded.norm, loaded.device,
                                    len(loaded.classes))
     matrix = confusion_matrix(remap[labels], preds, len(loaded.classes))

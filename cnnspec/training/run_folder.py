@@ -42,9 +42,24 @@ class RunFolder:
     def __str__(self) -> str:
         return str(self.path)
 
-    def file(self, name: str) -> Path:
-        """The path of one of the run's files (``curves.png``, ``model.onnx``, ...)."""
-        return self.path / name
+    @property
+    def curves(self) -> Path:
+        """``curves.png``: loss, accuracy and learning rate by epoch."""
+        return self.path / "curves.png"
+
+    @property
+    def confusion(self) -> Path:
+        """``confusion.png``: the validation confusion matrix."""
+        return self.path / "confusion.png"
+
+    @property
+    def onnx(self) -> Path:
+        """``model.onnx``: normalisation + network, float32 (N, C, H, W) pixels in [0, 1]."""
+        return self.path / "model.onnx"
+
+    def started(self) -> bool:
+        """A run wrote its start files here (it may have stopped before its first epoch)."""
+        return (self.path / "spec.json").exists()
 
     @classmethod
     def next_free(cls, base: Path) -> RunFolder:
