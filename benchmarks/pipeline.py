@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _pipeline_parts import (  # noqa: E402
+from _pipeline_parts import (
     feed_ratio,
     loop_pair,
     memory_growth,

@@ -29,7 +29,7 @@ INPUT = ir.InputShape(height=28, width=28, channels=1)
 def test_second_load_reads_the_cache_and_a_changed_file_decodes_again(digit_folder, monkeypatch):
     first = load_data(digit_folder, INPUT)
     assert first.cache is not None and first.cache.endswith(".u8")
-    import cnnspec.data.cache as cache
+    from cnnspec.data import cache
 
     def no_decode(*_):
         raise AssertionError("decoded again")
@@ -39,7 +39,7 @@ def test_second_load_reads_the_cache_and_a_changed_file_decodes_again(digit_fold
     assert second.cache == first.cache
     assert np.array_equal(second.array, first.array) and np.array_equal(second.labels, first.labels)
     monkeypatch.undo()
-    target = sorted((digit_folder / "digit4").iterdir())[0]
+    target = min((digit_folder / "digit4").iterdir())
     Image.new("L", (28, 28), 255).save(target)  # same name, other pixels, other size/mtime
     third = load_data(digit_folder, INPUT)
     assert third.cache != first.cache
@@ -201,3 +201,14 @@ def test_only_the_run_folder_names_the_run_files():
     offenders = [f"{p.relative_to(ROOT)}: {n}" for p in (ROOT / "cnnspec").rglob("*.py")
                  if p.name != "run_folder.py" for n in names if n in p.read_text()]
     assert offenders == []
+
+
+def test_every_subpackage_is_in_the_wheel():
+    """pyproject lists packages by hand: a new subpackage missing there installs nowhere."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "cnnspec").rglob(
+        "__init__.py")}
+    assert found <= listed, sorted(found - listed)

@@ -16,8 +16,7 @@ from PIL import Image
 
 import cnnspec
 from cnnspec.data.report import data_report
-from cnnspec.training import evaluate_run, load_run, predict
-from cnnspec.training import TrainingError, resume
+from cnnspec.training import TrainingError, evaluate_run, load_run, predict, resume
 from conftest import SPECS
 
 TIMING = ("seconds", "images_per_s")

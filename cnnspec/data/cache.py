@@ -78,7 +78,7 @@ class _Decode(torch.utils.data.Dataset):
             return i, decode_fit(path, self.spec_input), ""
         except UNREADABLE as exc:  # corrupt, truncated or too large: reported and skipped
             return i, None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        except Exception as exc:  # anything else: say which file
+        except Exception as exc:  # noqa: BLE001 - anything else: say which file
             raise DataError(f"{path}: cannot decode: {type(exc).__name__}: {exc}") from None
 
 

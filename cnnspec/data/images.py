@@ -136,7 +136,7 @@ class ImageSet(torch.utils.data.Dataset):
                 torch.manual_seed(seed)  # the v2 transforms draw from the global generator
             try:
                 return self.transform(x, gen)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure: name the files
                 names = ", ".join(self.images.name(int(r)) for r in rows[:3])
                 raise DataError(f"augmentation failed on a batch holding {names}"
                                 f"{', ...' if len(rows) > 3 else ''}: {type(exc).__name__}: "
@@ -163,7 +163,7 @@ class EpochBatches(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
+        return (self.n + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
         order = (torch.randperm(self.n, generator=self.generator) if self.shuffle

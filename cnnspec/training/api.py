@@ -65,9 +65,15 @@ def _setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, dev
            console: Console, callbacks: list[Callback], resuming: dict | None = None):
     """The Trainer of a run, and what run.json records about its set-up. ``resuming``: the
     run's own run.json, whose normalisation is reused as recorded."""
-    from ..data import ImageSet, augmentation, batch_augmentation, default_workers, load_data
+    from ..data import (
+        ImageSet,
+        augmentation,
+        batch_augmentation,
+        default_workers,
+        load_data,
+        split_indices,
+    )
     from ..data import loader as make_loader
-    from ..data import split_indices
     from ..transfer import NEVER, freeze_plan, load_into, resolve_source, with_classes
 
     torch.manual_seed(cfg.seed)
