@@ -30,7 +30,7 @@ from .. import ir
 from ..errors import DataError
 from ..files import write_json
 from .folder import UNREADABLE, FileList, decode_fit
-from .images import Images, MappedArray
+from .images import Images, MappedArray, keep_batch
 
 FORMAT = 1
 """Bumped whenever decoding or resizing changes, so older entries are not reused."""
@@ -80,10 +80,6 @@ class _Decode(torch.utils.data.Dataset):
             return i, None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         except Exception as exc:  # noqa: BLE001 - anything else: say which file
             raise DataError(f"{path}: cannot decode: {type(exc).__name__}: {exc}") from None
-
-
-def _as_list(batch):
-    return batch
 
 
 def decoded(files: FileList, spec_input: ir.InputShape, workers: int = 0,
@@ -157,7 +153,7 @@ def _build(folder: Path, key: str, files: FileList, spec_input: ir.InputShape, w
         out = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=(len(files.files), *shape))
         loader = torch.utils.data.DataLoader(
             _Decode(files.files, spec_input), batch_size=32, num_workers=workers,
-            collate_fn=_as_list, prefetch_factor=4 if workers else None)
+            collate_fn=keep_batch, prefetch_factor=4 if workers else None)
         for batch in loader:
             for i, img, reason in batch:
                 if img is None:

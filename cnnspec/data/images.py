@@ -104,14 +104,6 @@ class ImageSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    @property
-    def labels(self) -> torch.Tensor:
-        return torch.from_numpy(self.images.labels[self.indices])
-
-    @property
-    def classes(self) -> list[str]:
-        return self.images.classes
-
     def __getitem__(self, i: int):
         x, y = self.__getitems__([int(i)])
         return x[0], y[0]
