@@ -6,6 +6,7 @@ a user never sees a traceback for a mistake in a spec, a data folder or a comman
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -270,6 +271,10 @@ def cache(clear: bool) -> None:
               "(DataLoader worker processes; default from the usable cores).")
 @click.option("--threads", type=click.IntRange(min=1), help="Override train: threads "
               "(PyTorch intra-op threads; default: see docs/pipeline.md).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
+              help="Override train: precision (mixed precision; see docs/distributed.md).")
+@click.option("--compile/--no-compile", "compile", default=None,
+              help="Override train: compile (torch.compile the training step).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder "
               "(default runs/<network>).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda where available).")
@@ -354,34 +359,47 @@ def _report_run(run, t0: float) -> None:
     out.print(f"run folder: {run.out}")
 
 
+def _error(text: str) -> None:
+    """An error on stderr; in a torchrun group, from every rank, each saying which."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    prefix = f"rank {os.environ.get('RANK', '0')}: " if world > 1 else ""
+    Console(stderr=True, highlight=False, width=err.width).print(
+        prefix + text, markup=False, highlight=False)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning user errors into exit status 1 without a traceback."""
+    """Entry point: run the CLI, turning user errors into exit status 1 without a traceback.
+    Under torchrun only rank 0 prints results; every rank prints its errors, named."""
+    rank, world = int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1:
+        out.quiet = rank != 0
+        err.quiet = rank != 0
     try:
         rc = cli.main(args=argv, prog_name="cnnspec", standalone_mode=False)
     except CnnSpecError as exc:
-        err.print(exc.render(), markup=False, highlight=False)
+        _error(exc.render())
         sys.exit(1)
     except click.exceptions.Abort:
-        err.print("interrupted")
+        _error("interrupted")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("interrupted")
+        _error("interrupted")
         sys.exit(130)
     except OSError as exc:  # a full disk, a read-only folder: say which file, keep no traceback
-        err.print(f"error: {exc}", markup=False)
+        _error(f"error: {exc}")
         sys.exit(1)
     except MemoryError:
-        err.print("error: out of memory; the network or its input is too large for this machine "
-                  "(cnnspec summary shows the parameters and activations it needs)")
+        _error("error: out of memory; the network or its input is too large for this machine "
+               "(cnnspec summary shows the parameters and activations it needs)")
         sys.exit(1)
     except RuntimeError as exc:
         if "allocate" not in str(exc) and "out of memory" not in str(exc):
             raise
-        err.print(f"error: out of memory: {str(exc).splitlines()[0]}; the network or its input is "
-                  "too large for this machine (cnnspec summary shows what it needs)", markup=False)
+        _error(f"error: out of memory: {str(exc).splitlines()[0]}; the network or its input is "
+               "too large for this machine (cnnspec summary shows what it needs)")
         sys.exit(1)
     if isinstance(rc, int) and rc:
         sys.exit(rc)
@@ -389,3 +407,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -316,6 +316,13 @@ class TrainConfig(IRModel):
     """DataLoader worker processes (None: from the usable cores, see cnnspec.data.pipeline)."""
     threads: Annotated[int, Field(ge=1, le=1024)] | None = None
     """PyTorch intra-op threads (None: see cnnspec.training.settings.choose_threads)."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Mixed precision: ``torch.autocast`` in bfloat16 or float16 (fp16 with a gradient
+    scaler); weights and optimizer state stay float32 (cnnspec.training.performance)."""
+    compile: bool = False
+    """``torch.compile`` the training step's forward (eager, with a message, where it cannot)."""
+    sync_batchnorm: bool = False
+    """Under torchrun, batch-norm statistics over the global batch (``nn.SyncBatchNorm``)."""
 
     @model_validator(mode="after")
     def _warmup_fits(self):

@@ -154,7 +154,7 @@ class ToRaw(Transformer):
     def _word(self, items):  # padword, onoff, act, optimizer_name: the keyword token itself
         return items[0]
 
-    padword = onoff = act = optimizer_name = no_decay = metric = soft_word = _word
+    padword = onoff = precision_kind = act = optimizer_name = no_decay = metric = soft_word = _word
 
     def pad(self, items):
         tok = items[0]
@@ -239,6 +239,16 @@ class ToRaw(Transformer):
     seed = _simple("seed", "_int")
     workers = _simple("workers", "_int")
     threads = _simple("threads", "_int")
+
+    def precision(self, items):
+        return self._opt("precision", items[0], str(items[0]))
+
+    def compile(self, items):
+        return self._opt("compile", items[0], str(items[0]) == "on")
+
+    def sync_batchnorm(self, items):
+        return self._opt("sync_batchnorm", items[0], str(items[0]) == "on")
+
     label_smoothing = _simple("label_smoothing", "_num")
     clip_grad_norm = _simple("clip_grad_norm", "_num")
     warmup = _simple("warmup", "_int")

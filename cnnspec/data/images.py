@@ -144,21 +144,38 @@ class EpochBatches(torch.utils.data.Sampler):
     """Batches of positions of an epoch: shuffled with ``torch.randperm(n, generator)``
     (the order ``RandomSampler`` gives for the same generator) or in order, each with the
     augmentation seed of (``seed``, epoch, batch). Call :meth:`set_epoch` before each epoch
-    (as with ``DistributedSampler``)."""
+    (as with ``DistributedSampler``).
+
+    In a torchrun group (``world_size`` > 1) every process draws the same order (the same
+    generator state) and takes its ``rank``-th share of each global batch of ``batch_size``
+    (shares differ by at most one image); a last batch with fewer images than processes is
+    left out, so that no process steps on an empty batch. One process sees exactly the
+    batches a single process would, split ``world_size`` ways.
+    """
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, rank: int = 0, world_size: int = 1):
         self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
         self.seed, self.generator, self.epoch = seed, generator, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return (self.n + self.batch_size - 1) // self.batch_size
+        full, tail = divmod(self.n, self.batch_size)
+        return full + (tail >= self.world_size if tail else 0)
+
+    def global_size(self, b: int) -> int:
+        """Images in global batch ``b`` (all processes together)."""
+        return min(self.batch_size, self.n - b * self.batch_size)
 
     def __iter__(self):
         order = (torch.randperm(self.n, generator=self.generator) if self.shuffle
-                 else torch.arange(self.n)).tolist()
-        for b, start in enumerate(range(0, self.n, self.batch_size)):
-            yield _augment_seed(self.seed, self.epoch, b), order[start:start + self.batch_size]
+                 else torch.arange(self.n))
+        for b in range(len(self)):
+            chunk = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if self.world_size > 1:
+                chunk = torch.tensor_split(chunk, self.world_size)[self.rank]
+            yield (_augment_seed(self.seed, self.epoch, b * self.world_size + self.rank),
+                   chunk.tolist())

@@ -127,13 +127,15 @@ def channel_stats(images: Images, indices, chunk_bytes: int = 16 * 2**20
 
 
 def loader(data: ImageSet, batch_size: int, *, shuffle: bool, workers: int = 0, seed: int = 0,
-           generator: torch.Generator | None = None, pin_memory: bool = False
-           ) -> torch.utils.data.DataLoader:
+           generator: torch.Generator | None = None, pin_memory: bool = False,
+           rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:
     """A DataLoader of (uint8 (B, C, H, W), labels (B,)) batches over ``data``; its
-    ``batch_sampler`` is an :class:`EpochBatches` (call ``set_epoch``). Workers persist
+    ``batch_sampler`` is an :class:`EpochBatches` (call ``set_epoch``; in a torchrun group
+    ``batch_size`` is the global batch and each process gets its share). Workers persist
     across epochs and prefetch 4 batches each."""
     return torch.utils.data.DataLoader(
         data, batch_sampler=EpochBatches(len(data), batch_size, shuffle=shuffle, seed=seed,
-                                         generator=generator),
+                                         generator=generator, rank=rank,
+                                         world_size=world_size),
         collate_fn=keep_batch, num_workers=workers, persistent_workers=workers > 0,
         prefetch_factor=4 if workers else None, pin_memory=pin_memory)

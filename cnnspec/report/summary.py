@@ -236,6 +236,12 @@ def training(cfg: TrainConfig, transfer=None) -> dict:
         extras.append(f"{cfg.workers} DataLoader worker(s)")
     if cfg.threads is not None:
         extras.append(f"{cfg.threads} thread(s)")
+    if cfg.precision != "fp32":
+        extras.append(f"{cfg.precision} mixed precision")
+    if cfg.compile:
+        extras.append("torch.compile")
+    if cfg.sync_batchnorm:
+        extras.append("batch norm synchronised across processes")
     if cfg.early_stop:
         e = cfg.early_stop
         extras.append(f"early stop on {e.monitor} after {e.patience} epochs without improvement"

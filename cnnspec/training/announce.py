@@ -20,8 +20,14 @@ def announce(trainer, images, record: dict) -> None:
         f"{record['train_images']} train / {record['val_images']} val images, "
         f"{len(images.classes)} classes, {trainer.cfg.epochs} epochs of "
         f"{record['steps_per_epoch']} steps, device {trainer.device}, {record['workers']} "
-        f"DataLoader worker(s), {record['threads']} thread(s); run folder "
-        f"{escape(str(trainer.folder))}", highlight=False)
+        f"DataLoader worker(s), {record['threads']} thread(s), {record['precision']}"
+        + (", torch.compile" if record["compile"] != "off" else "")
+        + f"; run folder {escape(str(trainer.folder))}", highlight=False)
+    if record["world_size"] > 1:
+        console.print(
+            f"torchrun: {record['world_size']} processes ({record['backend']}), global batch "
+            f"{record['global_batch']} = {record['batch_per_process']} per process"
+            + (", batch norm synchronised" if record["sync_batchnorm"] else ""), highlight=False)
     if trainer.plan is not None:
         for line in transfer_lines(trainer.plan, record["transfer"]):
             console.print(escape(line), highlight=False)

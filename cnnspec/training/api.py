@@ -1,5 +1,7 @@
-"""``train`` and ``resume``: set a run up (data, split, normalisation, module, optimizer,
-loaders, threads), hand it to the :class:`~cnnspec.training.loop.Trainer`, write the results."""
+"""``train`` and ``resume``: set a run up (:mod:`~cnnspec.training.setup`: data, split,
+normalisation, module, optimizer, loaders), hand it to the
+:class:`~cnnspec.training.loop.Trainer` (in every process of a torchrun group), write the
+results (rank 0)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,15 @@ import torch
 from rich.console import Console
 
 from .. import ir
-from ..build import Network, build
-from ..errors import CnnSpecError, DataError
-from .callbacks import Callback, Checkpoint, EarlyStopping, NaNGuard, ProgressLog, early_stop_due
-from .inference import Standardize, predict_labels, to_unit
+from ..build import Network
+from ..errors import CnnSpecError
+from .callbacks import Callback, early_stop_due
+from .distributed import Group, join, leave
+from .inference import predict_labels, to_unit
 from .loop import Trainer
-from .optim import make_optimizer, make_scheduler, param_groups
 from .run_folder import RunFolder
-from .settings import apply_overrides, choose_threads, data_path_of, pick_device
+from .settings import apply_overrides, data_path_of, pick_device
+from .setup import setup
 
 
 @dataclass
@@ -38,108 +41,6 @@ class RunResult:
     @property
     def final(self) -> dict:
         return self.metrics[-1]
-
-
-def _normalization(cfg: ir.TrainConfig, spec: ir.Spec, images, train_idx
-                   ) -> tuple[list[float], list[float], str]:
-    """(mean, std, source): as written, ImageNet's, the transferred run's, or computed from
-    the training images in one streaming pass."""
-    from ..data import channel_stats
-    from ..transfer import resolve_source, source_normalization
-
-    if cfg.normalize.preset == "imagenet":
-        return list(ir.IMAGENET_MEAN), list(ir.IMAGENET_STD), "imagenet"
-    if cfg.normalize.mean is not None:
-        return list(cfg.normalize.mean), list(cfg.normalize.std), "spec"
-    t = spec.transfer
-    if t is not None:
-        inherited = source_normalization(resolve_source(t.source, spec.file))
-        if inherited is not None and len(inherited[0]) == spec.input.channels:
-            # the transferred layers learnt on inputs standardised this way: keep it
-            return inherited[0], inherited[1], "the transferred run"
-    mean, std = channel_stats(images, train_idx)
-    return mean, std, "computed on the training images"
-
-
-def _setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, device,
-           console: Console, callbacks: list[Callback], resuming: dict | None = None):
-    """The Trainer of a run, and what run.json records about its set-up. ``resuming``: the
-    run's own run.json, whose normalisation is reused as recorded."""
-    from ..data import (
-        ImageSet,
-        augmentation,
-        batch_augmentation,
-        default_workers,
-        load_data,
-        split_indices,
-    )
-    from ..data import loader as make_loader
-    from ..transfer import NEVER, freeze_plan, load_into, resolve_source, with_classes
-
-    torch.manual_seed(cfg.seed)
-    transform = augmentation(cfg.augment, spec.input)
-    workers = cfg.workers if cfg.workers is not None else default_workers(transform is not None)
-    images = load_data(data_path, spec.input, workers=None if cfg.workers is None else workers)
-    t = spec.transfer
-    if t is not None and t.classes == "data":
-        spec = with_classes(spec, len(images.classes))
-    n_out = spec.shaped.output_shape
-    if len(n_out) != 1 or n_out[0] < len(images.classes):
-        shown = n_out[0] if len(n_out) == 1 else "x".join(map(str, n_out))
-        raise DataError(f"{spec.name} ends in {shown} outputs but the data has "
-                        f"{len(images.classes)} classes; the last layer must be dense N, N >= classes"
-                        + ("" if t is None else "; in transfer:, write classes from data"))
-    train_idx, val_idx = split_indices(images, cfg.split, cfg.seed)
-    if len(val_idx) == 0 or len(train_idx) == 0:
-        raise DataError(f"{images.source}: {len(images)} images cannot be split {cfg.split:g} / "
-                        f"{1 - cfg.split:.2g} into training and validation; each class needs at "
-                        "least 2 images (more, for a meaningful validation accuracy)")
-    if resuming is not None:
-        norm = resuming["normalize"]
-        mean, std, norm_source = norm["mean"], norm["std"], norm.get("source", "")
-    else:
-        mean, std, norm_source = _normalization(cfg, spec, images, train_idx)
-    threads, why = choose_threads(cfg.threads, spec.shaped.macs, workers)
-    torch.set_num_threads(threads)
-    model = build(spec.shaped, seed=cfg.seed)
-    plan, info = None, None
-    if t is not None:
-        plan = freeze_plan(spec)
-        if not resuming:  # a resumed run's checkpoint holds every weight
-            m, where = load_into(model, spec, resolve_source(t.source, spec.file), plan.head)
-            info = {"source": where, "matched": m.method, "loaded": len(m.loaded),
-                    "replaced": [{"tensor": k, "shape": list(a), "file_shape": list(b or [])}
-                                 for k, a, b in m.replaced], "unused": m.unused,
-                    "frozen": [p for p, e in plan.starts.items() if e == NEVER],
-                    "unfreeze": {p: int(e) for p, e in plan.starts.items() if 0 < e < NEVER},
-                    "bn_train": t.bn_train}
-    model = model.to(device)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    pin = device.type == "cuda"
-    train_loader = make_loader(ImageSet(images, train_idx, transform), cfg.batch, shuffle=True,
-                               workers=workers, seed=cfg.seed, generator=gen, pin_memory=pin)
-    # validation batches as large as training ones: the user sized those to fit in memory
-    val_loader = make_loader(ImageSet(images, val_idx), cfg.batch, shuffle=False, pin_memory=pin)
-    optimizer = make_optimizer(cfg, param_groups(model, cfg, plan, t))
-    scheduler = make_scheduler(cfg, optimizer, len(train_loader))
-    builtin = [NaNGuard(), ProgressLog(), Checkpoint(cfg.checkpoint)]
-    if cfg.early_stop is not None:
-        builtin.append(EarlyStopping(cfg.early_stop))
-    trainer = Trainer(spec, cfg, folder, device, model, Standardize(mean, std).to(device),
-                      optimizer, scheduler, train_loader, val_loader, images.classes, gen,
-                      batch_augmentation(cfg.augment, n_out[0]), plan, builtin + list(callbacks),
-                      console)
-    record = {
-        "network": spec.name, "spec_file": spec.file,
-        "data": str(Path(data_path).resolve()) if data_path is not None else None,
-        "data_source": images.source, "device": str(device),
-        "normalize": {"mean": list(mean), "std": list(std),
-                      "input": "float32 (N, C, H, W) pixels in [0, 1]", "source": norm_source},
-        "skipped": [{"path": p, "reason": r} for p, r in images.skipped],
-        "transfer": info, "train_images": len(train_idx), "val_images": len(val_idx),
-        "workers": workers, "threads": threads, "threads_reason": why,
-        "cache": images.cache, "steps_per_epoch": len(train_loader)}
-    return trainer, images, record
 
 
 def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | None = None,
@@ -172,25 +73,49 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
         overrides["data"] = str(data)
     cfg = apply_overrides(spec.train, overrides) if overrides else spec.train
     data_path = data_path_of(spec, data)
-    folder = RunFolder(out) if out is not None else RunFolder.next_free(Path("runs") / spec.name)
-    if folder.holds_run():
-        raise CnnSpecError(f"{folder} already holds a run; choose another --out, or continue it "
-                           f"with --resume {folder}")
-    # a folder with only the files a run writes at its start (spec.json, run.json, ...) is a
-    # run killed before its first epoch ended: nothing to resume, so it is started over
-    if folder.path.exists() and not folder.path.is_dir():
-        raise CnnSpecError(f"{folder}: is a file; --out must be a folder")
-    trainer, images, record = _setup(spec, cfg, folder, data_path, pick_device(device), console,
-                                     list(callbacks))
-    created = not folder.path.exists()
-    resolved = trainer.spec.model_dump(mode="json")
-    resolved["train"] = cfg.model_dump(mode="json")
-    folder.start(spec.source, resolved, images.classes, {**record, "overrides": overrides})
+    group, device = join(device)
     try:
-        return _run(trainer, images, record, export)
-    except BaseException:  # interrupted or failed before the first checkpoint: leave no
-        folder.abandon(created)  # folder that --resume cannot continue
-        raise
+        folder = _claim(out, spec, group)
+        trainer, images, record = setup(spec, cfg, folder, data_path, pick_device(device),
+                                         console, list(callbacks), group=group)
+        created = not folder.path.exists()
+        if group.main:
+            resolved = trainer.spec.model_dump(mode="json")
+            resolved["train"] = cfg.model_dump(mode="json")
+            folder.start(spec.source, resolved, images.classes, {**record, "overrides": overrides})
+        try:
+            return _run(trainer, images, record, export)
+        except BaseException:  # interrupted or failed before the first checkpoint: leave no
+            if group.main:  # folder that --resume cannot continue
+                folder.abandon(created)
+            raise
+    finally:
+        leave(group)
+
+
+def _claim(out, spec: ir.Spec, group: Group) -> RunFolder:
+    """The run folder: ``out``, or the next free ``runs/<network>``; decided by rank 0 alone
+    in a group (the others would see the folder rank 0 has just made as taken).
+
+    Raises:
+        CnnSpecError: the folder holds a run already, or is a file.
+    """
+    decided = None
+    if group.main:
+        folder = RunFolder(out) if out is not None else RunFolder.next_free(Path("runs") / spec.name)
+        if folder.holds_run():
+            decided = ("error", (f"{folder} already holds a run; choose another --out, or "
+                                 f"continue it with --resume {folder}"))
+        # a folder with only the files a run writes at its start (spec.json, run.json, ...)
+        # is a run killed before its first epoch ended: nothing to resume, so it starts over
+        elif folder.path.exists() and not folder.path.is_dir():
+            decided = ("error", f"{folder}: is a file; --out must be a folder")
+        else:
+            decided = ("folder", str(folder.path))
+    kind, value = group.broadcast(decided)
+    if kind == "error":
+        raise CnnSpecError(value)
+    return RunFolder(value)
 
 
 def prepare(spec: ir.Spec, out: str | Path, *, data: str | Path | None = None,
@@ -200,7 +125,7 @@ def prepare(spec: ir.Spec, out: str | Path, *, data: str | Path | None = None,
     start files written (checkpoints go to ``out``): for notebooks and benchmarks that
     drive ``trainer.train_epoch(epoch)`` themselves."""
     cfg = apply_overrides(spec.train, overrides) if overrides else spec.train
-    trainer, _, _ = _setup(spec, cfg, RunFolder(out), data_path_of(spec, data),
+    trainer, _, _ = setup(spec, cfg, RunFolder(out), data_path_of(spec, data),
                            pick_device(device), console or Console(stderr=True), list(callbacks))
     return trainer
 
@@ -217,10 +142,20 @@ def resume(run: str | Path, *, epochs: int | None = None, device: str | None = N
         CnnSpecError: ``run`` is not a run folder, its checkpoint is unreadable, or
             ``epochs`` is not more than the epochs it has done.
     """
-    from ..loader import loads
 
     console = console or Console(stderr=True)
     folder = RunFolder(run)
+    group, device = join(device)
+    try:
+        return _resume(folder, epochs, device, export, console, callbacks, group)
+    finally:
+        leave(group)
+
+
+def _resume(folder: RunFolder, epochs, device, export, console, callbacks, group) -> RunResult:
+    from ..loader import loads
+
+    run = folder.path
     try:
         resolved, info = folder.resolved(), folder.info()
         spec = loads(*folder.spec_source())
@@ -233,14 +168,16 @@ def resume(run: str | Path, *, epochs: int | None = None, device: str | None = N
             cfg = apply_overrides(cfg, {"epochs": epochs})
         metrics = folder.metrics()[: ckpt["epoch"]]
         classes = folder.classes()
-        trainer, images, record = _setup(spec, cfg, folder, info["data"],
-                                         pick_device(device or _usable(info["device"])),
-                                         console, list(callbacks), resuming=info)
+        trainer, images, record = setup(spec, cfg, folder, info["data"],
+                                         pick_device(device or _usable(info["device"], group)),
+                                         console, list(callbacks), resuming=info, group=group)
         if images.classes != classes:  # the labels would silently mean other classes
             raise CnnSpecError(f"{run}: the data's classes changed since the run started "
                                f"({', '.join(classes)} -> {', '.join(images.classes)}); "
                                "restore the folder, or start a new run")
         trainer.load_state_dict(ckpt)
+        if group.rank:  # the checkpoint holds rank 0's random state
+            torch.manual_seed(cfg.seed + 7919 * group.rank + 104729 * ckpt["epoch"])
     except FileNotFoundError as exc:
         started = folder.started()
         raise CnnSpecError(f"{run}: not a run folder with a checkpoint ({exc.filename} is "
@@ -254,9 +191,10 @@ def resume(run: str | Path, *, epochs: int | None = None, device: str | None = N
         raise CnnSpecError(f"{run}: cannot resume from this run folder: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     trainer.metrics = metrics
-    if epochs is not None:
+    if epochs is not None and group.main:
         resolved["train"] = cfg.model_dump(mode="json")
         folder.update(resolved, overrides={**info.get("overrides", {}), "epochs": epochs})
+    console = trainer.console
     start = trainer.first_epoch
     if early_stop_due(metrics, cfg.early_stop):
         console.print(f"{run} stopped early after {start} epochs (early_stop); writing "
@@ -270,9 +208,14 @@ def resume(run: str | Path, *, epochs: int | None = None, device: str | None = N
     return _run(trainer, images, record, export)
 
 
-def _usable(device: str | None) -> str | None:
-    """The run's device, unless it was a GPU this machine does not have."""
-    return None if device and device.startswith("cuda") and not torch.cuda.is_available() else device
+def _usable(device: str | None, group: Group) -> str | None:
+    """The run's device, unless it was a GPU this machine does not have (under torchrun,
+    each process's own GPU)."""
+    if device and device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return None
+        return "cuda" if group.distributed else device
+    return device
 
 
 def _run(trainer: Trainer, images, record: dict, export: bool) -> RunResult:
@@ -290,22 +233,26 @@ def _finish(t: Trainer, elapsed: float, export: bool) -> RunResult:
 
     t.model.eval()
     folder, name = t.folder, t.spec.name
-    folder.save_weights("weights", t.model, name)
-    labels, preds = predict_labels(t.model.logits(), t.val_loader, t.norm, t.device,
-                                   len(t.classes))
-    matrix = confusion_matrix(labels, preds, len(t.classes))
-    plot_curves(t.metrics, folder.curves, name)
-    plot_confusion(matrix, t.classes, folder.confusion, name)
     result = RunResult(folder.path, t.metrics, t.model, t.classes, elapsed,
                        stopped_early=len(t.metrics) < t.cfg.epochs
                        and early_stop_due(t.metrics, t.cfg.early_stop))
+    if not t.group.main:  # rank 0 writes the run's files
+        return result
+    folder.save_weights("weights", t.model, name)
+    folder.update(**t.speed.record())  # compile: whether it ran
+    val = t.val_all or t.val_loader
+    labels, preds = predict_labels(t.model.logits(), val, t.norm, t.device, len(t.classes))
+    matrix = confusion_matrix(labels, preds, len(t.classes))
+    plot_curves(t.metrics, folder.curves, name)
+    plot_confusion(matrix, t.classes, folder.confusion, name)
     folder.write_metrics(name, t.metrics, stopped_early=result.stopped_early)
     if export:
         from torch import nn
 
         from ..export import export_onnx
 
-        x, _ = next(iter(t.val_loader))
-        result.export = export_onnx(nn.Sequential(t.norm, t.model).to(t.device).eval(), t.spec,
-                                    folder.onnx, example=to_unit(x[:16], t.device))
+        x, _ = next(iter(val))
+        model = nn.Sequential(t.norm, t.model).to(t.device, memory_format=torch.contiguous_format)
+        result.export = export_onnx(model.eval(), t.spec, folder.onnx,
+                                    example=to_unit(x[:16], t.device))
     return result

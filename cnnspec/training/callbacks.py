@@ -90,16 +90,33 @@ def kept(trainer: Trainer, epoch: int) -> str:
 
 
 class NaNGuard(Callback):
-    """Stops training at the first step whose loss is NaN or infinite (checked every step:
-    on the CPU the check is free; see issue 12 for batching it on a GPU), and after an epoch
-    whose validation loss is (the last step's update diverged)."""
+    """Stops training when a step's loss is NaN or infinite, and after an epoch whose
+    validation loss is (the last step's update diverged).
+
+    The check stays on the device: each step folds ``isfinite(loss)`` into the index of the
+    first bad step, and that is read every ``every`` steps and at the epoch's end, so
+    training stops within ``every`` steps of the first bad loss (in a torchrun group, in
+    every process at the same step) and the message names that step."""
+
+    NONE = 2**62
+
+    def __init__(self, every: int = 10):
+        self.every = every
+
+    def on_epoch_start(self, trainer, epoch):
+        self.first_bad = torch.full((), self.NONE, dtype=torch.long, device=trainer.device)
 
     def on_step_end(self, trainer, step, loss):
-        if not torch.isfinite(loss):
+        bad = torch.where(torch.isfinite(loss), self.NONE, step)
+        self.first_bad = torch.minimum(self.first_bad, bad)
+        if (step + 1) % self.every and step + 1 != trainer.steps_per_epoch:
+            return
+        first = trainer.group.minimum(self.first_bad.clone())
+        if first < self.NONE:
             raise TrainingError(
-                f"the loss became {loss.item()} at epoch {trainer.epoch + 1}, step {step + 1}; "
-                f"training stopped. {kept(trainer, trainer.epoch)} Lower the learning rate or "
-                "add batchnorm.")
+                f"the loss became {'nan' if loss.isnan() else 'inf'} at epoch "
+                f"{trainer.epoch + 1}, step {first + 1}; training stopped. "
+                f"{kept(trainer, trainer.epoch)} Lower the learning rate or add batchnorm.")
 
     def on_epoch_end(self, trainer, epoch, metrics):
         if not math.isfinite(metrics["val_loss"]):

@@ -47,18 +47,26 @@ def evaluate(model: nn.Module, batches, norm: Standardize, device, n_classes: in
              ) -> tuple[float, float]:
     """(mean cross-entropy loss, accuracy in [0, 1]) of ``model`` over ``batches`` of
     (uint8 (B, C, H, W), labels (B,)); summed on the device, read once."""
+    loss_sum, correct, n = evaluate_sums(model, batches, norm, device, n_classes).tolist()
+    return loss_sum / max(n, 1), correct / max(n, 1)
+
+
+def evaluate_sums(model: nn.Module, batches, norm: Standardize, device, n_classes: int,
+                  layout=None) -> torch.Tensor:
+    """float64 (3,) on ``device``: (summed cross-entropy loss, correct predictions, images)
+    over ``batches``, not read back (a torchrun group adds up every process's before
+    dividing). ``layout`` puts each batch in the network's memory format."""
     model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    n = 0
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
     with torch.no_grad():
         for x, y in batches:
             y = y.to(device, non_blocking=True)
-            out = model(norm(to_unit(x, device)))
-            loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").double()
-            correct += (predicted(out, n_classes) == y).sum()
-            n += len(y)
-    return float(loss_sum) / max(n, 1), int(correct) / max(n, 1)
+            x = norm(to_unit(x, device))
+            out = model(layout(x) if layout else x).float()
+            sums[0] += nn.functional.cross_entropy(out, y, reduction="sum").double()
+            sums[1] += (predicted(out, n_classes) == y).sum()
+            sums[2] += len(y)
+    return sums
 
 
 def predict_labels(model: nn.Module, batches, norm: Standardize, device, n_classes: int

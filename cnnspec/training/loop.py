@@ -2,7 +2,10 @@
 
 Read it top to bottom: :meth:`Trainer.fit` runs the epochs, :meth:`Trainer.train_epoch` the
 steps of one. Loss and accuracy are summed on the device and read only where a callback
-asks (:meth:`Trainer.running`) and at the epoch's end.
+asks (:meth:`Trainer.running`) and at the epoch's end, so a step never waits for the
+device. In a torchrun group (:mod:`~cnnspec.training.distributed`) each process steps on
+its share of every global batch, DistributedDataParallel averages the gradients, and the
+epoch's sums are added up over the processes before they are divided.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from .. import ir
 from ..build import Network
 from ..transfer import FreezePlan, apply_plan, freeze_batchnorm
 from .callbacks import Callback
-from .inference import Standardize, evaluate, predicted
+from .distributed import SINGLE, Group, wrap
+from .inference import Standardize, evaluate_sums, predicted
 from .optim import StepScheduler
+from .performance import Speed, compiled, why_not
 from .run_folder import RunFolder
 
 
@@ -51,6 +56,13 @@ class Trainer:
     epoch: int = 0
     stop: bool = False
     """Set by a callback to end training after the current epoch."""
+    group: Group = SINGLE
+    val_all: torch.utils.data.DataLoader | None = None
+    """In a group, every validation image (``val_loader`` holds this process's share)."""
+    speed: Speed = field(default_factory=Speed)
+    forward: nn.Module | None = None
+    """What the training step calls: the network's logits, in DistributedDataParallel in a
+    group, compiled with ``compile on``; made by :meth:`prepare_forward`."""
 
     @property
     def steps_per_epoch(self) -> int:
@@ -64,6 +76,13 @@ class Trainer:
         """(images seen, summed loss, correct predictions) of the epoch so far (reads the
         device: call it at log intervals, not every step)."""
         return self._seen, float(self._loss_sum), int(self._correct)
+
+    def prepare_forward(self) -> None:
+        """(Re)make :attr:`forward` for the parameters that train now (DDP registers them
+        when it wraps the module, so ``unfreeze at epoch E`` wraps it again)."""
+        self._trainable = {k for k, p in self.model.named_parameters() if p.requires_grad}
+        module = wrap(self.model.logits(), self.group, self.device)
+        self.forward = compiled(module) if self.speed.compile in ("on", "compiled") else module
 
     def fit(self) -> None:
         """Train from ``first_epoch`` to ``cfg.epochs`` (or until a callback sets ``stop``)."""
@@ -88,29 +107,40 @@ class Trainer:
             cb.on_epoch_start(self, epoch)
         if self.plan is not None:
             apply_plan(self.model, self.plan, epoch)
+        trainable = {k for k, p in self.model.named_parameters() if p.requires_grad}
+        if self.forward is None or trainable != self._trainable:
+            self.prepare_forward()
         self.model.train()
         if self.plan is not None and not self.spec.transfer.bn_train:
             freeze_batchnorm(self.model, self.plan, epoch)
-        logits, n_classes = self.model.logits(), len(self.classes)
+        n_classes, speed = len(self.classes), self.speed
         loss_fn = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
-        self.train_loader.batch_sampler.set_epoch(epoch)
+        sampler = self.train_loader.batch_sampler
+        sampler.set_epoch(epoch)
         self._seen = 0
         self._loss_sum = torch.zeros((), device=self.device)
         self._correct = torch.zeros((), dtype=torch.long, device=self.device)
         t0 = time.perf_counter()
         for step, (x, y) in enumerate(self.train_loader):
-            x = self.norm(x.to(self.device, non_blocking=True).float().div_(255))
+            x = speed.to_layout(self.norm(x.to(self.device, non_blocking=True).float().div_(255)))
             y = y.to(self.device, non_blocking=True)
             target = y
             if self.mix is not None:  # soft labels (B, classes); accuracy still counts y
                 x, target = self.mix(x, y)
-            out = logits(x)
-            loss = loss_fn(out, target)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages the processes' gradients; weighting each process's mean loss by
+            # its share of the global batch makes that the global batch's mean (shares of a
+            # last, smaller batch differ by one image)
+            share = (len(y) * self.group.world_size / sampler.global_size(step)
+                     if self.group.distributed else 1.0)
+            if speed.compile == "on":  # the first compiled step: fall back if it cannot run
+                out, loss = self._first_compiled_step(x, target, loss_fn, share)
+            else:
+                out, loss = self._forward_backward(x, target, loss_fn, share)
             if self.cfg.clip_grad_norm is not None:
+                speed.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
-            self.optimizer.step()
+            speed.scaler.step(self.optimizer)
+            speed.scaler.update()
             self.scheduler.step()
             loss = loss.detach()
             self._seen += len(y)
@@ -119,11 +149,17 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_step_end(self, step, loss)
         seconds = time.perf_counter() - t0
-        seen, loss_sum, correct = self.running()
-        val_loss, val_acc = evaluate(logits, self.val_loader, self.norm, self.device, n_classes)
+        sums = torch.stack([torch.tensor(float(self._seen), device=self.device),
+                            self._loss_sum.double(), self._correct.double()]).double()
+        seen, loss_sum, correct = self.group.all_sum(sums).tolist()
+        with speed.autocast(self.device.type):
+            val = evaluate_sums(self.model.logits(), self.val_loader, self.norm, self.device,
+                                n_classes, speed.to_layout)
+        val_loss, val_correct, val_n = self.group.all_sum(val).tolist()
         m = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
-             "train_accuracy": correct / seen, "val_loss": val_loss, "val_accuracy": val_acc,
-             "images_per_s": seen / seconds, "seconds": seconds}
+             "train_accuracy": correct / seen, "val_loss": val_loss / max(val_n, 1),
+             "val_accuracy": val_correct / max(val_n, 1), "images_per_s": seen / seconds,
+             "seconds": seconds}
         if self.spec.transfer is not None and self.spec.transfer.lr_head is not None:
             m["lr_head"] = head_lr  # lr is then the backbone's
         self.metrics.append(m)
@@ -131,6 +167,35 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, m)
         return m
+
+    def _forward_backward(self, x, target, loss_fn, share: float):
+        """Forward (under autocast) and backward of one batch; (logits, mean loss)."""
+        with self.speed.autocast(self.device.type):
+            out = self.forward(x)
+            loss = loss_fn(out.float(), target)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.speed.scaler.scale(loss * share if share != 1.0 else loss).backward()
+        return out, loss
+
+    def _first_compiled_step(self, x, target, loss_fn, share: float):
+        """The first step with ``compile on``, where torch.compile compiles: if it fails,
+        say why in one line, undo what the attempt touched and go on in eager mode."""
+        buffers = {k: b.clone() for k, b in self.model.named_buffers()}
+        try:
+            result = self._forward_backward(x, target, loss_fn, share)
+            self.speed.compile = "compiled"
+            return result
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: eager instead
+            with torch.no_grad():
+                for k, b in self.model.named_buffers():
+                    b.copy_(buffers[k])
+            self.optimizer.zero_grad(set_to_none=True)
+            self.speed.compile = f"off: {why_not(exc)}"
+            if self.group.main:
+                self.console.print(f"compile: torch.compile cannot run here ({why_not(exc)}); "
+                                   "training in eager mode", highlight=False, markup=False)
+            self.prepare_forward()
+            return self._forward_backward(x, target, loss_fn, share)
 
     def state_dict(self) -> dict:
         """What ``last.ckpt`` holds: the epochs done, weights, optimizer, schedule and random
@@ -142,7 +207,8 @@ class Trainer:
                 "model": {k: v.detach().cpu().contiguous()
                           for k, v in self.model.state_dict().items()},
                 "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "rng": rng}
+                "scheduler": self.scheduler.state_dict(), "rng": rng,
+                "scaler": self.speed.scaler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``last.ckpt`` (see :meth:`state_dict`)."""
@@ -150,6 +216,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scheduler.refresh()
+        if state.get("scaler"):
+            self.speed.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         self.gen.set_state(state["rng"]["generator"])
         if "cuda" in state["rng"] and torch.cuda.is_available():

@@ -19,6 +19,7 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
     "weight_decay": ("weight_decay",), "label_smoothing": ("label_smoothing",),
     "clip_grad_norm": ("clip_grad_norm",), "seed": ("seed",), "split": ("split",),
     "data": ("data",), "workers": ("workers",), "threads": ("threads",),
+    "precision": ("precision",), "compile": ("compile",),
 }
 
 
@@ -97,11 +98,14 @@ SMALL_NETWORK_MACS = 20_000_000
 thread on these machines (LeNet-5: 0.4 M; benchmarks/threads.py measures it)."""
 
 
-def choose_threads(requested: int | None, macs_per_image: int, workers: int) -> tuple[int, str]:
+def choose_threads(requested: int | None, macs_per_image: int, workers: int,
+                   processes: int = 1) -> tuple[int, str]:
     """(intra-op threads for the training process, why). ``threads N`` / ``--threads`` wins;
-    then ``OMP_NUM_THREADS``; else the cores of the affinity mask less one per DataLoader
-    worker (at least 1), and 1 for a small network, where more threads only contend with
-    other processes (PyTorch's default, one per core, collapses beside a busy process).
+    then ``OMP_NUM_THREADS``; else this process's share of the cores of the affinity mask
+    (``processes`` training processes on this machine, as torchrun starts them) less one per
+    DataLoader worker (at least 1), and 1 for a small network, where more threads only
+    contend with other processes (PyTorch's default, one per core, collapses beside a busy
+    process).
 
     >>> choose_threads(3, 10**9, 0)
     (3, 'threads setting')
@@ -115,4 +119,7 @@ def choose_threads(requested: int | None, macs_per_image: int, workers: int) -> 
 
     if macs_per_image < SMALL_NETWORK_MACS:
         return 1, f"small network (< {SMALL_NETWORK_MACS / 1e6:g} M MACs per image)"
+    if processes > 1:
+        return (max(1, usable_cores() // processes - workers),
+                f"usable cores / {processes} processes, less DataLoader workers")
     return max(1, usable_cores() - workers), "usable cores less DataLoader workers"

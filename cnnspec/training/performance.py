@@ -1,0 +1,96 @@
+"""How fast a step runs: mixed precision, memory format, cuDNN autotuning, torch.compile.
+
+- ``precision bf16`` / ``fp16``: the forward pass and the loss run under
+  ``torch.autocast`` (matrix multiplies and convolutions in 16 bits, reductions in float32;
+  https://pytorch.org/docs/stable/amp.html); weights, gradients and optimizer state stay
+  float32. fp16 has 5 exponent bits, so its gradients are scaled
+  (``torch.amp.GradScaler``: steps whose gradients overflow are skipped and the scale
+  halved). bf16 keeps float32's exponent range and needs no scaler; it runs on CPUs and on
+  GPUs that support it (``torch.cuda.is_bf16_supported``: Ampere and newer).
+- channels_last (NHWC) on CUDA for networks with convolutions: the layout Tensor Cores
+  read without transposes.
+- ``torch.backends.cudnn.benchmark`` on CUDA: cuDNN times its algorithms for each input
+  shape once and keeps the fastest.
+- ``compile on``: the training forward pass goes through ``torch.compile``; where it cannot
+  run (no C++ compiler, an unsupported platform) the first step says why in one line and the
+  run goes on in eager mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .. import ir
+from ..errors import CnnSpecError
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raises CnnSpecError where ``precision`` cannot run on ``device``."""
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise CnnSpecError(f"precision bf16: {torch.cuda.get_device_name(device)} has no "
+                           "bfloat16 support; use precision fp16 (with a gradient scaler)")
+
+
+@dataclass
+class Speed:
+    """The choices of a run (all recorded in run.json, see :meth:`record`)."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    cudnn_benchmark: bool = False
+    compile: str = "off"
+    """``off``; ``on`` (requested, not yet run); ``compiled``; ``off: <why>`` after a fallback."""
+    scaler: torch.amp.GradScaler = field(default=None)
+
+    def autocast(self, device_type: str):
+        """The context the forward pass and the loss run in."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=DTYPES[self.precision])
+
+    def to_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """A (N, C, H, W) batch in the network's memory format."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def record(self) -> dict:
+        return {"precision": self.precision, "grad_scaler": self.precision == "fp16",
+                "channels_last": self.channels_last, "cudnn_benchmark": self.cudnn_benchmark,
+                "compile": self.compile}
+
+
+def configure(cfg: ir.TrainConfig, device: torch.device, model: nn.Module) -> Speed:
+    """Set ``model`` and torch up for ``cfg``'s precision on ``device`` (the module is
+    converted to channels_last in place on CUDA when it has convolutions).
+
+    Raises:
+        CnnSpecError: see :func:`check_precision`.
+    """
+    check_precision(cfg.precision, device)
+    cuda = device.type == "cuda"
+    convs = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    speed = Speed(cfg.precision, channels_last=cuda and convs, cudnn_benchmark=cuda,
+                  compile="on" if cfg.compile else "off",
+                  scaler=torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16"))
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return speed
+
+
+def compiled(module: nn.Module) -> nn.Module:
+    """``torch.compile(module)``; compilation itself happens at the first call."""
+    return torch.compile(module)
+
+
+def why_not(exc: BaseException) -> str:
+    """One line on why torch.compile failed (its exceptions run to pages)."""
+    text = str(exc).strip().splitlines()
+    first = next((line for line in text if line.strip()), type(exc).__name__)
+    return f"{type(exc).__name__}: {first[:160]}"

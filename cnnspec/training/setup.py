@@ -1,0 +1,144 @@
+"""A run's set-up, the same for a new run, a resumed one and every process of a torchrun
+group: data, split, normalisation, module, precision, optimizer, loaders, threads, and the
+record run.json keeps of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from .. import ir
+from ..build import build
+from ..errors import DataError
+from .callbacks import Callback, Checkpoint, EarlyStopping, NaNGuard, ProgressLog
+from .distributed import SINGLE, Group, sync_batchnorm
+from .inference import Standardize
+from .loop import Trainer
+from .optim import make_optimizer, make_scheduler, param_groups
+from .performance import configure
+from .run_folder import RunFolder
+from .settings import choose_threads
+
+
+def normalization(cfg: ir.TrainConfig, spec: ir.Spec, images, train_idx
+                   ) -> tuple[list[float], list[float], str]:
+    """(mean, std, source): as written, ImageNet's, the transferred run's, or computed from
+    the training images in one streaming pass."""
+    from ..data import channel_stats
+    from ..transfer import resolve_source, source_normalization
+
+    if cfg.normalize.preset == "imagenet":
+        return list(ir.IMAGENET_MEAN), list(ir.IMAGENET_STD), "imagenet"
+    if cfg.normalize.mean is not None:
+        return list(cfg.normalize.mean), list(cfg.normalize.std), "spec"
+    t = spec.transfer
+    if t is not None:
+        inherited = source_normalization(resolve_source(t.source, spec.file))
+        if inherited is not None and len(inherited[0]) == spec.input.channels:
+            # the transferred layers learnt on inputs standardised this way: keep it
+            return inherited[0], inherited[1], "the transferred run"
+    mean, std = channel_stats(images, train_idx)
+    return mean, std, "computed on the training images"
+
+
+def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, device,
+           console: Console, callbacks: list[Callback], resuming: dict | None = None,
+           group: Group = SINGLE):
+    """The Trainer of a run, and what run.json records about its set-up. ``resuming``: the
+    run's own run.json, whose normalisation is reused as recorded. In a torchrun ``group``
+    every process sets up the same run; each reads its share of the batches."""
+    from ..data import (
+        ImageSet,
+        augmentation,
+        batch_augmentation,
+        default_workers,
+        load_data,
+        split_indices,
+    )
+    from ..data import loader as make_loader
+    from ..transfer import NEVER, freeze_plan, load_into, resolve_source, with_classes
+
+    batch = group.per_process_batch(cfg.batch)
+    torch.manual_seed(cfg.seed)
+    transform = augmentation(cfg.augment, spec.input)
+    workers = cfg.workers if cfg.workers is not None else default_workers(transform is not None)
+    with group.local_main_first():  # one process per machine fills the decoded cache
+        images = load_data(data_path, spec.input, workers=None if cfg.workers is None else workers)
+    t = spec.transfer
+    if t is not None and t.classes == "data":
+        spec = with_classes(spec, len(images.classes))
+    n_out = spec.shaped.output_shape
+    if len(n_out) != 1 or n_out[0] < len(images.classes):
+        shown = n_out[0] if len(n_out) == 1 else "x".join(map(str, n_out))
+        raise DataError(f"{spec.name} ends in {shown} outputs but the data has "
+                        f"{len(images.classes)} classes; the last layer must be dense N, N >= classes"
+                        + ("" if t is None else "; in transfer:, write classes from data"))
+    train_idx, val_idx = split_indices(images, cfg.split, cfg.seed)
+    if len(val_idx) == 0 or len(train_idx) == 0:
+        raise DataError(f"{images.source}: {len(images)} images cannot be split {cfg.split:g} / "
+                        f"{1 - cfg.split:.2g} into training and validation; each class needs at "
+                        "least 2 images (more, for a meaningful validation accuracy)")
+    if resuming is not None:
+        norm = resuming["normalize"]
+        mean, std, norm_source = norm["mean"], norm["std"], norm.get("source", "")
+    else:
+        mean, std, norm_source = normalization(cfg, spec, images, train_idx)
+    threads, why = choose_threads(cfg.threads, spec.shaped.macs, workers,
+                                  group.local_world_size)
+    torch.set_num_threads(threads)
+    model = build(spec.shaped, seed=cfg.seed)
+    plan, info = None, None
+    if t is not None:
+        plan = freeze_plan(spec)
+        if not resuming:  # a resumed run's checkpoint holds every weight
+            m, where = load_into(model, spec, resolve_source(t.source, spec.file), plan.head)
+            info = {"source": where, "matched": m.method, "loaded": len(m.loaded),
+                    "replaced": [{"tensor": k, "shape": list(a), "file_shape": list(b or [])}
+                                 for k, a, b in m.replaced], "unused": m.unused,
+                    "frozen": [p for p, e in plan.starts.items() if e == NEVER],
+                    "unfreeze": {p: int(e) for p, e in plan.starts.items() if 0 < e < NEVER},
+                    "bn_train": t.bn_train}
+    synced = cfg.sync_batchnorm and sync_batchnorm(model, group, device)
+    model = model.to(device)
+    speed = configure(cfg, device, model)
+    if group.rank:  # dropout masks differ between processes (rank 0 keeps a single run's)
+        torch.manual_seed(cfg.seed + 7919 * group.rank)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    pin = device.type == "cuda"
+    train_loader = make_loader(ImageSet(images, train_idx, transform), cfg.batch, shuffle=True,
+                               workers=workers, seed=cfg.seed, generator=gen, pin_memory=pin,
+                               rank=group.rank, world_size=group.world_size)
+    # validation batches as large as training ones: the user sized those to fit in memory
+    val_loader = make_loader(ImageSet(images, group.shard(val_idx)), batch, shuffle=False,
+                             pin_memory=pin)
+    optimizer = make_optimizer(cfg, param_groups(model, cfg, plan, t))
+    scheduler = make_scheduler(cfg, optimizer, len(train_loader))
+    builtin = [NaNGuard()]
+    if group.main:  # only rank 0 prints and writes the run folder
+        builtin += [ProgressLog(), Checkpoint(cfg.checkpoint)]
+    if cfg.early_stop is not None:
+        builtin.append(EarlyStopping(cfg.early_stop))
+    trainer = Trainer(spec, cfg, folder, device, model, Standardize(mean, std).to(device),
+                      optimizer, scheduler, train_loader, val_loader, images.classes, gen,
+                      batch_augmentation(cfg.augment, n_out[0]), plan, builtin + list(callbacks),
+                      console if group.main else Console(quiet=True), group=group, speed=speed)
+    if group.distributed:  # rank 0's confusion matrix covers every validation image
+        trainer.val_all = make_loader(ImageSet(images, val_idx), batch, shuffle=False,
+                                      pin_memory=pin)
+    record = {
+        "network": spec.name, "spec_file": spec.file,
+        "data": str(Path(data_path).resolve()) if data_path is not None else None,
+        "data_source": images.source, "device": str(device),
+        "normalize": {"mean": list(mean), "std": list(std),
+                      "input": "float32 (N, C, H, W) pixels in [0, 1]", "source": norm_source},
+        "skipped": [{"path": p, "reason": r} for p, r in images.skipped],
+        "transfer": info, "train_images": len(train_idx), "val_images": len(val_idx),
+        "workers": workers, "threads": threads, "threads_reason": why,
+        "cache": images.cache, "steps_per_epoch": len(train_loader),
+        **group.record(cfg.batch), "sync_batchnorm": bool(synced), **speed.record(),
+        "nan_check_every": builtin[0].every}
+    return trainer, images, record
+
+
