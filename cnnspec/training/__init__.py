@@ -1,7 +1,10 @@
 """Training: the step loop, optimizer and schedules, callbacks, the run folder, inference.
 
 - :mod:`.api`: ``train`` and ``resume`` (set-up, then the loop, then the final files);
+- :mod:`.setup`: a run's set-up (data, split, normalisation, module, loaders, threads);
 - :mod:`.loop`: the :class:`Trainer` and its step loop;
+- :mod:`.performance`: mixed precision, channels_last, cuDNN autotuning, torch.compile;
+- :mod:`.distributed`: torchrun process groups (DDP, the global batch, rank 0 writes);
 - :mod:`.optim`: optimizers, parameter groups, the per-step learning-rate schedule;
 - :mod:`.callbacks`: the callback interface and the built-in ones (NaN guard, checkpoints,
   early stopping, progress);

@@ -239,7 +239,8 @@ def _finish(t: Trainer, elapsed: float, export: bool) -> RunResult:
     if not t.group.main:  # rank 0 writes the run's files
         return result
     folder.save_weights("weights", t.model, name)
-    folder.update(**t.speed.record())  # compile: whether it ran
+    # compile: whether it ran; the group: the one that ended the run (resume may use another)
+    folder.update(**t.speed.record(), **t.group.record(t.cfg.batch))
     val = t.val_all or t.val_loader
     labels, preds = predict_labels(t.model.logits(), val, t.norm, t.device, len(t.classes))
     matrix = confusion_matrix(labels, preds, len(t.classes))

@@ -193,7 +193,8 @@ class Trainer:
             self.speed.compile = f"off: {why_not(exc)}"
             if self.group.main:
                 self.console.print(f"compile: torch.compile cannot run here ({why_not(exc)}); "
-                                   "training in eager mode", highlight=False, markup=False)
+                                   "training in eager mode", highlight=False, markup=False,
+                                   soft_wrap=True)
             self.prepare_forward()
             return self._forward_backward(x, target, loss_fn, share)
 

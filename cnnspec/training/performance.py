@@ -91,6 +91,5 @@ def compiled(module: nn.Module) -> nn.Module:
 
 def why_not(exc: BaseException) -> str:
     """One line on why torch.compile failed (its exceptions run to pages)."""
-    text = str(exc).strip().splitlines()
-    first = next((line for line in text if line.strip()), type(exc).__name__)
-    return f"{type(exc).__name__}: {first[:160]}"
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines()[:4] if line.strip())
+    return f"{type(exc).__name__}: {text[:200] or 'no message'}"

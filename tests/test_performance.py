@@ -1,0 +1,111 @@
+"""Mixed precision, torch.compile and its fallback, and the NaN guard that reads the device
+only every few steps: real training runs on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import cnnspec
+from cnnspec.training.callbacks import Callback, TrainingError
+from conftest import SPECS
+
+
+class Dtypes(Callback):
+    """Records the dtype of the first convolution's output during training steps."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def on_train_start(self, trainer):
+        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.register_forward_hook(lambda m, i, o: self.seen.add(o.dtype) if m.training else None)
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16),
+                                              ("fp32", torch.float32)])
+def test_precision_runs_the_forward_pass_in_that_dtype_and_is_recorded(tmp_path, precision,
+                                                                        dtype):
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    probe = Dtypes()
+    run = cnnspec.train(spec, out=tmp_path / "run", epochs=1, export=False, callbacks=[probe],
+                        overrides={"precision": precision})
+    assert probe.seen == {dtype}
+    assert run.final["val_accuracy"] > 0.8  # LeNet-5 after one epoch on 4,000 digits: ~86%
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (info["precision"], info["grad_scaler"]) == (precision, precision == "fp16")
+    assert all(v.dtype == torch.float32 for v in run.model.state_dict().values())
+    state = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
+    # fp16's gradient scaler is checkpointed (its scale grows after 2,000 clean steps)
+    assert (state["scaler"].get("scale") == 65536.0) == (precision == "fp16")
+
+
+def test_fp16_resume_restores_the_gradient_scaler(tmp_path):
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    cnnspec.train(spec, out=tmp_path / "run", epochs=1, export=False,
+                  overrides={"precision": "fp16"})
+    ckpt = tmp_path / "run" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    state["scaler"]["scale"] = 1024.0  # as if it had backed off after overflows
+    torch.save(state, ckpt)
+
+    class Scale(Callback):
+        def on_train_start(self, trainer):
+            self.scale = trainer.speed.scaler.get_scale()
+
+    probe = Scale()
+    from cnnspec.training import resume
+
+    resume(tmp_path / "run", epochs=2, export=False, callbacks=[probe])
+    assert probe.scale == 1024.0
+
+
+def test_nan_guard_stops_within_ten_steps_and_names_the_first_bad_step(tmp_path):
+    class Poison(Callback):
+        """Turns the weights to NaN after step 4 (1-based), so step 5's loss is NaN."""
+
+        last = None
+
+        def on_step_end(self, trainer, step, loss):
+            self.last = step
+            if step == 3:
+                with torch.no_grad():
+                    next(trainer.model.parameters()).fill_(float("nan"))
+
+    poison = Poison()
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    with pytest.raises(TrainingError, match="the loss became nan at epoch 1, step 5;"):
+        cnnspec.train(spec, out=tmp_path / "run", epochs=1, export=False, callbacks=[poison])
+    assert poison.last == 8  # the guard (first in line) read the device at step 10 (0-based 9)
+    info_written = (tmp_path / "run").exists()
+    assert not info_written  # stopped before its first checkpoint: no folder left
+
+
+@pytest.mark.slow
+def test_compile_on_trains_compiled_and_matches_eager(tmp_path):
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    eager = cnnspec.train(spec, out=tmp_path / "eager", epochs=1, export=False)
+    compiled = cnnspec.train(spec, out=tmp_path / "compiled", epochs=1, export=False,
+                             overrides={"compile": True})
+    assert json.loads((tmp_path / "compiled" / "run.json").read_text())["compile"] == "compiled"
+    assert compiled.final["train_loss"] == pytest.approx(eager.final["train_loss"], rel=1e-3)
+
+
+def test_compile_falls_back_to_eager_with_one_line_where_it_cannot_run(tmp_path):
+    """Inductor needs a C++ compiler on the CPU; with none, the run says so and goes on."""
+    r = subprocess.run(
+        [sys.executable, "-m", "cnnspec", "compile", str(SPECS / "lenet5.cnn"), "--train",
+         "--epochs", "1", "--compile", "--out", str(tmp_path / "run")],
+        check=False, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "CXX": str(tmp_path / "no-such-compiler"), "COLUMNS": "300"})
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("compile:")]
+    assert len(lines) == 1 and "InvalidCxxCompiler" in lines[0] and "eager mode" in lines[0]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["compile"].startswith("off: InductorError: InvalidCxxCompiler")
+    assert "val accuracy" in r.stdout
