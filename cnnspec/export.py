@@ -52,6 +52,40 @@ def providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def session(path: str | Path, threads: int | None = None, device: str | None = None):
+    """An ``onnxruntime.InferenceSession`` of ``path`` with every graph optimisation
+    (``ORT_ENABLE_ALL``: constant folding, node fusions, layout changes) and ``threads``
+    intra-op threads (default: ``OMP_NUM_THREADS`` if set, else the cores this process may
+    use). On the CUDA provider where
+    it loads (``device`` None or ``cuda``), the CPU provider otherwise: a CUDA provider that
+    is installed but cannot start (no driver, a missing cuDNN) falls back to the CPU
+    (``session.get_providers()[0]`` says which ran).
+
+    Raises:
+        onnxruntime's errors for a file that is not a model (callers turn them into
+        cnnspec errors).
+    """
+    import onnxruntime as ort
+
+    from .data.pipeline import usable_cores
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    options.intra_op_num_threads = threads or (int(env) if env.isdigit() and int(env) > 0
+                                               else usable_cores())
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: its warnings are not the user's business
+    wanted = ["CPUExecutionProvider"] if device == "cpu" else providers()
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+    except Exception:  # the CUDA provider failed to start: the CPU will do
+        if wanted == ["CPUExecutionProvider"]:
+            raise
+        return ort.InferenceSession(str(path), sess_options=options,
+                                    providers=["CPUExecutionProvider"])
+
+
 def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
     """(max absolute difference, relative error ||c - r|| / ||r||) of two arrays.
 
@@ -91,8 +125,6 @@ def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
     Raises:
         ExportError: the exporter fails, or the relative error exceeds 1e-4.
     """
-    import onnxruntime as ort
-
     path = Path(path)
     model = model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -111,13 +143,12 @@ def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
         with torch.no_grad():
             expected = model(example).detach().cpu().numpy()
-        used = providers()
-        session = ort.InferenceSession(tmp, providers=used)
-        got = session.run(None, {session.get_inputs()[0].name: example.cpu().numpy()})[0]
+        sess = session(tmp)
+        got = sess.run(None, {sess.get_inputs()[0].name: example.cpu().numpy()})[0]
         if got.shape != expected.shape:
             raise ExportError(f"ONNX output shape {got.shape} differs from PyTorch's {expected.shape}")
         max_abs, rel = compare(expected, got)
-        report = ExportReport(path, session.get_providers()[0], tuple(example.shape), max_abs, rel)
+        report = ExportReport(path, sess.get_providers()[0], tuple(example.shape), max_abs, rel)
         if not rel <= MAX_RELATIVE_ERROR:
             raise ExportError(f"ONNX Runtime disagrees with PyTorch: relative error {rel:.3g} > "
                               f"{MAX_RELATIVE_ERROR:g} (max |diff| {max_abs:.3g}); {path} not written")

@@ -105,44 +105,15 @@ class Trainer:
                         if g.get("name", "").startswith("head")), None)
         for cb in self.callbacks:
             cb.on_epoch_start(self, epoch)
-        if self.plan is not None:
-            apply_plan(self.model, self.plan, epoch)
-        trainable = {k for k, p in self.model.named_parameters() if p.requires_grad}
-        if self.forward is None or trainable != self._trainable:
-            self.prepare_forward()
-        self.model.train()
-        if self.plan is not None and not self.spec.transfer.bn_train:
-            freeze_batchnorm(self.model, self.plan, epoch)
+        self.start_epoch(epoch)
         n_classes, speed = len(self.classes), self.speed
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
-        sampler = self.train_loader.batch_sampler
-        sampler.set_epoch(epoch)
         self._seen = 0
         self._loss_sum = torch.zeros((), device=self.device)
         self._correct = torch.zeros((), dtype=torch.long, device=self.device)
         t0 = time.perf_counter()
         for step, (x, y) in enumerate(self.train_loader):
-            x = speed.to_layout(self.norm(x.to(self.device, non_blocking=True).float().div_(255)))
             y = y.to(self.device, non_blocking=True)
-            target = y
-            if self.mix is not None:  # soft labels (B, classes); accuracy still counts y
-                x, target = self.mix(x, y)
-            # DDP averages the processes' gradients; weighting each process's mean loss by
-            # its share of the global batch makes that the global batch's mean (shares of a
-            # last, smaller batch differ by one image)
-            share = (len(y) * self.group.world_size / sampler.global_size(step)
-                     if self.group.distributed else 1.0)
-            if speed.compile == "on":  # the first compiled step: fall back if it cannot run
-                out, loss = self._first_compiled_step(x, target, loss_fn, share)
-            else:
-                out, loss = self._forward_backward(x, target, loss_fn, share)
-            if self.cfg.clip_grad_norm is not None:
-                speed.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
-            speed.scaler.step(self.optimizer)
-            speed.scaler.update()
-            self.scheduler.step()
-            loss = loss.detach()
+            out, loss = self.step(step, x, y)
             self._seen += len(y)
             self._loss_sum += loss * len(y)
             self._correct += (predicted(out.detach(), n_classes) == y).sum()
@@ -168,21 +139,62 @@ class Trainer:
             cb.on_epoch_end(self, epoch, m)
         return m
 
-    def _forward_backward(self, x, target, loss_fn, share: float):
+    def start_epoch(self, epoch: int) -> None:
+        """Ready the module for ``epoch``'s steps: the freeze plan, the training forward
+        (wrapped again if the trainable parameters changed), train mode, the loss."""
+        if self.plan is not None:
+            apply_plan(self.model, self.plan, epoch)
+        trainable = {k for k, p in self.model.named_parameters() if p.requires_grad}
+        if self.forward is None or trainable != self._trainable:
+            self.prepare_forward()
+        self.model.train()
+        if self.plan is not None and not self.spec.transfer.bn_train:
+            freeze_batchnorm(self.model, self.plan, epoch)
+        self._loss_fn = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
+        self.train_loader.batch_sampler.set_epoch(epoch)
+
+    def step(self, step: int, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch: uint8 images (B, C, H, W) on any device, labels (B,)
+        on the training device; returns (logits (B, outputs), mean loss, detached), neither
+        read back from the device."""
+        speed = self.speed
+        x = speed.to_layout(self.norm(x.to(self.device, non_blocking=True).float().div_(255)))
+        target = y
+        if self.mix is not None:  # soft labels (B, classes); accuracy still counts y
+            x, target = self.mix(x, y)
+        # DDP averages the processes' gradients; weighting each process's mean loss by its
+        # share of the global batch makes that the global batch's mean (shares of a last,
+        # smaller batch differ by one image)
+        share = (len(y) * self.group.world_size
+                 / self.train_loader.batch_sampler.global_size(step)
+                 if self.group.distributed else 1.0)
+        if speed.compile == "on":  # the first compiled step: fall back if it cannot run
+            out, loss = self._first_compiled_step(x, target, share)
+        else:
+            out, loss = self._forward_backward(x, target, share)
+        if self.cfg.clip_grad_norm is not None:
+            speed.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
+        speed.scaler.step(self.optimizer)
+        speed.scaler.update()
+        self.scheduler.step()
+        return out, loss.detach()
+
+    def _forward_backward(self, x, target, share: float):
         """Forward (under autocast) and backward of one batch; (logits, mean loss)."""
         with self.speed.autocast(self.device.type):
             out = self.forward(x)
-            loss = loss_fn(out.float(), target)
+            loss = self._loss_fn(out.float(), target)
         self.optimizer.zero_grad(set_to_none=True)
         self.speed.scaler.scale(loss * share if share != 1.0 else loss).backward()
         return out, loss
 
-    def _first_compiled_step(self, x, target, loss_fn, share: float):
+    def _first_compiled_step(self, x, target, share: float):
         """The first step with ``compile on``, where torch.compile compiles: if it fails,
         say why in one line, undo what the attempt touched and go on in eager mode."""
         buffers = {k: b.clone() for k, b in self.model.named_buffers()}
         try:
-            result = self._forward_backward(x, target, loss_fn, share)
+            result = self._forward_backward(x, target, share)
             self.speed.compile = "compiled"
             return result
         except Exception as exc:  # noqa: BLE001 - any compiler failure: eager instead
@@ -196,7 +208,7 @@ class Trainer:
                                    "training in eager mode", highlight=False, markup=False,
                                    soft_wrap=True)
             self.prepare_forward()
-            return self._forward_backward(x, target, loss_fn, share)
+            return self._forward_backward(x, target, share)
 
     def state_dict(self) -> dict:
         """What ``last.ckpt`` holds: the epochs done, weights, optimizer, schedule and random
