@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,3 +111,41 @@ def test_compile_falls_back_to_eager_with_one_line_where_it_cannot_run(tmp_path)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["compile"].startswith("off: InductorError: InvalidCxxCompiler")
     assert "val accuracy" in r.stdout
+
+
+def test_onnx_runtime_sessions_enable_every_graph_optimisation(tmp_path):
+    import onnxruntime as ort
+
+    from cnnspec.export import export_onnx, session
+
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    model = spec.build().eval()
+    export_onnx(model, spec, tmp_path / "m.onnx")
+    sess = session(tmp_path / "m.onnx", threads=3)
+    options = sess.get_session_options()
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.intra_op_num_threads == 3
+    assert sess.get_providers()[0] == ("CUDAExecutionProvider" if torch.cuda.is_available()
+                                       else "CPUExecutionProvider")
+    x = torch.rand(2, 1, 32, 32)
+    got = sess.run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_dry_run_on_the_cpu():
+    """benchmarks/gpu.py --dry-run: the GPU benchmark's code at 32x32, batch 4, on the CPU."""
+    r = subprocess.run([sys.executable, str(SPECS.parent / "benchmarks" / "gpu.py"), "--dry-run"],
+                       check=False, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = re.findall(r"^(vgg16|resnet50) +(train|infer) .*? (\d+) +([\d,.]+) +([\d.]+) +"
+                      r"(?:of peak|ORT/eager); (.*)$", r.stdout, flags=re.MULTILINE)
+    assert [(n, w, int(b)) for n, w, b, *_ in rows] == [
+        (n, w, b) for n in ("vgg16", "resnet50")
+        for w, b in (("train", 4), ("train", 4), ("infer", 1), ("infer", 8))]
+    assert [note for *_, note in rows if "compile" in note] == [
+        "compile off", "compile compiled"] * 2  # compile ran, no fallback
+    assert all(float(ips.replace(",", "")) > 0 and float(ratio) > 0
+               for *_, ips, ratio, _ in rows)

@@ -152,18 +152,27 @@ def join(device: str | None) -> tuple[Group, str | None]:
     else:
         device = "cpu"
     backend = "nccl" if on_gpu else "gloo"
-    if not torch.distributed.is_initialized():
+    if not torch.distributed.is_initialized():  # (a script may have joined one itself)
         torch.distributed.init_process_group(
             backend, timeout=TIMEOUT,
             device_id=torch.device(device) if on_gpu else None)
+        _JOINED.add(True)
+    else:
+        backend = torch.distributed.get_backend()
     return Group(group.world_size, group.rank, group.local_rank, group.local_world_size,
                  backend), device
 
 
+_JOINED: set = set()
+"""Holds True while a process group :func:`join` made is open."""
+
+
 def leave(group: Group) -> None:
-    """Leave the process group (at the end of a run, whatever happened)."""
-    if group.distributed and torch.distributed.is_initialized():
+    """Leave the process group :func:`join` made (at the end of a run, whatever happened);
+    a group the caller made is left to the caller."""
+    if group.distributed and _JOINED and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+        _JOINED.clear()
 
 
 def wrap(module: nn.Module, group: Group, device: torch.device) -> nn.Module:
