@@ -192,14 +192,34 @@ def evaluate(run: str, data: str, weights: str, fmt: str) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--weights", default="weights", show_default=True,
-              type=click.Choice(["weights", "best", "last"]))
-def predict(run: str, images: tuple[str, ...], top_k: int, weights: str) -> None:
-    """The top-k classes of each image with their probabilities (softmax), using RUN."""
-    from .training import predict as predict_images
+              type=click.Choice(["weights", "best", "last"]),
+              help="Which weights; best and last run on PyTorch (model.onnx holds the final ones).")
+@click.option("--backend", default="onnx", show_default=True, type=click.Choice(["onnx", "torch"]),
+              help="onnx: the run's model.onnx on ONNX Runtime (starts in a fraction of a "
+              "second); torch: the weights on PyTorch.")
+@click.option("--device", help="cpu, cuda or cuda:N (default: a GPU where available).")
+def predict(run: str, images: tuple[str, ...], top_k: int, weights: str, backend: str,
+            device: str | None) -> None:
+    """The top-k classes of each image with their probabilities (softmax), using RUN.
+    An unreadable image is reported and the others predicted; the exit status is then 1."""
+    if backend == "onnx" and weights == "weights":
+        from .training.runtime import predict as predict_images
 
-    for r in predict_images(run, list(images), top_k, weights):
+        results = predict_images(run, list(images), top_k, device)
+    else:
+        from .training.inference import predict as predict_images
+
+        results = predict_images(run, list(images), top_k, weights, device)
+    for r in results:
+        if "error" in r:
+            _error(r["error"])
+            continue
         ranked = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
-        out.print(f"{r['image']}: {ranked}")
+        out.print(f"{r['image']}: {ranked}", markup=False)
+    failed = sum("error" in r for r in results)
+    if failed:
+        _error(f"{failed} of {len(results)} image(s) could not be read")
+        sys.exit(1)
 
 
 @cli.command()

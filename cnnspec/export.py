@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from . import ir
 from .errors import ExportError
 from .files import file_mode
+
+if TYPE_CHECKING:  # imported where needed: predict on ONNX Runtime runs without torch
+    import torch
+    from torch import nn
 
 MAX_RELATIVE_ERROR = 1e-4
 
@@ -43,13 +48,20 @@ class ExportReport:
 
 
 def providers() -> list[str]:
-    """ONNX Runtime providers to use: CUDA first where both ORT and torch see a GPU."""
+    """ONNX Runtime providers to use: CUDA first where ORT has it and a GPU is present."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    if "CUDAExecutionProvider" in available and torch.cuda.is_available():
+    if "CUDAExecutionProvider" in ort.get_available_providers() and gpu_present():
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def gpu_present() -> bool:
+    """Whether this machine has an NVIDIA GPU: torch's answer if torch is loaded already,
+    else the driver's device node or ``nvidia-smi`` (importing torch to ask costs seconds)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].cuda.is_available()
+    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
 
 
 def session(path: str | Path, threads: int | None = None, device: str | None = None):
@@ -67,7 +79,7 @@ def session(path: str | Path, threads: int | None = None, device: str | None = N
     """
     import onnxruntime as ort
 
-    from .data.pipeline import usable_cores
+    from .host import usable_cores
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -77,6 +89,11 @@ def session(path: str | Path, threads: int | None = None, device: str | None = N
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: its warnings are not the user's business
     wanted = ["CPUExecutionProvider"] if device == "cpu" else providers()
+    if wanted[0] == "CUDAExecutionProvider":
+        if hasattr(ort, "preload_dlls"):  # CUDA and cuDNN from NVIDIA's pip packages (ORT 1.21+)
+            ort.preload_dlls()
+        # a provider that cannot start logs an error and falls back to the CPU: quiet that
+        ort.set_default_logger_severity(4)
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=wanted)
     except Exception:  # the CUDA provider failed to start: the CPU will do
@@ -84,6 +101,8 @@ def session(path: str | Path, threads: int | None = None, device: str | None = N
             raise
         return ort.InferenceSession(str(path), sess_options=options,
                                     providers=["CPUExecutionProvider"])
+    finally:
+        ort.set_default_logger_severity(2)
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
@@ -99,6 +118,8 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]
 
 
 def _export(model: nn.Module, example: torch.Tensor, path: str, optimize: bool = True) -> None:
+    import torch
+
     batch = torch.export.Dim("batch", min=1, max=4096)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -125,6 +146,8 @@ def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
     Raises:
         ExportError: the exporter fails, or the relative error exceeds 1e-4.
     """
+    import torch
+
     path = Path(path)
     model = model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))

@@ -9,22 +9,31 @@
 - :mod:`.report`: ``cnnspec data DIR``.
 """
 
-from .folder import SPLIT_FOLDERS, class_names, load_image, scan
-from .images import Images, ImageSet
-from .pipeline import (
-    channel_stats,
-    default_workers,
-    embedded_digits,
-    load_data,
-    loader,
-    split_indices,
-    stratified_split,
-    usable_cores,
-)
-from .transforms import augmentation, batch_augmentation
+from importlib import import_module
 
+# Names are imported on first use (PEP 562), so ``cnnspec data`` and ``predict`` on ONNX
+# Runtime, which need only .folder (Pillow and numpy), never import torch.
+_WHERE = {
+    "SPLIT_FOLDERS": "folder", "class_names": "folder", "load_image": "folder",
+    "read_image": "folder", "scan": "folder", "Images": "images", "ImageSet": "images",
+    "channel_stats": "pipeline", "default_workers": "pipeline", "embedded_digits": "pipeline",
+    "load_data": "pipeline", "loader": "pipeline", "split_indices": "pipeline",
+    "stratified_split": "pipeline", "usable_cores": "pipeline", "augmentation": "transforms",
+    "batch_augmentation": "transforms",
+}
 __all__ = [
     "SPLIT_FOLDERS", "ImageSet", "Images", "augmentation", "batch_augmentation",
     "channel_stats", "class_names", "default_workers", "embedded_digits", "load_data",
-    "load_image", "loader", "scan", "split_indices", "stratified_split", "usable_cores",
+    "load_image", "loader", "read_image", "scan", "split_indices", "stratified_split",
+    "usable_cores",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_WHERE[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

@@ -32,7 +32,7 @@ from ..files import write_json
 from .folder import UNREADABLE, FileList, decode_fit
 from .images import Images, MappedArray, keep_batch
 
-FORMAT = 1
+FORMAT = 2
 """Bumped whenever decoding or resizing changes, so older entries are not reused."""
 
 

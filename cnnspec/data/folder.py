@@ -3,21 +3,26 @@
 Nothing here holds pixels: :func:`scan` lists ``DIR/<class>/<image>`` (or ``DIR/train/...``
 + ``DIR/val/...``) and :func:`decode_fit` turns one file into uint8 (C, H, W) at a spec's
 input, as the DataLoader workers that fill the cache (:mod:`cnnspec.data.cache`) call it.
-Decoding uses Pillow (as ``torchvision.datasets.ImageFolder`` does; torchvision's own
-decoders are deprecated since 0.29); resizing uses ``torchvision.transforms.v2.functional``.
+Decoding and resizing use Pillow alone (as ``torchvision.datasets.ImageFolder`` with a PIL
+``Resize`` does; torchvision's own decoders are deprecated since 0.29), so ``cnnspec data``
+and ONNX Runtime's ``predict`` read images exactly as training does without importing
+torch. Only :func:`fit` (tensors already in memory, the embedded digits) uses torchvision.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from .. import ir
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 SPLIT_FOLDERS = ("train", "val")
@@ -54,30 +59,41 @@ def fit(images: torch.Tensor, spec_input: ir.InputShape) -> torch.Tensor:
     return images.contiguous()
 
 
-def decode(path: str | Path, mode: str) -> torch.Tensor:
-    """uint8 (C, H, W) in ``mode`` ('L' or 'RGB'). 16- and 32-bit grayscale is scaled to
-    8 bits first (Pillow's convert would clip it to white).
+def decode_array(path: str | Path, spec_input: ir.InputShape) -> np.ndarray:
+    """One file as uint8 (C, H, W) at the spec's input size and channels: converted by
+    Pillow to grayscale ('L', ITU-R 601-2 luma) or RGB, then resized with Pillow's
+    antialiased bilinear filter (its support widens when shrinking). 16- and 32-bit
+    grayscale is scaled to 8 bits first (Pillow's convert would clip it to white). Other
+    channel counts than 1 and 3 repeat the grayscale image.
 
     Raises:
         One of :data:`UNREADABLE`: the file is not an image Pillow can decode.
     """
+    mode = "RGB" if spec_input.channels == 3 else "L"
+    size = (spec_input.width, spec_input.height)
     with Image.open(path) as im:
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             arr = np.asarray(im, dtype=np.float64)
             peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
             im = Image.fromarray((arr / peak * 255).round().clip(0, 255).astype(np.uint8), "L")
-        arr = np.asarray(im.convert(mode), dtype=np.uint8)
-    arr = arr[:, :, None] if arr.ndim == 2 else arr
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+        im = im.convert(mode)
+        if im.size != size:
+            im = im.resize(size, Image.Resampling.BILINEAR)
+        arr = np.array(im, dtype=np.uint8)  # a writable copy (torch.from_numpy shares it)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    if arr.shape[0] != spec_input.channels:
+        arr = np.repeat(arr[:1], spec_input.channels, axis=0)
+    return np.ascontiguousarray(arr)
 
 
 def decode_fit(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
-    """One file as uint8 (C, H, W) at the spec's input size and channels."""
-    mode = "L" if spec_input.channels == 1 else "RGB"
-    return fit(decode(path, mode).unsqueeze(0), spec_input)[0]
+    """:func:`decode_array` as a tensor."""
+    import torch
+
+    return torch.from_numpy(decode_array(path, spec_input))
 
 
-def load_image(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
+def read_image(path: str | Path, spec_input: ir.InputShape) -> np.ndarray:
     """One image file as uint8 (C, H, W) at the spec's input size and channels.
 
     Raises:
@@ -89,9 +105,16 @@ def load_image(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
     if not p.is_file():  # a FIFO or a device would block or never end
         raise DataError(f"{path}: not a regular file")
     try:
-        return decode_fit(p, spec_input)
+        return decode_array(p, spec_input)
     except UNREADABLE as exc:
         raise DataError(f"{path}: cannot read the image ({exc})") from None
+
+
+def load_image(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
+    """:func:`read_image` as a tensor."""
+    import torch
+
+    return torch.from_numpy(read_image(path, spec_input))
 
 
 def _visible(p: Path) -> bool:

@@ -9,7 +9,6 @@ than reading them from the memory map.
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import ir
+from ..host import usable_cores
 from .cache import decoded
 from .folder import fit, scan
 from .images import EpochBatches, Images, ImageSet, keep_batch
@@ -24,14 +24,6 @@ from .images import EpochBatches, Images, ImageSet, keep_batch
 MAX_WORKERS = 8
 SMALL_FOLDER = 256
 """Folders with fewer files are decoded in the main process (starting workers costs more)."""
-
-
-def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask; ``os.cpu_count`` elsewhere)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def default_workers(augmenting: bool) -> int:

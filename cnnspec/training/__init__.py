@@ -10,14 +10,23 @@
   early stopping, progress);
 - :mod:`.run_folder`: the one owner of every file of a run;
 - :mod:`.settings`: command-line overrides, device, workers and threads;
-- :mod:`.inference`: validation, and a finished run's evaluate and predict.
+- :mod:`.inference`: validation, and a finished run's evaluate and predict (PyTorch);
+- :mod:`.runtime`: predict with the run's ``model.onnx`` on ONNX Runtime (no torch).
 """
 
-from .api import RunResult, resume, train
-from .callbacks import Callback, TrainingError
-from .inference import evaluate_run, load_run, predict
-from .loop import Trainer
-from .run_folder import RunFolder
+from importlib import import_module
 
-__all__ = ["Callback", "RunFolder", "RunResult", "Trainer", "TrainingError", "evaluate_run",
-           "load_run", "predict", "resume", "train"]
+# Imported on first use (PEP 562): predict on ONNX Runtime reads a run folder without torch.
+_WHERE = {
+    "RunResult": "api", "resume": "api", "train": "api", "Callback": "callbacks",
+    "TrainingError": "callbacks", "evaluate_run": "inference", "load_run": "inference",
+    "predict": "inference", "Trainer": "loop", "RunFolder": "run_folder",
+}
+__all__ = ["Callback", "RunFolder", "RunResult", "Trainer", "TrainingError",
+           "evaluate_run", "load_run", "predict", "resume", "train"]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_WHERE[name]}", __name__), name)

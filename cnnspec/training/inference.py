@@ -179,21 +179,36 @@ def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
 
 def predict(run: str | Path, images: list[str | Path], top_k: int = 3, weights: str = "weights",
             device: str | None = None) -> list[dict]:
-    """Top-k classes with softmax probabilities for each image file.
+    """Top-k classes with softmax probabilities for each image file, with PyTorch and the
+    run's ``<weights>.safetensors`` (:func:`cnnspec.training.runtime.predict` runs
+    ``model.onnx`` on ONNX Runtime instead). Same results format: ``{"image", "top"}``, or
+    ``{"image", "error"}`` for a file that is missing or cannot be decoded.
 
     Raises:
-        DataError: an image is missing or cannot be decoded.
+        CnnSpecError / WeightsError: see :func:`load_run`.
     """
     from ..data import load_image
+    from .runtime import BATCH, top_classes
 
     loaded = load_run(run, weights, device)
-    batch = torch.stack([load_image(p, loaded.model.spec.input) for p in images])
-    with torch.no_grad():
-        logits = loaded.model.logits()(loaded.norm(to_unit(batch, loaded.device)))
-        # over the run's classes only: a head wider than the data's classes has spare outputs
-        probs = torch.softmax(logits[:, :len(loaded.classes)], 1)
     k = min(top_k, len(loaded.classes))
-    top = probs.topk(k, dim=1)
-    return [{"image": str(p), "top": [{"class": loaded.classes[i], "probability": v}
-                                      for v, i in zip(vals.tolist(), idx.tolist(), strict=True)]}
-            for p, vals, idx in zip(images, top.values, top.indices, strict=True)]
+    results: list[dict] = []
+    for start in range(0, len(images), BATCH):
+        chunk, pixels = [], []
+        for path in images[start:start + BATCH]:
+            try:
+                pixels.append(load_image(path, loaded.model.spec.input))
+                chunk.append({"image": str(path)})
+            except DataError as exc:  # named in the results; the other images go on
+                chunk.append({"image": str(path), "error": str(exc)})
+        if pixels:
+            with torch.no_grad():
+                logits = loaded.model.logits()(loaded.norm(to_unit(torch.stack(pixels),
+                                                                   loaded.device)))
+                # over the run's classes only: a head wider than the data's has spare outputs
+                probs = iter(torch.softmax(logits[:, :len(loaded.classes)].double(), 1).cpu())
+            for item in chunk:
+                if "error" not in item:
+                    item["top"] = top_classes(next(probs).numpy(), loaded.classes, k)
+        results.extend(chunk)
+    return results

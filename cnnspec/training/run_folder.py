@@ -21,12 +21,14 @@ import csv
 import io
 import json
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import CnnSpecError, WeightsError
 from ..files import atomic_write, write_json, write_text
+
+if TYPE_CHECKING:  # torch is imported where a method needs it: predict on ONNX Runtime
+    import torch  # reads a run folder without it
+    from torch import nn
 
 START_FILES = ("spec.cnn", "spec.json", "classes.json", "run.json")
 WEIGHTS = ("weights", "best", "last")
@@ -135,10 +137,14 @@ class RunFolder:
     def save_checkpoint(self, state: dict) -> None:
         """``last.ckpt``: everything resume needs, in one file renamed into place in one step
         (an interruption leaves the old or the new checkpoint, never a mix)."""
+        import torch
+
         atomic_write(self.path / "last.ckpt", lambda tmp: torch.save(state, tmp))
 
     def load_checkpoint(self) -> dict:
         """``last.ckpt`` read with PyTorch's restricted loader (tensors and plain data only)."""
+        import torch
+
         return torch.load(self.path / "last.ckpt", map_location="cpu", weights_only=True)
 
     def save_weights(self, which: str, model: nn.Module, network: str) -> Path:

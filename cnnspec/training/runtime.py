@@ -1,0 +1,93 @@
+"""A finished run on ONNX Runtime: ``predict`` with the run's ``model.onnx``, no PyTorch.
+
+``model.onnx`` holds the normalisation and the network with the run's final weights; it
+takes float32 (N, C, H, W) pixels in [0, 1] and returns logits (N, outputs). Images are
+decoded and resized as training decoded them (:func:`cnnspec.data.folder.decode_array`,
+Pillow alone), so ONNX Runtime and PyTorch see the same pixels. Importing this module, Pillow,
+numpy and ONNX Runtime takes a fraction of a second; PyTorch with torchvision takes seconds
+(``benchmarks/startup.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data.folder import read_image
+from ..errors import CnnSpecError, DataError
+from .run_folder import RunFolder
+
+BATCH = 64
+"""Images per ONNX Runtime call (memory stays bounded for any number of files)."""
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, computed stably (max subtracted first).
+
+    >>> softmax(np.array([[0.0, np.log(3.0)]])).round(3).tolist()
+    [[0.25, 0.75]]
+    """
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def top_classes(probs: np.ndarray, classes: list[str], k: int) -> list[dict]:
+    """The ``k`` most likely classes of one image's probabilities, most likely first."""
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [{"class": classes[i], "probability": float(probs[i])} for i in order]
+
+
+def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
+            device: str | None = None) -> list[dict]:
+    """Top-k classes with softmax probabilities for each image file, from ``run/model.onnx``
+    on ONNX Runtime (its CUDA provider where it loads, unless ``device`` is ``cpu``).
+
+    Returns one dict per image, in order: ``{"image", "top": [{"class", "probability"}]}``,
+    or ``{"image", "error"}`` for a file that is missing or cannot be decoded (the others are
+    still predicted).
+
+    Raises:
+        CnnSpecError: ``run`` is not a finished run folder, or has no model.onnx.
+    """
+    from ..export import session
+    from ..ir import InputShape
+
+    folder = RunFolder(run)
+    if not folder.onnx.is_file():
+        raise CnnSpecError(f"{folder.onnx}: no such file; a run writes model.onnx when it "
+                           "ends. Predict with PyTorch instead: --backend torch")
+    try:
+        classes = folder.classes()
+    except (OSError, ValueError) as exc:
+        raise CnnSpecError(f"{run}: not a finished run folder ({exc})") from None
+    try:
+        sess = session(folder.onnx, device=device)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types: a damaged file
+        raise CnnSpecError(f"{folder.onnx}: ONNX Runtime cannot load it: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           ) from None
+    feed = sess.get_inputs()[0]
+    _, c, h, w = feed.shape
+    spec_input = InputShape(height=int(h), width=int(w), channels=int(c))
+    k = min(top_k, len(classes))
+    results: list[dict] = []
+    for start in range(0, len(images), BATCH):
+        chunk, pixels = [], []
+        for path in images[start:start + BATCH]:
+            try:
+                pixels.append(read_image(path, spec_input))
+                chunk.append({"image": str(path)})
+            except DataError as exc:  # named in the results; the other images go on
+                chunk.append({"image": str(path), "error": str(exc)})
+        if pixels:
+            x = np.stack(pixels).astype(np.float32) / np.float32(255)
+            logits = sess.run(None, {feed.name: x})[0]
+            # over the run's classes only: a head wider than the data's has spare outputs
+            probs = iter(softmax(logits[:, :len(classes)].astype(np.float64)))
+            for item in chunk:
+                if "error" not in item:
+                    item["top"] = top_classes(next(probs), classes, k)
+        results.extend(chunk)
+    return results
+
