@@ -351,7 +351,7 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
         given["epochs"] = epochs
     if given and not do_train:
         raise click.UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} "
-                               "only apply with --train")
+                               f"only appl{'ies' if len(given) == 1 else 'y'} with --train")
     if do_train:
         from .report.preview import schedule_preview
         from .training import train
@@ -359,14 +359,22 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
 
         if given:
             preview = schedule_preview(apply_overrides(s.train, given))
-            out.print(f"With {' '.join(f'--{k.replace(chr(95), chr(45))} {v}' for k, v in given.items())}"
-                      f", learning rate by epoch (from 0): {preview.text().removeprefix('epochs ')}")
+            out.print(f"With {' '.join(_flag(k, v) for k, v in given.items())}, learning rate by "
+                      f"epoch (from 0): {preview.text().removeprefix('epochs ')}")
             for warning in preview.warnings:
                 out.print(f"warning: {warning}")
 
         t0 = time.perf_counter()
         _report_run(train(s, data=data, out=out_dir, overrides=given, device=device, console=err),
                     t0)
+
+
+def _flag(key: str, value) -> str:
+    """An override as it was typed: ``--lr 0.01``, ``--compile``, ``--no-compile``."""
+    name = key.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value}"
 
 
 def _report_run(run, t0: float) -> None:

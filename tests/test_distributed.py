@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,6 +73,29 @@ def test_global_batch_must_split_evenly():
     with pytest.raises(CnnSpecError, match="batch 63 is the global batch and must split evenly "
                        "over the 2 processes.*use batch 62 or 64"):
         Group(world_size=2).per_process_batch(63)
+    with pytest.raises(CnnSpecError, match="use a batch of at least 4, a multiple of 4"):
+        Group(world_size=4).per_process_batch(3)
+    # a resumed run keeps its batch: name the process counts that split it
+    with pytest.raises(CnnSpecError, match=r"--nproc-per-node \(x nodes\) = 1, 2, 4, 8, 16, 32, 64$"):
+        Group(world_size=3).per_process_batch(64, resuming=True)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORLD_SIZE": "2"}, ("WORLD_SIZE=2 is set but RANK, MASTER_ADDR, MASTER_PORT are not: "
+                          "start many processes with torchrun")),
+    ({"WORLD_SIZE": "abc"}, "must be whole numbers: WORLD_SIZE=abc"),
+    ({"WORLD_SIZE": "2", "RANK": "x", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "RANK=x"),
+])
+def test_a_torchrun_environment_without_torchrun_is_a_clear_error(monkeypatch, env, message):
+    from cnnspec.training.distributed import from_env
+
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(CnnSpecError, match=re.escape(message)):
+        from_env()
 
 
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs gloo")

@@ -241,7 +241,7 @@ def training(cfg: TrainConfig, transfer=None) -> dict:
     if cfg.compile:
         extras.append("torch.compile")
     if cfg.sync_batchnorm:
-        extras.append("batch norm synchronised across processes")
+        extras.append("batch norm synchronised across processes (under torchrun)")
     if cfg.early_stop:
         e = cfg.early_stop
         extras.append(f"early stop on {e.monitor} after {e.patience} epochs without improvement"

@@ -28,6 +28,11 @@ def announce(trainer, images, record: dict) -> None:
             f"torchrun: {record['world_size']} processes ({record['backend']}), global batch "
             f"{record['global_batch']} = {record['batch_per_process']} per process"
             + (", batch norm synchronised" if record["sync_batchnorm"] else ""), highlight=False)
+        tail = record["train_images"] % record["global_batch"]
+        if 0 < tail < record["world_size"]:
+            console.print(f"[yellow]note[/]: each epoch leaves out its last {tail} training "
+                          f"image(s), fewer than the {record['world_size']} processes (other "
+                          "images each epoch: the order is shuffled)", highlight=False)
     if trainer.plan is not None:
         for line in transfer_lines(trainer.plan, record["transfer"]):
             console.print(escape(line), highlight=False)

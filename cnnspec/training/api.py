@@ -73,7 +73,7 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
         overrides["data"] = str(data)
     cfg = apply_overrides(spec.train, overrides) if overrides else spec.train
     data_path = data_path_of(spec, data)
-    group, device = join(device)
+    group, device = join(device, lambda m: console.print(m, highlight=False, markup=False))
     try:
         folder = _claim(out, spec, group)
         trainer, images, record = setup(spec, cfg, folder, data_path, pick_device(device),
@@ -145,7 +145,7 @@ def resume(run: str | Path, *, epochs: int | None = None, device: str | None = N
 
     console = console or Console(stderr=True)
     folder = RunFolder(run)
-    group, device = join(device)
+    group, device = join(device, lambda m: console.print(m, highlight=False, markup=False))
     try:
         return _resume(folder, epochs, device, export, console, callbacks, group)
     finally:

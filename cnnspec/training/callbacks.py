@@ -171,7 +171,8 @@ class EarlyStopping(Callback):
 class ProgressLog(Callback):
     """A rich progress bar per epoch (loss, accuracy, learning rate, images/s) and a line
     with the epoch's training and validation results. The bar's running loss and accuracy
-    are read from the device every ``every`` steps, not every step."""
+    are read from the device every ``every`` steps, not every step; in a torchrun group they
+    are rank 0's share (images/s counts the group), and the epoch line is the group's."""
 
     def __init__(self, every: int = 10):
         self.every, self.progress, self.task = every, None, None
@@ -203,10 +204,10 @@ class ProgressLog(Callback):
         last = step + 1 == trainer.steps_per_epoch
         if (step + 1) % self.every and not last:
             return  # the bar moves every `every` steps: redrawing it costs as much as a step
-        seen, loss_sum, correct = trainer.running()
+        seen, loss_sum, correct = trainer.running()  # rank 0's own, in a torchrun group
         self.progress.update(self.task, completed=step + 1, loss=loss_sum / max(seen, 1),
                              acc=correct / max(seen, 1), lr=trainer.lr(),
-                             ips=seen / (time.perf_counter() - self.t0))
+                             ips=seen * trainer.group.world_size / (time.perf_counter() - self.t0))
 
     def on_epoch_end(self, trainer, epoch, m):
         self.progress.update(self.task, loss=m["val_loss"], acc=m["val_accuracy"], phase="val")

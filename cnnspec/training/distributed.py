@@ -50,22 +50,30 @@ class Group:
         """Rank 0: the process that prints and writes the run folder."""
         return self.rank == 0
 
-    def per_process_batch(self, batch: int) -> int:
+    def per_process_batch(self, batch: int, resuming: bool = False) -> int:
         """``batch`` (the global batch) / ``world_size``.
 
         Raises:
-            CnnSpecError: ``batch`` is not a multiple of the world size.
+            CnnSpecError: ``batch`` is not a multiple of the world size (the message names
+                the batches that would split, or, when ``resuming`` a run whose batch is
+                fixed, the numbers of processes that would).
 
         >>> Group(world_size=4).per_process_batch(256)
         64
         """
-        if batch % self.world_size:
-            lower = batch - batch % self.world_size
-            raise CnnSpecError(
-                f"batch {batch} is the global batch and must split evenly over the "
-                f"{self.world_size} processes of this torchrun group; use batch "
-                f"{lower or self.world_size} or {lower + self.world_size}")
-        return batch // self.world_size
+        if batch % self.world_size == 0:
+            return batch // self.world_size
+        head = (f"batch {batch} is the global batch and must split evenly over the "
+                f"{self.world_size} processes of this torchrun group")
+        if resuming:
+            counts = [n for n in range(1, min(batch, 64) + 1) if batch % n == 0]
+            raise CnnSpecError(f"{head}; this run's batch is fixed, so resume it with "
+                               f"--nproc-per-node (x nodes) = {', '.join(map(str, counts))}")
+        lower = batch - batch % self.world_size
+        if lower == 0:
+            raise CnnSpecError(f"{head}; use a batch of at least {self.world_size}, a "
+                               f"multiple of {self.world_size}")
+        raise CnnSpecError(f"{head}; use batch {lower} or {lower + self.world_size}")
 
     def all_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over the processes (in place; itself for a single process)."""
@@ -116,16 +124,34 @@ SINGLE = Group()
 
 
 def from_env() -> Group:
-    """The group torchrun's environment describes (:data:`SINGLE` without torchrun)."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world <= 1:
-        return SINGLE
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    return Group(world, rank, local, int(os.environ.get("LOCAL_WORLD_SIZE", str(world))))
+    """The group torchrun's environment describes (:data:`SINGLE` without torchrun).
+
+    Raises:
+        CnnSpecError: ``WORLD_SIZE`` is set above 1 but the rest of torchrun's variables
+            are missing or not numbers (cnnspec was not started by torchrun).
+    """
+    env = os.environ
+    try:
+        world = int(env.get("WORLD_SIZE", "1") or 1)
+        if world <= 1:
+            return SINGLE
+        missing = [v for v in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not env.get(v)]
+        if missing:
+            raise CnnSpecError(f"WORLD_SIZE={world} is set but {', '.join(missing)} "
+                               f"{'is' if len(missing) == 1 else 'are'} not: start many "
+                               "processes with torchrun (torchrun --nproc-per-node N -m "
+                               "cnnspec ...), or unset WORLD_SIZE for one")
+        rank = int(env["RANK"])
+        local = int(env.get("LOCAL_RANK", str(rank)))
+        return Group(world, rank, local, int(env.get("LOCAL_WORLD_SIZE", str(world))))
+    except ValueError:
+        values = {v: env.get(v) for v in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+        raise CnnSpecError(f"torchrun's environment variables must be whole numbers: "
+                           f"{', '.join(f'{k}={v}' for k, v in values.items() if v is not None)}"
+                           ) from None
 
 
-def join(device: str | None) -> tuple[Group, str | None]:
+def join(device: str | None, say=None) -> tuple[Group, str | None]:
     """Join torchrun's process group, if there is one, and the device this process trains on
     (GPU ``LOCAL_RANK`` under torchrun with CUDA; the CPU with ``--device cpu`` or no GPU).
 
@@ -136,6 +162,10 @@ def join(device: str | None) -> tuple[Group, str | None]:
     group = from_env()
     if not group.distributed:
         return group, device
+    if say is not None and group.main:  # the others may not have started yet
+        say(f"joining a torchrun group of {group.world_size} processes at "
+            f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} (waiting at most "
+            f"{TIMEOUT.seconds // 60} minutes for the others)")
     if device and device.startswith("cuda:"):
         raise CnnSpecError(f"--device {device}: under torchrun each process trains on GPU "
                            "LOCAL_RANK; write --device cuda (or leave it out)")

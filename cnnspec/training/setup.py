@@ -60,7 +60,7 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     from ..data import loader as make_loader
     from ..transfer import NEVER, freeze_plan, load_into, resolve_source, with_classes
 
-    batch = group.per_process_batch(cfg.batch)
+    batch = group.per_process_batch(cfg.batch, resuming=resuming is not None)
     torch.manual_seed(cfg.seed)
     transform = augmentation(cfg.augment, spec.input)
     workers = cfg.workers if cfg.workers is not None else default_workers(transform is not None)
