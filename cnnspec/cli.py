@@ -274,6 +274,8 @@ def cache(clear: bool) -> None:
 @click.argument("spec", type=click.Path(dir_okay=False), required=False)
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="Export to this ONNX file.")
 @click.option("--train", "do_train", is_flag=True, help="Train, then write a run folder.")
+@click.option("--softmax", is_flag=True, help="The ONNX model outputs probabilities (a softmax "
+              "after the last layer) instead of logits.")
 @click.option("--data", type=click.Path(), help="Image folder DIR/<class>/<image> (default: "
               "the spec's train: data, else the embedded digits).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train: epochs.")
@@ -301,8 +303,8 @@ def cache(clear: bool) -> None:
 @click.option("--resume", "resume_run", type=click.Path(file_okay=False),
               help="Continue the run in this folder from its last checkpoint (no SPEC needed); "
               "with --epochs N, train it on up to N epochs.")
-def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str | None,
-             epochs: int | None, out_dir: str | None, device: str | None,
+def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: bool,
+             data: str | None, epochs: int | None, out_dir: str | None, device: str | None,
              resume_run: str | None, **overrides) -> None:
     """Build SPEC into a PyTorch module, print its summary, and optionally export or train it.
 
@@ -315,7 +317,7 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
         from .training import resume
 
         ignored = [name for name, v in (("SPEC", spec), ("--onnx", onnx_path), ("--data", data),
-                                        ("--out", out_dir)) if v]
+                                        ("--out", out_dir), ("--softmax", softmax)) if v]
         ignored += [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
         if ignored:
             raise click.UsageError(f"--resume continues a run as it was set up (only --epochs "
@@ -343,9 +345,16 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
         raise RuntimeError(f"built {built:,} parameters but the summary says {s.shaped.params:,}")
     out.print(f"built {type(model).__module__}.{type(model).__name__} {s.name}: {built:,} parameters")
     if onnx_path:
-        from .export import export_onnx
+        from torch import nn
 
-        out.print(str(export_onnx(model, s, onnx_path)))
+        from .export import export_onnx, metadata
+        from .training.api import ends_in_softmax
+
+        probabilities = softmax or ends_in_softmax(model)
+        exported = nn.Sequential(model, nn.Softmax(dim=1)) if softmax and not ends_in_softmax(
+            model) else model
+        out.print(str(export_onnx(exported, s, onnx_path, meta=metadata(
+            s, "probabilities" if probabilities else "logits"))))
     given = {k: v for k, v in overrides.items() if v is not None}
     if epochs is not None:
         given["epochs"] = epochs
@@ -365,7 +374,8 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, data: str 
                 out.print(f"warning: {warning}")
 
         t0 = time.perf_counter()
-        _report_run(train(s, data=data, out=out_dir, overrides=given, device=device, console=err),
+        _report_run(train(s, data=data, out=out_dir, overrides=given, device=device, console=err,
+                          softmax=softmax),
                     t0)
 
 

@@ -129,8 +129,43 @@ def _export(model: nn.Module, example: torch.Tensor, path: str, optimize: bool =
                           dynamic_shapes=({0: batch},), verbose=False, optimize=optimize)
 
 
+def metadata(spec: ir.Spec, output: str = "logits", classes: list[str] | None = None,
+             normalize: tuple[list[float], list[float]] | None = None) -> dict[str, str]:
+    """What ``model.onnx`` says about itself (ONNX ``metadata_props``, read with
+    ``session.get_modelmeta().custom_metadata_map``): the network, cnnspec's version, the
+    SHA-256 of the spec's text, the input (float32 (N, C, H, W) pixels in [0, 1]), the
+    output (``logits`` or ``probabilities``, (N, K)), and for a trained run the class names
+    of outputs 0..K-1 (JSON) and the normalisation inside the model."""
+    import hashlib
+    import json
+
+    from . import __version__
+
+    c, h, w = spec.input.chw()
+    meta = {"cnnspec_version": __version__, "network": spec.name,
+            "spec_sha256": hashlib.sha256(spec.source.encode("utf-8")).hexdigest(),
+            "input": f"float32 (N, {c}, {h}, {w}) pixels in [0, 1]",
+            "input_size": f"{h}x{w}x{c}",
+            "output": (f"{output} (N, {spec.shaped.output_shape[0]})"
+                       if len(spec.shaped.output_shape) == 1 else output)}
+    if classes is not None:
+        meta["classes"] = json.dumps(list(classes))
+    if normalize is not None:
+        meta["normalize"] = json.dumps({"mean": list(normalize[0]), "std": list(normalize[1])})
+    return meta
+
+
+def _set_metadata(path: str, meta: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(path)
+    onnx.helper.set_model_props(model, meta)
+    onnx.save(model, path)
+
+
 def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
-                example: torch.Tensor | None = None, optimize: bool = True) -> ExportReport:
+                example: torch.Tensor | None = None, optimize: bool = True,
+                meta: dict[str, str] | None = None) -> ExportReport:
     """Export ``model`` to ONNX at ``path`` and check it with ONNX Runtime.
 
     Args:
@@ -142,6 +177,7 @@ def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
         optimize: let the exporter optimise the graph (constant folding; batch norms in
             eval mode may be folded into the convolutions before them). False keeps every
             parameter as an initializer under its own name.
+        meta: the model's metadata (default: :func:`metadata` of ``spec``, logits).
 
     Raises:
         ExportError: the exporter fails, or the relative error exceeds 1e-4.
@@ -164,6 +200,7 @@ def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
         except Exception as exc:  # the exporter raises many types; the user needs the reason
             raise ExportError(f"ONNX export of {spec.name} failed: {type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        _set_metadata(tmp, meta if meta is not None else metadata(spec))
         with torch.no_grad():
             expected = model(example).detach().cpu().numpy()
         sess = session(tmp)

@@ -96,3 +96,58 @@ def test_predict_without_model_onnx_points_to_the_torch_backend(run, tmp_path):
     with pytest.raises(cnnspec.CnnSpecError, match="model.onnx: no such file.*--backend torch"):
         predict_onnx(copy, pngs[:1])
     assert predict_torch(copy, pngs[:1])[0]["top"][0]["class"] == "0"
+
+
+def test_model_onnx_describes_itself(run):
+    import hashlib
+    import json
+
+    import onnxruntime as ort
+
+    folder, _ = run
+    meta = ort.InferenceSession(str(folder / "model.onnx")).get_modelmeta().custom_metadata_map
+    assert json.loads(meta["classes"]) == [str(i) for i in range(10)]
+    assert (meta["network"], meta["input_size"], meta["output"]) == ("LeNet5", "32x32x1",
+                                                                      "logits (N, 10)")
+    assert meta["input"] == "float32 (N, 1, 32, 32) pixels in [0, 1]"
+    recorded = json.loads((folder / "run.json").read_text())["normalize"]
+    norm = json.loads(meta["normalize"])
+    assert norm["mean"] == pytest.approx(recorded["mean"])
+    assert norm["std"] == pytest.approx(recorded["std"])
+    assert meta["spec_sha256"] == hashlib.sha256(
+        (folder / "spec.cnn").read_text().encode()).hexdigest()
+    assert meta["cnnspec_version"] == cnnspec.__version__
+
+
+def test_softmax_export_outputs_probabilities_and_predict_reads_them(run, tmp_path):
+    import onnxruntime as ort
+
+    _, pngs = run
+    cnnspec.train(cnnspec.load(SPECS / "lenet5.cnn"), out=tmp_path / "run", epochs=1,
+                  softmax=True)
+    sess = ort.InferenceSession(str(tmp_path / "run" / "model.onnx"))
+    assert sess.get_modelmeta().custom_metadata_map["output"] == "probabilities (N, 10)"
+    out = sess.run(None, {"input": np.random.default_rng(0).random((3, 1, 32, 32),
+                                                                    dtype=np.float32)})[0]
+    np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-5)  # rows are distributions
+    fast = predict_onnx(tmp_path / "run", pngs, top_k=3)  # no second softmax on top
+    slow = predict_torch(tmp_path / "run", pngs, top_k=3)
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose([t["probability"] for t in a["top"]],
+                                   [t["probability"] for t in b["top"]], atol=1e-5)
+
+
+def test_the_readme_onnx_example_runs_and_agrees_with_predict(run, capsys):
+    import re
+
+    from conftest import ROOT
+
+    folder, pngs = run
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Using model.onnx"):]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
+    code = code.replace("runs/LeNet5/model.onnx", str(folder / "model.onnx"))
+    exec(compile(code.replace("digit.png", str(pngs[-1])), "README.md", "exec"), {})  # noqa: S102 - our own README
+    name, prob = capsys.readouterr().out.split()
+    best = predict_onnx(folder, [pngs[-1]], top_k=1)[0]["top"][0]
+    assert (name, float(prob)) == (best["class"], pytest.approx(best["probability"], abs=1e-6))

@@ -46,7 +46,7 @@ class RunResult:
 def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | None = None,
           epochs: int | None = None, overrides: dict | None = None, device: str | None = None,
           export: bool = True, console: Console | None = None,
-          callbacks: list[Callback] = ()) -> RunResult:
+          callbacks: list[Callback] = (), softmax: bool = False) -> RunResult:
     """Train ``spec`` on ``data`` (an image folder; default: the spec's ``train: data``,
     relative to the spec file, or the embedded digits) and write a run folder at ``out``
     (default ``runs/<network name>``, numbered ``-2``, ``-3``, ... when taken).
@@ -54,7 +54,8 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     ``epochs`` and ``overrides`` (``{"lr": 0.01, "batch": 32, "workers": 2}``, keys of
     :data:`cnnspec.training.settings.OVERRIDES`) replace the spec's train settings; they are
     recorded in ``run.json`` and the resolved settings in ``spec.json``. ``callbacks`` are
-    called after the built-in ones (see :mod:`cnnspec.training.callbacks`).
+    called after the built-in ones (see :mod:`cnnspec.training.callbacks`). ``model.onnx``
+    outputs logits, or probabilities with ``softmax`` (or when the spec ends in softmax).
 
     Raises:
         DataError: the data folder is unusable (see :func:`cnnspec.data.folder.scan`).
@@ -82,9 +83,10 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
         if group.main:
             resolved = trainer.spec.model_dump(mode="json")
             resolved["train"] = cfg.model_dump(mode="json")
-            folder.start(spec.source, resolved, images.classes, {**record, "overrides": overrides})
+            folder.start(spec.source, resolved, images.classes,
+                         {**record, "overrides": overrides, "onnx_softmax": softmax})
         try:
-            return _run(trainer, images, record, export)
+            return _run(trainer, images, record, export and ("softmax" if softmax else "logits"))
         except BaseException:  # interrupted or failed before the first checkpoint: leave no
             if group.main:  # folder that --resume cannot continue
                 folder.abandon(created)
@@ -205,7 +207,8 @@ def _resume(folder: RunFolder, epochs, device, export, console, callbacks, group
                       highlight=False)
     else:
         console.print(f"resuming {run} after epoch {start} of {cfg.epochs}")
-    return _run(trainer, images, record, export)
+    return _run(trainer, images, record,
+                export and ("softmax" if info.get("onnx_softmax") else "logits"))
 
 
 def _usable(device: str | None, group: Group) -> str | None:
@@ -218,7 +221,9 @@ def _usable(device: str | None, group: Group) -> str | None:
     return device
 
 
-def _run(trainer: Trainer, images, record: dict, export: bool) -> RunResult:
+def _run(trainer: Trainer, images, record: dict, export: str | bool) -> RunResult:
+    """Announce, train, finish; ``export``: False, or ``logits`` / ``softmax`` (what an
+    appended softmax layer makes model.onnx output)."""
     from .announce import announce
 
     announce(trainer, images, record)
@@ -227,7 +232,7 @@ def _run(trainer: Trainer, images, record: dict, export: bool) -> RunResult:
     return _finish(trainer, time.perf_counter() - start, export)
 
 
-def _finish(t: Trainer, elapsed: float, export: bool) -> RunResult:
+def _finish(t: Trainer, elapsed: float, export: str | bool) -> RunResult:
     from ..report.metrics import confusion_matrix
     from ..report.plots import plot_confusion, plot_curves
 
@@ -250,10 +255,19 @@ def _finish(t: Trainer, elapsed: float, export: bool) -> RunResult:
     if export:
         from torch import nn
 
-        from ..export import export_onnx
+        from ..export import export_onnx, metadata
 
         x, _ = next(iter(val))
-        model = nn.Sequential(t.norm, t.model).to(t.device, memory_format=torch.contiguous_format)
+        layers = [t.norm, t.model] + ([nn.Softmax(dim=1)] if export == "softmax" else [])
+        model = nn.Sequential(*layers).to(t.device, memory_format=torch.contiguous_format)
+        output = "probabilities" if export == "softmax" or ends_in_softmax(t.model) else "logits"
+        meta = metadata(t.spec, output, t.classes, (t.norm.mean.flatten().tolist(),
+                                                    t.norm.std.flatten().tolist()))
         result.export = export_onnx(model.eval(), t.spec, folder.onnx,
-                                    example=to_unit(x[:16], t.device))
+                                    example=to_unit(x[:16], t.device), meta=meta)
     return result
+
+
+def ends_in_softmax(model: Network) -> bool:
+    """The spec's last layer is a softmax (the network outputs probabilities)."""
+    return model.logits() is not model

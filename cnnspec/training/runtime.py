@@ -1,7 +1,8 @@
 """A finished run on ONNX Runtime: ``predict`` with the run's ``model.onnx``, no PyTorch.
 
 ``model.onnx`` holds the normalisation and the network with the run's final weights; it
-takes float32 (N, C, H, W) pixels in [0, 1] and returns logits (N, outputs). Images are
+takes float32 (N, C, H, W) pixels in [0, 1] and returns logits (N, outputs), or
+probabilities when it was exported with ``--softmax`` (its metadata says which). Images are
 decoded and resized as training decoded them (:func:`cnnspec.data.folder.decode_array`,
 Pillow alone), so ONNX Runtime and PyTorch see the same pixels. Importing this module, Pillow,
 numpy and ONNX Runtime takes a fraction of a second; PyTorch with torchvision takes seconds
@@ -67,6 +68,9 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
         raise CnnSpecError(f"{folder.onnx}: ONNX Runtime cannot load it: "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                            ) from None
+    # model.onnx says what it outputs (cnnspec.export.metadata); older ones output logits
+    output = sess.get_modelmeta().custom_metadata_map.get("output", "logits")
+    probabilities = output.startswith("probabilities")
     feed = sess.get_inputs()[0]
     _, c, h, w = feed.shape
     spec_input = InputShape(height=int(h), width=int(w), channels=int(c))
@@ -84,7 +88,9 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
             x = np.stack(pixels).astype(np.float32) / np.float32(255)
             logits = sess.run(None, {feed.name: x})[0]
             # over the run's classes only: a head wider than the data's has spare outputs
-            probs = iter(softmax(logits[:, :len(classes)].astype(np.float64)))
+            outputs = logits[:, :len(classes)].astype(np.float64)
+            probs = iter(outputs / outputs.sum(axis=1, keepdims=True) if probabilities
+                         else softmax(outputs))
             for item in chunk:
                 if "error" not in item:
                     item["top"] = top_classes(next(probs), classes, k)
