@@ -34,14 +34,25 @@ def check(spec: str) -> None:
     from . import load
 
     s = load(spec)
-    out.print(f"{spec}: ok ({s.name}, {len(s.layers)} layers, {s.shaped.params:,} parameters)")
     if s.transfer is not None:
+        from pathlib import Path
+
         from .transfer import resolve_source
 
         source = resolve_source(s.transfer.source, s.file)
-        if not source.exists():  # not an error: the run may be trained next
-            err.print(f"warning: transfer: {source} does not exist yet; compile --train "
-                      "will need it", highlight=False)
+        if not source.exists():
+            from .errors import Diagnostic, SpecError
+
+            span, line = s.transfer.span, None
+            if span is not None and Path(span.file).is_file():
+                lines = Path(span.file).read_text(encoding="utf-8", errors="replace").splitlines()
+                line = lines[span.line - 1] if 0 < span.line <= len(lines) else None
+            raise SpecError([Diagnostic(
+                span, f"transfer: from \"{s.transfer.source}\": {source.resolve()} does not "
+                "exist", hint=f"a path in a spec is relative to the spec's folder "
+                f"({Path(s.file).resolve().parent}); train the source run first, or fix the "
+                "path", source_line=line)])
+    out.print(f"{spec}: ok ({s.name}, {len(s.layers)} layers, {s.shaped.params:,} parameters)")
 
 
 @cli.command()
@@ -156,12 +167,14 @@ def emit(spec: str, output: str | None) -> None:
 
 @cli.command()
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--data", required=True, type=click.Path(), help="Image folder DIR/<class>/<image>.")
+@click.option("--data", type=click.Path(), help="Image folder DIR/<class>/<image> (default: "
+              "the run's own data, scored on its validation images).")
 @click.option("--weights", default="weights", show_default=True,
               type=click.Choice(["weights", "best", "last"]), help="Which weights of the run.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def evaluate(run: str, data: str, weights: str, fmt: str) -> None:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix of RUN on DATA."""
+def evaluate(run: str, data: str | None, weights: str, fmt: str) -> None:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix of RUN on DATA
+    (default: the run's own validation images)."""
     import json
 
     from rich.table import Table
@@ -250,9 +263,14 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str) -> None:
             out.print(f"unreadable: {u['path']} ({u['reason']})")
         for a, b in r["duplicates"]:
             out.print(f"duplicate: {b} has the same bytes as {a}")
+        for w in r["warnings"]:
+            out.print(f"warning: {w}", markup=False)
         if min_classes or min_per_class:
             out.print(f"minimum {min_classes} classes x {min_per_class} images: " +
                       ("met" if r["meets_minimum"] else "NOT met: " + "; ".join(r["problems"])))
+        else:
+            for problem in r["problems"]:
+                out.print(f"error: {problem}", markup=False)
     if not r["meets_minimum"]:
         sys.exit(1)
 
@@ -401,8 +419,9 @@ def _error(text: str) -> None:
     """An error on stderr; in a torchrun group, from every rank, each saying which."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     prefix = f"rank {os.environ.get('RANK', '0')}: " if world > 1 else ""
+    # soft_wrap: a long path stays on one line (the terminal wraps it; a copy is whole)
     Console(stderr=True, highlight=False, width=err.width).print(
-        prefix + text, markup=False, highlight=False)
+        prefix + text, markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:

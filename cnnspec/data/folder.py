@@ -144,6 +144,12 @@ def check_folder(raw: str | Path) -> None:
         raise DataError(f"{root}: no such data folder")
 
 
+def loose_images(root: Path) -> int:
+    """Image files directly in ``root`` (outside any class folder), which training ignores."""
+    return sum(1 for p in root.iterdir() if p.is_file() and _visible(p)
+               and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def is_split(root: Path) -> bool:
     """The folder holds exactly ``train/`` and ``val/``."""
     return [d.name for d in class_dirs(root)] == list(SPLIT_FOLDERS)
@@ -170,6 +176,11 @@ def list_folder(root: str | Path, min_classes: int = 2) -> FileList:
     root = Path(root)
     dirs = class_dirs(root)
     if len(dirs) < min_classes:
+        loose = loose_images(root)
+        if loose and not dirs:
+            raise DataError(f"{root}: holds {loose} image(s) but no class folders; images "
+                            "must be in class subfolders: DIR/<class>/<image> (for example "
+                            f"{root / 'cats' / 'a.jpg'}, {root / 'dogs' / 'b.jpg'})")
         raise DataError(f"{root}: found {len(dirs)} class folder(s); an image folder needs "
                         f"at least {'two' if min_classes == 2 else min_classes}, laid out as "
                         "DIR/<class>/<image>")

@@ -10,6 +10,7 @@ from .folder import UNREADABLE as _UNREADABLE
 from .folder import check_folder as _check_folder
 from .folder import class_dirs as _class_dirs
 from .folder import image_files as _image_files
+from .folder import loose_images as _loose_images
 
 
 def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) -> dict:
@@ -47,7 +48,14 @@ def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) 
                 unreadable.append({"path": str(p), "reason": str(exc).splitlines()[0]})
         classes.append({"name": d.name, "images": ok, "files": len(files),
                         "sizes": dict(sizes.most_common(5)), "modes": dict(modes)})
-    problems = []
+    problems, warnings = [], []
+    loose = _loose_images(root)
+    if not classes:
+        problems.append(f"no class folders{f' ({loose} image(s) lie directly in the folder)' if loose else ''}"
+                        ": images must be in class subfolders: DIR/<class>/<image>")
+    elif loose:
+        warnings.append(f"{loose} image(s) lie directly in {root}, outside any class folder, "
+                        "and are not used: images must be in class subfolders")
     if len(classes) < min_classes:
         problems.append(f"{len(classes)} classes, fewer than the {min_classes} asked for")
     problems += [f"class {c['name']}: {c['images']} readable images, fewer than {min_per_class}"
@@ -55,4 +63,4 @@ def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) 
     return {"root": str(root), "classes": classes, "unreadable": unreadable,
             "duplicates": duplicates, "total_images": sum(c["images"] for c in classes),
             "minimum": {"classes": min_classes, "per_class": min_per_class},
-            "meets_minimum": not problems, "problems": problems}
+            "meets_minimum": not problems, "problems": problems, "warnings": warnings}

@@ -130,15 +130,17 @@ def load_run(run: str | Path, weights: str = "weights", device: str | None = Non
     return LoadedRun(folder, model.to(dev).eval(), classes, Standardize(mean, std).to(dev), dev)
 
 
-def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
+def evaluate_run(run: str | Path, data: str | Path | None = None, weights: str = "weights",
                  device: str | None = None) -> dict:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of a run on an image
     folder whose classes are (a subset of) the run's, matched by folder name.
 
-    On the run's own data folder only its validation images are scored (the same split
-    the run made: its ``val/`` folder, or the stratified split by its split and seed), so
-    the images it trained on do not inflate the accuracy; ``"subset"`` says which. Images
-    are read through the decoded cache (a run's own folder is not decoded again).
+    Without ``data``, or given the run's own data folder, only the run's validation images
+    are scored (the same split the run made: its ``val/`` folder, or the stratified split by
+    its split and seed), so the images it trained on do not inflate the accuracy; a run on
+    the embedded digits is scored on their validation images. On any other folder, every
+    image. ``"subset"`` says which. Images are read through the decoded cache (a run's own
+    folder is not decoded again).
 
     Raises:
         DataError: the folder has a class the run does not know.
@@ -151,8 +153,10 @@ def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
     loaded = load_run(run, weights, device)
     spec_input = loaded.model.spec.input
     info = loaded.folder.info()
-    if info.get("data") and Path(data).resolve() == Path(info["data"]).resolve():
+    own = info.get("data")
+    if data is None or (own and Path(data).resolve() == Path(own).resolve()):
         cfg = loaded.folder.resolved()["train"]
+        data = own if data is None else data
         images = load_data(data, spec_input)
         _, idx = split_indices(images, cfg["split"], cfg["seed"])
         subset = "the run's validation images"
@@ -170,7 +174,8 @@ def evaluate_run(run: str | Path, data: str | Path, weights: str = "weights",
     labels, preds = predict_labels(loaded.model.logits(), batches, loaded.norm, loaded.device,
                                    len(loaded.classes))
     matrix = confusion_matrix(remap[labels], preds, len(loaded.classes))
-    return {"run": str(run), "data": str(data), "subset": subset, "images": len(labels),
+    return {"run": str(run), "data": str(data) if data is not None else images.source,
+            "subset": subset, "images": len(labels),
             "accuracy": accuracy(matrix), "classes": loaded.classes,
             "per_class": [{"class": c, **m} for c, m in zip(loaded.classes, per_class(matrix),
                                                             strict=True)],

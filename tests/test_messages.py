@@ -1,0 +1,68 @@
+"""Messages a newcomer meets: a flat image folder, evaluate without --data, a transfer
+source that is not there (real CLI processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+import cnnspec
+from conftest import SPECS
+
+
+def _cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)], check=False,
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def _flat(folder, n=3):
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(np.full((20, 20), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_a_flat_folder_says_images_go_in_class_subfolders(tmp_path):
+    flat = _flat(tmp_path / "flat")
+    r = _cli("data", flat)
+    assert r.returncode == 1
+    assert ("error: no class folders (3 image(s) lie directly in the folder): images must be "
+            "in class subfolders: DIR/<class>/<image>") in r.stdout
+    r = _cli("compile", SPECS / "lenet5.cnn", "--train", "--data", flat, "--out", tmp_path / "run")
+    assert r.returncode == 1 and not (tmp_path / "run").exists()
+    assert (f"{flat}: holds 3 image(s) but no class folders; images must be in class "
+            "subfolders: DIR/<class>/<image>") in r.stderr
+
+
+def test_loose_images_beside_class_folders_are_a_warning(tmp_path, digit_folder):
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(digit_folder / "stray.png")
+    r = _cli("data", digit_folder)
+    assert r.returncode == 0
+    assert (f"warning: 1 image(s) lie directly in {digit_folder}, outside any class folder, "
+            "and are not used") in r.stdout
+
+
+def test_evaluate_defaults_to_the_runs_own_validation_images(tmp_path, digit_folder):
+    run = cnnspec.train(cnnspec.load(SPECS / "lenet5.cnn"), data=digit_folder,
+                        out=tmp_path / "run", epochs=2, export=False)
+    r = _cli("evaluate", tmp_path / "run", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert (report["images"], report["subset"]) == (36, "the run's validation images")
+    assert report["accuracy"] == run.final["val_accuracy"]
+
+
+def test_check_names_a_missing_transfer_source_with_its_resolved_path(tmp_path):
+    spec = tmp_path / "specs" / "t.cnn"
+    spec.parent.mkdir()
+    spec.write_text("network T\ninput 28x28x1\nconv 3x3x4 relu\nflatten\ndense 10\n"
+                    "transfer:\n    from \"runs/source\"\n    freeze up to C1\n")
+    r = _cli("check", spec, cwd=tmp_path)
+    assert r.returncode == 1
+    assert (f"t.cnn:6:1: error: transfer: from \"runs/source\": "
+            f"{(tmp_path / 'specs' / 'runs' / 'source').resolve()} does not exist") in r.stderr
+    assert f"relative to the spec's folder ({spec.parent.resolve()})" in r.stderr
