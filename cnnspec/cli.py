@@ -60,12 +60,14 @@ def check(spec: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--depth", type=click.IntRange(min=0), help="Fold blocks: show rows nested at most "
               "this deep (0: top-level layers only); totals are unchanged.")
-def summary(spec: str, fmt: str, depth: int | None) -> None:
+@click.option("--wide", is_flag=True, help="Print the table at its full width (no wrapping), "
+              "whatever the terminal's width.")
+def summary(spec: str, fmt: str, depth: int | None, wide: bool) -> None:
     """Per-layer output shapes, parameters and MACs of SPEC, computed without building it."""
     from . import load, summarize
     from .report.render import render
 
-    render(summarize(load(spec), depth), fmt, out)
+    render(summarize(load(spec), depth), fmt, out, wide)
 
 
 @cli.command()
@@ -73,13 +75,15 @@ def summary(spec: str, fmt: str, depth: int | None) -> None:
 @click.argument("spec_b", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--changed-only", is_flag=True, help="Show only changed, added and removed layers.")
-def diff(spec_a: str, spec_b: str, fmt: str, changed_only: bool) -> None:
+@click.option("--wide", is_flag=True, help="Print the table at its full width (no wrapping), "
+              "whatever the terminal's width.")
+def diff(spec_a: str, spec_b: str, fmt: str, changed_only: bool, wide: bool) -> None:
     """Parameters and MACs of SPEC_A vs SPEC_B, layer by layer, aligned by structure."""
     from . import load
     from .report.diff import diff as diff_specs
     from .report.render import render_diff
 
-    render_diff(diff_specs(load(spec_a), load(spec_b)), fmt, out, changed_only)
+    render_diff(diff_specs(load(spec_a), load(spec_b)), fmt, out, changed_only, wide)
 
 
 @cli.command()
@@ -172,13 +176,14 @@ def emit(spec: str, output: str | None) -> None:
 @click.option("--weights", default="weights", show_default=True,
               type=click.Choice(["weights", "best", "last"]), help="Which weights of the run.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def evaluate(run: str, data: str | None, weights: str, fmt: str) -> None:
+@click.option("--wide", is_flag=True, help="Print the table at its full width (no wrapping), "
+              "whatever the terminal's width.")
+def evaluate(run: str, data: str | None, weights: str, fmt: str, wide: bool) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of RUN on DATA
     (default: the run's own validation images)."""
     import json
 
-    from rich.table import Table
-
+    from .report.tables import show
     from .training import evaluate_run
 
     r = evaluate_run(run, data, weights)
@@ -187,15 +192,14 @@ def evaluate(run: str, data: str | None, weights: str, fmt: str) -> None:
         return
     out.print(f"{r['run']} on {r['data']}: {r['images']} images ({r['subset']}), accuracy "
               f"{r['accuracy']:.2%}")
-    table = Table("class", "precision", "recall", "F1", "support")
-    for name, m in zip(r["classes"], r["per_class"], strict=True):
-        table.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
-                      str(m["support"]))
-    out.print(table)
-    matrix = Table("true \\ predicted", *r["classes"], title="confusion matrix")
-    for name, row in zip(r["classes"], r["confusion"], strict=True):
-        matrix.add_row(name, *map(str, row))
-    out.print(matrix)
+    rows = [(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+             str(m["support"])) for name, m in zip(r["classes"], r["per_class"], strict=True)]
+    show(out, ("class", "precision", "recall", "F1", "support"), rows, numeric=(1, 2, 3, 4),
+         wrap=(0,), wide=wide)
+    k = len(r["classes"])
+    show(out, ("true \\ predicted", *r["classes"]),
+         [(name, *map(str, row)) for name, row in zip(r["classes"], r["confusion"], strict=True)],
+         numeric=tuple(range(1, k + 1)), wrap=(0,), title="confusion matrix", wide=wide)
     for path in r["skipped"]:
         err.print(f"skipped unreadable image {path}")
 
@@ -240,25 +244,24 @@ def predict(run: str, images: tuple[str, ...], top_k: int, weights: str, backend
 @click.option("--min-classes", default=0, type=click.IntRange(min=0), help="e.g. 3 (the course).")
 @click.option("--min-per-class", default=0, type=click.IntRange(min=0), help="e.g. 250.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def data(folder: str, min_classes: int, min_per_class: int, fmt: str) -> None:
+@click.option("--wide", is_flag=True, help="Print the table at its full width (no wrapping), "
+              "whatever the terminal's width.")
+def data(folder: str, min_classes: int, min_per_class: int, fmt: str, wide: bool) -> None:
     """Report an image folder: classes, counts, sizes, modes, unreadable files, duplicates."""
     import json
 
-    from rich.table import Table
-
     from .data.report import data_report
+    from .report.tables import show
 
     r = data_report(folder, min_classes, min_per_class)
     if fmt == "json":
         sys.stdout.write(json.dumps(r, indent=2) + "\n")
     else:
-        table = Table("class", "images", "sizes (WxH: count)", "modes",
-                      title=f"{r['root']}: {len(r['classes'])} classes, {r['total_images']} images")
-        for c in r["classes"]:
-            table.add_row(c["name"], str(c["images"]),
-                          ", ".join(f"{k}: {v}" for k, v in c["sizes"].items()),
-                          ", ".join(f"{k}: {v}" for k, v in c["modes"].items()))
-        out.print(table)
+        rows = [(c["name"], str(c["images"]), ", ".join(f"{k}: {v}" for k, v in c["sizes"].items()),
+                 ", ".join(f"{k}: {v}" for k, v in c["modes"].items())) for c in r["classes"]]
+        show(out, ("class", "images", "sizes (WxH: count)", "modes"), rows, numeric=(1,),
+             wrap=(0, 2, 3), title=f"{r['root']}: {len(r['classes'])} classes, "
+             f"{r['total_images']} images", wide=wide)
         for u in r["unreadable"]:
             out.print(f"unreadable: {u['path']} ({u['reason']})")
         for a, b in r["duplicates"]:

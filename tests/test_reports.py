@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -164,3 +166,57 @@ def test_depth_folds_blocks_and_keeps_totals():
     assert len(folded.layers) == 22 and len(full.layers) > 60
     assert sum(r.params for r in folded.layers) == folded.totals.params == 11_689_512
     assert folded.totals == full.totals
+
+
+@pytest.mark.parametrize("width", [50, 80, 120, 200])
+@pytest.mark.parametrize("name", ["lenet5", "resnet18"])
+def test_summary_tables_fit_the_terminal_and_never_cut_a_number(name, width):
+    """Arguments wrap; numbers and columns stay whole; a table that cannot fit says so."""
+    import io
+
+    from rich.console import Console
+
+    from cnnspec.report.render import _cells, render
+
+    summary = cnnspec.summarize(cnnspec.load(SPECS / f"{name}.cnn"))
+    buf = io.StringIO()
+    render(summary, "table", Console(file=buf, width=width, force_terminal=True,
+                                     color_system=None))
+    text = buf.getvalue()
+    lines = text.splitlines()
+    assert "…" not in text
+    for cells in _cells(summary):  # every parameter count and MAC count, whole
+        for number in cells[4:]:
+            assert f" {number} " in text
+    header = next(line for line in lines if "Layer" in line)
+    assert all(col in text for col in ("Layer", "Type", "Arguments", "Params", "MACs"))
+    table_width = len(header)
+    if table_width > width:  # the minimum does not fit: said, then nothing cut
+        assert f"the terminal has {width}" in " ".join(text.split())
+    else:
+        assert max(len(line) for line in lines if line.startswith(("┃", "│", "┏", "└"))) <= width
+    if name == "lenet5" and width == 80:  # fits, with the arguments wrapped
+        assert "the terminal has" not in text and table_width <= 80
+
+
+def test_piped_and_wide_tables_are_plain_and_unwrapped():
+    r = subprocess.run([sys.executable, "-m", "cnnspec", "summary", str(SPECS / "resnet18.cnn")],
+                       check=False, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert not set("┏┃━│┡╇┗┛┓") & set(r.stdout) and "\x1b[" not in r.stdout  # plain text
+    assert r.stdout.splitlines()[1].startswith("+---")
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| C1 "))
+    assert "7x7x64, stride 2, pad 3, bias off" in row  # one line per layer
+
+
+def test_a_summary_prints_as_its_table_and_renders_html_in_jupyter():
+    summary = cnnspec.summarize(cnnspec.load(SPECS / "lenet5.cnn"))
+    text = str(summary)
+    assert text.startswith("LeNet5: input 32x32x1 -> output 10\n+") and "| F1    | dense" in text
+    html = summary._repr_html_()
+    assert html.startswith("<table><caption>LeNet5: input 32x32x1 -&gt; output 10</caption>")
+    assert html.count("<tr>") == 1 + len(summary.layers) and "48,120" in html
+    from cnnspec.report.diff import diff
+
+    d = diff(cnnspec.load(SPECS / "vgg16.cnn"), cnnspec.load(SPECS / "vgg16-transition.cnn"))
+    assert "C8 → C9" in str(d) and "<td" in d._repr_html_()

@@ -65,6 +65,19 @@ class Diff:
     def changed(self) -> list[DiffRow]:
         return [r for r in self.rows if r.status != "same"]
 
+    def __str__(self) -> str:
+        """The table ``cnnspec diff`` prints, as plain text (``print(diff)``)."""
+        from .render import render_diff_table
+        from .tables import text
+
+        return text(lambda console: render_diff_table(self, console))
+
+    def _repr_html_(self) -> str:
+        """An HTML table, for Jupyter."""
+        from .render import diff_html
+
+        return diff_html(self)
+
 
 def _pct(a: int, delta: int) -> float | None:
     return 100.0 * delta / a if a else None

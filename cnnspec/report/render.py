@@ -7,9 +7,9 @@ import io
 import json
 
 from rich.console import Console
-from rich.table import Table
 
 from .summary import Summary
+from .tables import html, show
 
 FORMATS = ("table", "markdown", "csv", "json")
 COLUMNS = ("Layer", "Type", "Arguments", "Output (HxWxC)", "Params", "% params", "MACs")
@@ -89,17 +89,20 @@ def training_lines(tr: dict) -> list[str]:
     return lines + [f"warning: {w}" for w in tr["warnings"]]
 
 
-def render_table(summary: Summary, console: Console) -> None:
+def render_table(summary: Summary, console: Console, wide: bool = False) -> None:
+    """The summary as a table that fits the terminal (see :mod:`cnnspec.report.tables`)."""
     console.print(f"{summary.network}: input {summary.input} -> output {summary.output}",
                   highlight=False)
-    table = Table()
-    for i, col in enumerate(_columns(summary)):
-        table.add_column(col, justify="right" if 4 <= i < 7 else "left", no_wrap=i != 2)
-    for cells in _cells(summary):
-        table.add_row(*cells)
-    console.print(table)
+    show(console, _columns(summary), _cells(summary), numeric=(4, 5, 6), wrap=(2,), wide=wide)
     for line in footer(summary):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=not console.is_terminal)
+
+
+def summary_html(summary: Summary) -> str:
+    """The summary as an HTML table (Jupyter)."""
+    return html(_columns(summary), _cells(summary), (4, 5, 6),
+                f"{summary.network}: input {summary.input} -> output {summary.output}",
+                footer(summary))
 
 
 def render_markdown(summary: Summary) -> str:
@@ -126,10 +129,10 @@ def render_json(summary: Summary) -> str:
     return json.dumps(summary.to_dict(), indent=2) + "\n"
 
 
-def render(summary: Summary, fmt: str, console: Console) -> None:
+def render(summary: Summary, fmt: str, console: Console, wide: bool = False) -> None:
     """Print ``summary`` in one of :data:`FORMATS` to ``console``."""
     if fmt == "table":
-        render_table(summary, console)
+        render_table(summary, console, wide)
         return
     text = {"markdown": render_markdown, "csv": render_csv, "json": render_json}[fmt](summary)
     console.file.write(text)
@@ -185,19 +188,23 @@ def diff_footer(d) -> list[str]:
     ]
 
 
-def render_diff_table(d, console: Console, changed_only: bool = False) -> None:
+def render_diff_table(d, console: Console, changed_only: bool = False,
+                      wide: bool = False) -> None:
+    """The diff as a table that fits the terminal (see :mod:`cnnspec.report.tables`)."""
     console.print(f"A = {d.a['network']} ({d.a['file']})    B = {d.b['network']} ({d.b['file']})",
                   highlight=False)
-    table = Table()
-    for i, col in enumerate(DIFF_COLUMNS):
-        table.add_column(col, justify="right" if i >= 4 else "left", no_wrap=True)
-    for cells, status in _diff_cells(d):
-        if changed_only and status == "same":
-            continue
-        table.add_row(*cells, style=_STYLE[status])
-    console.print(table)
+    kept = [(cells, status) for cells, status in _diff_cells(d)
+            if not (changed_only and status == "same")]
+    show(console, DIFF_COLUMNS, [c for c, _ in kept], numeric=tuple(range(4, 11)),
+         wrap=(1, 3), styles=[_STYLE[s] for _, s in kept], wide=wide)
     for line in diff_footer(d):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=not console.is_terminal)
+
+
+def diff_html(d) -> str:
+    """The diff as an HTML table (Jupyter)."""
+    return html(DIFF_COLUMNS, [c for c, _ in _diff_cells(d)], tuple(range(4, 11)),
+                f"A = {d.a['network']}, B = {d.b['network']}", diff_footer(d))
 
 
 def render_diff_markdown(d, changed_only: bool = False) -> str:
@@ -220,10 +227,11 @@ def render_diff_csv(d, changed_only: bool = False) -> str:
     return buf.getvalue()
 
 
-def render_diff(d, fmt: str, console: Console, changed_only: bool = False) -> None:
+def render_diff(d, fmt: str, console: Console, changed_only: bool = False,
+                wide: bool = False) -> None:
     """Print a :class:`~cnnspec.report.diff.Diff` in one of :data:`FORMATS`."""
     if fmt == "table":
-        render_diff_table(d, console, changed_only)
+        render_diff_table(d, console, changed_only, wide)
         return
     if fmt == "json":
         console.file.write(json.dumps(d.to_dict(), indent=2) + "\n")

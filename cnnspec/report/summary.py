@@ -89,6 +89,19 @@ class Summary:
             del row["key"]
         return data
 
+    def __str__(self) -> str:
+        """The table ``cnnspec summary`` prints, as plain text (``print(summary)``)."""
+        from .render import render_table
+        from .tables import text
+
+        return text(lambda console: render_table(self, console))
+
+    def _repr_html_(self) -> str:
+        """An HTML table, for Jupyter."""
+        from .render import summary_html
+
+        return summary_html(self)
+
 
 def describe(info: LayerInfo) -> tuple[str, str]:
     """(type, key arguments) of a layer as the summary prints them."""
