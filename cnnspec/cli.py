@@ -278,6 +278,48 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str, wide: bool
         sys.exit(1)
 
 
+def _template_names(ctx, param, incomplete: str) -> list[str]:
+    from .templates import templates
+
+    return [t for t in templates() if t.startswith(incomplete)]
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--from", "template", default="lenet5", show_default=True,
+              shell_complete=_template_names,
+              help="The shipped spec to start from: lenet5, alexnet, vgg16, resnet18, ... "
+              "(cnnspec new --list shows them all).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write "
+              "(default NAME.cnn).")
+@click.option("--list", "list_", is_flag=True, help="List the shipped specs and stop.")
+def new(name: str | None, template: str, output: str | None, list_: bool) -> None:
+    """Write NAME.cnn, a starter spec copied from a shipped one (never overwrites)."""
+    from .templates import new_spec, templates
+
+    if list_:
+        out.print("\n".join(templates()))
+        return
+    if name is None:
+        raise click.UsageError("give the new network's NAME, e.g. cnnspec new MyNet --from vgg16")
+    path, extra = new_spec(name, template, output)
+    also = f" (and {', '.join(map(str, extra))}, which it includes)" if extra else ""
+    out.print(f"wrote {path}{also} from {template}; next: cnnspec check {path}, cnnspec "
+              f"summary {path}, cnnspec compile {path} --train", markup=False)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL. Add to ~/.bashrc: eval "$(cnnspec
+    completion bash)"; ~/.zshrc: eval "$(cnnspec completion zsh)"; fish: cnnspec completion
+    fish > ~/.config/fish/completions/cnnspec.fish."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    sys.stdout.write(cls(cli, {}, "cnnspec", "_CNNSPEC_COMPLETE").source() + "\n")
+
+
 @cli.command()
 @click.option("--clear", is_flag=True, help="Remove every decoded-image cache entry.")
 def cache(clear: bool) -> None:
