@@ -66,3 +66,21 @@ def test_check_names_a_missing_transfer_source_with_its_resolved_path(tmp_path):
     assert (f"t.cnn:6:1: error: transfer: from \"runs/source\": "
             f"{(tmp_path / 'specs' / 'runs' / 'source').resolve()} does not exist") in r.stderr
     assert f"relative to the spec's folder ({spec.parent.resolve()})" in r.stderr
+
+
+def test_conversions_are_announced_once(tmp_path):
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "rgb" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)).save(
+                tmp_path / "rgb" / c / f"{i}.png")
+    r = _cli("compile", SPECS / "lenet5.cnn", "--train", "--data", tmp_path / "rgb", "--epochs",
+             "1", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    line = "images converted to the input 32x32x1 (grayscale): 12 x 48x64 RGB"
+    assert r.stderr.count(line) == 1
+    # decoded once: the same line comes from the cache on the next run
+    r = _cli("compile", SPECS / "lenet5.cnn", "--train", "--data", tmp_path / "rgb", "--epochs",
+             "1", "--out", tmp_path / "run2")
+    assert r.stderr.count(line) == 1

@@ -34,7 +34,7 @@ def test_second_load_reads_the_cache_and_a_changed_file_decodes_again(digit_fold
     def no_decode(*_):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(cache, "decode_fit", no_decode)
+    monkeypatch.setattr(cache, "decode_with_origin", no_decode)
     second = load_data(digit_folder, INPUT)  # a hit: nothing decoded
     assert second.cache == first.cache
     assert np.array_equal(second.array, first.array) and np.array_equal(second.labels, first.labels)

@@ -29,10 +29,10 @@ import torch
 from .. import ir
 from ..errors import DataError
 from ..files import write_json
-from .folder import UNREADABLE, FileList, decode_fit
+from .folder import UNREADABLE, FileList, decode_with_origin
 from .images import Images, MappedArray, keep_batch
 
-FORMAT = 2
+FORMAT = 3
 """Bumped whenever decoding or resizing changes, so older entries are not reused."""
 
 
@@ -62,7 +62,7 @@ def cache_key(files: FileList, spec_input: ir.InputShape) -> str:
 
 
 class _Decode(torch.utils.data.Dataset):
-    """File ``i`` -> (i, uint8 (C, H, W) or None, why it could not be decoded)."""
+    """File ``i`` -> (i, uint8 (C, H, W) or None, why it could not be decoded, what it was)."""
 
     def __init__(self, files: list[str], spec_input: ir.InputShape):
         self.files, self.spec_input = files, spec_input
@@ -74,10 +74,11 @@ class _Decode(torch.utils.data.Dataset):
         path = self.files[i]
         try:
             if not os.path.isfile(path):
-                return i, None, "not a regular file"
-            return i, decode_fit(path, self.spec_input), ""
+                return i, None, "not a regular file", ""
+            pixels, origin = decode_with_origin(path, self.spec_input)
+            return i, torch.from_numpy(pixels), "", origin
         except UNREADABLE as exc:  # corrupt, truncated or too large: reported and skipped
-            return i, None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return i, None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, ""
         except Exception as exc:  # noqa: BLE001 - anything else: say which file
             raise DataError(f"{path}: cannot decode: {type(exc).__name__}: {exc}") from None
 
@@ -137,7 +138,8 @@ def _images(store, meta: dict, files: FileList, cache: str) -> Images:
     labels = np.asarray(files.labels, dtype=np.int64)[kept]
     val = (np.asarray(files.val, dtype=bool)[kept] if files.val is not None else None)
     return Images(store, labels, files.classes, files.source,
-                  [tuple(s) for s in meta["skipped"]], val, [files.files[i] for i in kept], cache)
+                  [tuple(s) for s in meta["skipped"]], val, [files.files[i] for i in kept], cache,
+                  dict(meta.get("origins", {})))
 
 
 def _build(folder: Path, key: str, files: FileList, spec_input: ir.InputShape, workers: int,
@@ -146,7 +148,7 @@ def _build(folder: Path, key: str, files: FileList, spec_input: ir.InputShape, w
     item = int(np.prod(shape))
     data_path = folder / f"{key}.u8"
     tmp = folder / f".{key}.{os.getpid()}.u8"
-    kept, skipped = [], []
+    kept, skipped, origins = [], [], {}
     try:
         with open(tmp, "wb") as f:
             f.truncate(item * len(files.files))  # sparse until written
@@ -155,12 +157,13 @@ def _build(folder: Path, key: str, files: FileList, spec_input: ir.InputShape, w
             _Decode(files.files, spec_input), batch_size=32, num_workers=workers,
             collate_fn=keep_batch, prefetch_factor=4 if workers else None)
         for batch in loader:
-            for i, img, reason in batch:
+            for i, img, reason, origin in batch:
                 if img is None:
                     skipped.append((files.files[i], reason))
                 else:
                     out[len(kept)] = img.numpy()
                     kept.append(i)
+                    origins[origin] = origins.get(origin, 0) + 1
             if progress is not None:
                 progress(len(kept) + len(skipped), len(files.files))
         out.flush()
@@ -171,7 +174,7 @@ def _build(folder: Path, key: str, files: FileList, spec_input: ir.InputShape, w
     finally:
         tmp.unlink(missing_ok=True)
     meta = {"format": FORMAT, "source": files.source, "shape": [len(kept), *shape],
-            "kept": kept, "skipped": [list(s) for s in skipped]}
+            "kept": kept, "skipped": [list(s) for s in skipped], "origins": origins}
     write_json(folder / f"{key}.json", meta)
     return _images(MappedArray(data_path, (len(kept), *shape)), meta, files, str(data_path))
 

@@ -1,7 +1,7 @@
 """Image folders as file lists: which files, which classes, and decoding one file.
 
 Nothing here holds pixels: :func:`scan` lists ``DIR/<class>/<image>`` (or ``DIR/train/...``
-+ ``DIR/val/...``) and :func:`decode_fit` turns one file into uint8 (C, H, W) at a spec's
++ ``DIR/val/...``) and :func:`decode_array` turns one file into uint8 (C, H, W) at a spec's
 input, as the DataLoader workers that fill the cache (:mod:`cnnspec.data.cache`) call it.
 Decoding and resizing use Pillow alone (as ``torchvision.datasets.ImageFolder`` with a PIL
 ``Resize`` does; torchvision's own decoders are deprecated since 0.29), so ``cnnspec data``
@@ -69,9 +69,15 @@ def decode_array(path: str | Path, spec_input: ir.InputShape) -> np.ndarray:
     Raises:
         One of :data:`UNREADABLE`: the file is not an image Pillow can decode.
     """
+    return decode_with_origin(path, spec_input)[0]
+
+
+def decode_with_origin(path: str | Path, spec_input: ir.InputShape) -> tuple[np.ndarray, str]:
+    """:func:`decode_array`, and what the file was: ``"WxH MODE"`` (``"64x64 RGB"``)."""
     mode = "RGB" if spec_input.channels == 3 else "L"
     size = (spec_input.width, spec_input.height)
     with Image.open(path) as im:
+        origin = f"{im.width}x{im.height} {im.mode}"
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             arr = np.asarray(im, dtype=np.float64)
             peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -83,14 +89,26 @@ def decode_array(path: str | Path, spec_input: ir.InputShape) -> np.ndarray:
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     if arr.shape[0] != spec_input.channels:
         arr = np.repeat(arr[:1], spec_input.channels, axis=0)
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr), origin
 
 
-def decode_fit(path: str | Path, spec_input: ir.InputShape) -> torch.Tensor:
-    """:func:`decode_array` as a tensor."""
-    import torch
+def conversion(origins: dict[str, int], spec_input: ir.InputShape) -> str | None:
+    """One line on how images were converted to the spec's input, from counts of what the
+    files were (``{"64x64 RGB": 300}``); None when nothing changed.
 
-    return torch.from_numpy(decode_array(path, spec_input))
+    >>> conversion({"64x64 RGB": 300, "32x32 L": 2}, ir.InputShape(height=32, width=32, channels=1))
+    'images converted to the input 32x32x1 (grayscale): 300 x 64x64 RGB, 2 x 32x32 L (unchanged)'
+    """
+    h, w, c = spec_input.height, spec_input.width, spec_input.channels
+    target_mode = "RGB" if c == 3 else "L"
+    same = f"{w}x{h} {target_mode}"
+    if not origins or set(origins) == {same}:
+        return None
+    kind = "RGB" if c == 3 else "grayscale" if c == 1 else f"grayscale repeated x{c}"
+    parts = [f"{n} x {o}" + (" (unchanged)" if o == same else "")
+             for o, n in sorted(origins.items(), key=lambda kv: -kv[1])[:4]]
+    more = f", and {len(origins) - 4} more kinds" if len(origins) > 4 else ""
+    return f"images converted to the input {h}x{w}x{c} ({kind}): {', '.join(parts)}{more}"
 
 
 def read_image(path: str | Path, spec_input: ir.InputShape) -> np.ndarray:

@@ -58,6 +58,8 @@ class Images:
     """(N,) the file each image came from (None for the embedded digits)."""
     cache: str | None = None
     """The cache file the pixels are mapped from, or None (in memory)."""
+    origins: dict[str, int] = field(default_factory=dict)
+    """What the files were before conversion to the spec's input: ``{"64x64 RGB": 300}``."""
 
     @property
     def array(self) -> np.ndarray:

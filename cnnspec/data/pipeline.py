@@ -46,7 +46,7 @@ def embedded_digits(spec_input: ir.InputShape) -> Images:
         images, labels = npz["images"], npz["labels"]
     x = fit(torch.from_numpy(images).unsqueeze(1), spec_input)
     return Images(x.numpy(), labels.astype(np.int64), [str(i) for i in range(10)],
-                  "embedded MNIST digits (5,000)")
+                  "embedded MNIST digits (5,000)", origins={"28x28 L": len(labels)})
 
 
 def load_data(path: str | Path | None, spec_input: ir.InputShape, workers: int | None = None,

@@ -23,6 +23,11 @@ def announce(trainer, images, record: dict) -> None:
         f"DataLoader worker(s), {record['threads']} thread(s), {record['precision']}"
         + (", torch.compile" if record["compile"] != "off" else "")
         + f"; run folder {escape(str(trainer.folder))}", highlight=False)
+    from ..data.folder import conversion
+
+    line = conversion(images.origins, trainer.spec.input)
+    if line is not None:  # said once per run: 64x64 RGB photos trained as 32x32 gray
+        console.print(escape(line), highlight=False)
     if record["world_size"] > 1:
         console.print(
             f"torchrun: {record['world_size']} processes ({record['backend']}), global batch "
