@@ -9,9 +9,11 @@ from pathlib import Path
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place
-    (``os.replace`` is atomic on POSIX), so a crash or a full disk never leaves a half-written
-    file under the final name, and an earlier file of that name survives a failure."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, flush it to disk
+    (``fsync``), then rename it into place (``os.replace`` is atomic on POSIX) and flush the
+    folder's entry, so a crash, a power cut or a full disk never leaves a half-written file
+    under the final name, and an earlier file of that name survives a failure. Temporary
+    files are named ``.<name>.<random>`` (:data:`TEMP_PREFIX` + name)."""
     path = Path(path)
     if path.is_symlink():
         path = path.resolve()  # rewrite the file a link points to, keep the link
@@ -21,10 +23,26 @@ def atomic_write(path: Path, write) -> None:
     try:
         write(tmp)
         os.chmod(tmp, file_mode(path))
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync(path) -> None:
+    """Flush a file's (or a folder's) data to disk; a no-op where the system cannot."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # e.g. a folder on Windows, or a file system without fsync
+    finally:
+        os.close(fd)
 
 
 def file_mode(path: Path) -> int:

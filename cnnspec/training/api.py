@@ -75,23 +75,29 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     cfg = apply_overrides(spec.train, overrides) if overrides else spec.train
     data_path = data_path_of(spec, data)
     group, device = join(device, lambda m: console.print(m, highlight=False, markup=False))
+    folder = None
     try:
         folder = _claim(out, spec, group)
-        trainer, images, record = setup(spec, cfg, folder, data_path, pick_device(device),
-                                         console, list(callbacks), group=group)
         created = not folder.path.exists()
+        if group.main:  # one writer: a second process cannot train into this folder
+            folder.lock()
+            folder.clean_temporaries()
+        trainer, images, record = setup(spec, cfg, folder, data_path, pick_device(device),
+                                        console, list(callbacks), group=group)
         if group.main:
             resolved = trainer.spec.model_dump(mode="json")
             resolved["train"] = cfg.model_dump(mode="json")
             folder.start(spec.source, resolved, images.classes,
                          {**record, "overrides": overrides, "onnx_softmax": softmax})
-        try:
-            return _run(trainer, images, record, export and ("softmax" if softmax else "logits"))
-        except BaseException:  # interrupted or failed before the first checkpoint: leave no
-            if group.main:  # folder that --resume cannot continue
-                folder.abandon(created)
-            raise
+        return _run(trainer, images, record, export and ("softmax" if softmax else "logits"))
+    except BaseException:  # interrupted or failed before the first checkpoint: leave no
+        if folder is not None and group.main:  # folder that --resume cannot continue
+            folder.unlock()
+            folder.abandon(created)
+        raise
     finally:
+        if folder is not None:
+            folder.unlock()
         leave(group)
 
 
@@ -149,8 +155,12 @@ def resume(run: str | Path, *, epochs: int | None = None, device: str | None = N
     folder = RunFolder(run)
     group, device = join(device, lambda m: console.print(m, highlight=False, markup=False))
     try:
+        if group.main and folder.path.is_dir():
+            folder.lock()
+            folder.clean_temporaries()
         return _resume(folder, epochs, device, export, console, callbacks, group)
     finally:
+        folder.unlock()
         leave(group)
 
 
@@ -168,7 +178,9 @@ def _resume(folder: RunFolder, epochs, device, export, console, callbacks, group
                 raise CnnSpecError(f"{run}: --epochs {epochs} is not more than the "
                                    f"{ckpt['epoch']} epochs it has done")
             cfg = apply_overrides(cfg, {"epochs": epochs})
-        metrics = folder.metrics()[: ckpt["epoch"]]
+        # the checkpoint carries the metrics of its epochs (metrics.json, written after it,
+        # may lag by one epoch if a kill fell between the two)
+        metrics = ckpt["metrics"] if "metrics" in ckpt else folder.metrics()[: ckpt["epoch"]]
         classes = folder.classes()
         trainer, images, record = setup(spec, cfg, folder, info["data"],
                                          pick_device(device or _usable(info["device"], group)),
@@ -188,11 +200,13 @@ def _resume(folder: RunFolder, epochs, device, export, console, callbacks, group
                                f"--train --out {run}" if started else "")) from None
     except CnnSpecError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError,
-            pickle.UnpicklingError) as exc:  # a damaged or foreign file
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, EOFError,
+            pickle.UnpicklingError) as exc:  # a damaged, empty or foreign file
         raise CnnSpecError(f"{run}: cannot resume from this run folder: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     trainer.metrics = metrics
+    if group.main and metrics:
+        folder.write_metrics(spec.name, metrics)  # as the checkpoint has them
     if epochs is not None and group.main:
         resolved["train"] = cfg.model_dump(mode="json")
         folder.update(resolved, overrides={**info.get("overrides", {}), "epochs": epochs})

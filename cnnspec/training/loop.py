@@ -212,7 +212,8 @@ class Trainer:
 
     def state_dict(self) -> dict:
         """What ``last.ckpt`` holds: the epochs done, weights, optimizer, schedule and random
-        states (torch's global one and the order generator's)."""
+        states (torch's global one and the order generator's), the gradient scaler and the
+        metrics of every epoch done."""
         rng = {"torch": torch.get_rng_state(), "generator": self.gen.get_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -221,7 +222,8 @@ class Trainer:
                           for k, v in self.model.state_dict().items()},
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": rng,
-                "scaler": self.speed.scaler.state_dict()}
+                "scaler": self.speed.scaler.state_dict(),
+                "metrics": [dict(m) for m in self.metrics]}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``last.ckpt`` (see :meth:`state_dict`)."""

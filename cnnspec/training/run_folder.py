@@ -12,7 +12,13 @@ file beside it, then a rename), so a crash or a full disk leaves the old file or
   of code), ``last.safetensors``, ``best.safetensors`` (the best epoch by ``checkpoint best
   METRIC``), ``epoch-NNN.safetensors`` (``checkpoint every N``), ``metrics.json`` and
   ``metrics.csv`` (one record per epoch);
-- at the end: ``weights.safetensors``, ``curves.png``, ``confusion.png``, ``model.onnx``.
+- at the end: ``weights.safetensors``, ``curves.png``, ``confusion.png``, ``model.onnx``;
+- while a process trains into it: ``run.lock`` (its PID, host and start time), so a second
+  process cannot train into the same folder; a lock whose process is gone is taken over.
+
+Nothing is written through a symbolic link that leads out of the folder, and the temporary
+files of writes a kill interrupted (``.<name>.<random>``) are removed when a run starts or
+resumes.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +40,7 @@ if TYPE_CHECKING:  # torch is imported where a method needs it: predict on ONNX 
     from torch import nn
 
 START_FILES = ("spec.cnn", "spec.json", "classes.json", "run.json")
+LOCK = "run.lock"
 WEIGHTS = ("weights", "best", "last")
 """The weights a finished run offers: after the last epoch, of the best epoch, of the latest."""
 
@@ -47,17 +57,17 @@ class RunFolder:
     @property
     def curves(self) -> Path:
         """``curves.png``: loss, accuracy and learning rate by epoch."""
-        return self.path / "curves.png"
+        return self._target("curves.png")
 
     @property
     def confusion(self) -> Path:
         """``confusion.png``: the validation confusion matrix."""
-        return self.path / "confusion.png"
+        return self._target("confusion.png")
 
     @property
     def onnx(self) -> Path:
         """``model.onnx``: normalisation + network, float32 (N, C, H, W) pixels in [0, 1]."""
-        return self.path / "model.onnx"
+        return self._target("model.onnx")
 
     def started(self) -> bool:
         """A run wrote its start files here (it may have stopped before its first epoch)."""
@@ -81,15 +91,95 @@ class RunFolder:
     def has_checkpoint(self) -> bool:
         return (self.path / "last.ckpt").exists()
 
+    # ------------------------------------------------------------------ one writer at a time
+    def lock(self) -> None:
+        """Take ``run.lock`` for this process (creating the folder).
+
+        Raises:
+            CnnSpecError: another live process on this machine holds it, or one on another
+                machine does (which cannot be checked from here: the message says how to
+                free it).
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = self.path / LOCK
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        for _ in range(3):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is not None:
+                    raise CnnSpecError(
+                        f"{self.path} is being trained by process {holder.get('pid')} on "
+                        f"{holder.get('host')} (since {holder.get('started')}); wait for it "
+                        f"to end, or stop it. If it is gone, remove {lock}") from None
+                lock.unlink(missing_ok=True)  # its process is gone: a stale lock
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self._locked = True
+            return
+        raise CnnSpecError(f"{lock}: cannot take the lock (another process keeps taking it)")
+
+    def _holder(self) -> dict | None:
+        """Who holds ``run.lock``, if that process still runs (None: stale or unreadable)."""
+        try:
+            holder = json.loads((self.path / LOCK).read_text())
+            pid, host = int(holder["pid"]), str(holder["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if host != socket.gethostname():
+            return holder  # cannot tell from here whether it runs
+        if pid == os.getpid():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return holder  # alive, another user's
+        return holder
+
+    def unlock(self) -> None:
+        """Release ``run.lock`` if this process took it."""
+        if getattr(self, "_locked", False):
+            (self.path / LOCK).unlink(missing_ok=True)
+            self._locked = False
+
+    def clean_temporaries(self) -> list[str]:
+        """Remove the temporary files of interrupted writes (``.<run file>.<random>``)."""
+        removed = []
+        for p in self.path.glob(".*"):
+            if p.is_file() and not p.is_symlink() and p.name.count(".") >= 2:
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+        return removed
+
+    def _target(self, name: str) -> Path:
+        """The path to write ``name`` to.
+
+        Raises:
+            CnnSpecError: it is a symbolic link that leads out of the run folder.
+        """
+        path = self.path / name
+        if path.is_symlink():
+            inside = self.path.resolve()
+            target = path.resolve()
+            if target != inside and inside not in target.parents:
+                raise CnnSpecError(f"{path} is a symbolic link to {target}, outside the run "
+                                   "folder; cnnspec does not write through it. Remove the link")
+        return path
+
     def start(self, spec_source: str, resolved: dict, classes: list[str], info: dict) -> None:
         """Write the files a run starts with (raises CnnSpecError if ``path`` is a file)."""
         if self.path.exists() and not self.path.is_dir():
             raise CnnSpecError(f"{self.path}: is a file; --out must be a folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        write_text(self.path / "spec.cnn", spec_source)
-        write_json(self.path / "spec.json", resolved)
-        write_json(self.path / "classes.json", classes)
-        write_json(self.path / "run.json", info)
+        write_text(self._target("spec.cnn"), spec_source)
+        write_json(self._target("spec.json"), resolved)
+        write_json(self._target("classes.json"), classes)
+        write_json(self._target("run.json"), info)
 
     def abandon(self, created: bool) -> None:
         """A run stopped before its first checkpoint: remove its start files (and the folder,
@@ -129,9 +219,9 @@ class RunFolder:
     def update(self, resolved: dict | None = None, **info) -> None:
         """Rewrite spec.json with ``resolved`` and/or merge ``info`` into run.json."""
         if resolved is not None:
-            write_json(self.path / "spec.json", resolved)
+            write_json(self._target("spec.json"), resolved)
         if info:
-            write_json(self.path / "run.json", {**self.info(), **info})
+            write_json(self._target("run.json"), {**self.info(), **info})
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, state: dict) -> None:
@@ -139,7 +229,7 @@ class RunFolder:
         (an interruption leaves the old or the new checkpoint, never a mix)."""
         import torch
 
-        atomic_write(self.path / "last.ckpt", lambda tmp: torch.save(state, tmp))
+        atomic_write(self._target("last.ckpt"), lambda tmp: torch.save(state, tmp))
 
     def load_checkpoint(self) -> dict:
         """``last.ckpt`` read with PyTorch's restricted loader (tensors and plain data only)."""
@@ -153,7 +243,7 @@ class RunFolder:
         from safetensors.torch import save_file
 
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        path = self.path / f"{which}.safetensors"
+        path = self._target(f"{which}.safetensors")
         atomic_write(path, lambda tmp: save_file(weights, tmp, metadata={"network": network}))
         return path
 
@@ -194,14 +284,14 @@ class RunFolder:
         doc = {"network": network, "epochs": metrics}
         if stopped_early is not None:
             doc["stopped_early"] = stopped_early
-        write_json(self.path / "metrics.json", doc)
+        write_json(self._target("metrics.json"), doc)
         if metrics:
             buf = io.StringIO()
             fields = list(dict.fromkeys(k for m in metrics for k in m))
             w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
             w.writeheader()
             w.writerows(metrics)
-            write_text(self.path / "metrics.csv", buf.getvalue())
+            write_text(self._target("metrics.csv"), buf.getvalue())
 
     def metrics(self) -> list[dict]:
         return self._json("metrics.json")["epochs"]

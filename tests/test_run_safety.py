@@ -1,0 +1,113 @@
+"""Run folders under hostile conditions: a second process, a kill between two writes,
+leftover temporary files, symbolic links out of the folder, an empty checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cnnspec
+from cnnspec.training import resume
+from conftest import SPECS
+
+TINY = """network Tiny
+input 28x28x1
+conv 3x3x4 relu
+maxpool 2
+flatten
+dense 10
+train:
+    epochs {epochs}
+    batch 128
+    optimizer sgd lr 0.05
+"""
+
+
+def _spec(tmp_path, epochs=2):
+    path = tmp_path / "tiny.cnn"
+    path.write_text(TINY.format(epochs=epochs))
+    return cnnspec.load(path)
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)], check=False,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_second_process_cannot_train_into_a_folder_in_use(tmp_path):
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY.format(epochs=500))
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "cnnspec", "compile", str(spec), "--train",
+                              "--out", str(run)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "last.ckpt").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        lock = json.loads((run / "run.lock").read_text())
+        assert lock["pid"] == first.pid
+        r = _cli("compile", "--resume", run, "--epochs", "600")
+        assert r.returncode == 1
+        assert f"is being trained by process {first.pid}" in r.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # its process is gone: the lock is stale, and resume takes the folder over
+    import torch
+
+    done = torch.load(run / "last.ckpt", weights_only=True)["epoch"]
+    r = _cli("compile", "--resume", run, "--epochs", done + 1)
+    assert r.returncode == 0, r.stderr
+    assert not (run / "run.lock").exists()  # released at the end
+    epochs = [m["epoch"] for m in json.loads((run / "metrics.json").read_text())["epochs"]]
+    assert epochs == list(range(1, done + 2))
+
+
+def test_resume_restores_the_epoch_a_kill_kept_from_metrics_json(tmp_path):
+    """A kill between the checkpoint's rename and metrics.json: the checkpoint has it."""
+    run = tmp_path / "run"
+    cnnspec.train(_spec(tmp_path), out=run, export=False)
+    doc = json.loads((run / "metrics.json").read_text())
+    second = doc["epochs"][1]
+    doc["epochs"] = doc["epochs"][:1]  # as if killed before metrics.json caught up
+    (run / "metrics.json").write_text(json.dumps(doc))
+    (run / ".last.ckpt.x1y2z3").write_bytes(b"half a checkpoint")  # an interrupted write
+    result = resume(run, epochs=3, export=False)
+    assert [m["epoch"] for m in result.metrics] == [1, 2, 3]
+    assert result.metrics[1] == pytest.approx(second)
+    assert not (run / ".last.ckpt.x1y2z3").exists()
+
+
+def test_nothing_is_written_through_a_link_out_of_the_run_folder(tmp_path):
+    run = tmp_path / "run"
+    cnnspec.train(_spec(tmp_path), out=run, export=False)
+    outside = tmp_path / "precious.json"
+    outside.write_text("keep me")
+    (run / "metrics.json").unlink()
+    os.symlink(outside, run / "metrics.json")
+    with pytest.raises(cnnspec.CnnSpecError, match="symbolic link to .*precious.json, outside "
+                       "the run folder"):
+        resume(run, epochs=3, export=False)
+    assert outside.read_text() == "keep me"
+
+
+def test_an_empty_checkpoint_is_a_clear_error_not_an_interruption(tmp_path):
+    run = tmp_path / "run"
+    cnnspec.train(_spec(tmp_path), out=run, export=False)
+    (run / "last.ckpt").write_bytes(b"")
+    r = _cli("compile", "--resume", run, "--epochs", "3")
+    assert r.returncode == 1
+    assert "cannot resume from this run folder: EOFError" in r.stderr
+    assert "interrupted" not in r.stderr
+
+
+def test_the_shipped_lenet_spec_is_untouched_by_these_tests():
+    assert (SPECS / "lenet5.cnn").read_text().startswith("# LeNet-5")
