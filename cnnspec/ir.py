@@ -174,6 +174,11 @@ class InputShape(IRModel):
 Metric = Literal["val_loss", "val_accuracy", "train_loss", "train_accuracy"]
 """What callbacks and ``schedule plateau`` watch; losses improve downwards, accuracies upwards."""
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32 (numpy.finfo(numpy.float32).max): optimizer settings live in float32
+tensors, so a larger one would overflow to inf at the first step."""
+Rate = Annotated[float, Field(gt=0.0, lt=FLOAT32_MAX)]
+"""A positive setting that must fit in float32: learning rates, eps, norm limits."""
 
 
 class Optimizer(IRModel):
@@ -183,11 +188,11 @@ class Optimizer(IRModel):
     optimizer is checked in :mod:`cnnspec.validate` (``OPTIMIZER_OPTIONS``)."""
 
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
-    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    lr: Rate = 1e-3
     momentum: Fraction = 0.0
     nesterov: bool = False
     betas: tuple[Fraction, Fraction] | None = None
-    eps: Annotated[float, Field(gt=0.0)] | None = None
+    eps: Rate | None = None
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
     """RMSprop's smoothing constant (PyTorch default 0.99)."""
 
@@ -196,7 +201,7 @@ class Milestone(IRModel):
     """One line of ``schedule step:``: from ``epoch`` on (0-based), learning rate ``lr``."""
 
     epoch: NonNegativeInt
-    lr: Annotated[float, Field(gt=0.0)]
+    lr: Rate
 
 
 class Schedule(IRModel):
@@ -209,7 +214,7 @@ class Schedule(IRModel):
     """multistep: the epochs at which the rate is multiplied by ``factor``."""
     factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     """multistep and plateau: the multiplier (PyTorch's gamma / factor)."""
-    min_lr: Annotated[float, Field(ge=0.0)] = 0.0
+    min_lr: Annotated[float, Field(ge=0.0, lt=FLOAT32_MAX)] = 0.0
     """cosine: the rate it anneals towards (eta_min); plateau: the floor."""
     monitor: Metric = "val_loss"
     """plateau: the metric watched."""
@@ -295,13 +300,13 @@ class TrainConfig(IRModel):
     epochs: PositiveInt = 10
     batch: PositiveInt = 64
     optimizer: Optimizer = Optimizer()
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    weight_decay: Annotated[float, Field(ge=0.0, lt=FLOAT32_MAX)] = 0.0
     """L2 penalty (``weight_decay`` of torch.optim; decoupled for AdamW)."""
     no_decay: list[Literal["bias", "batchnorm"]] = []
     """Parameters exempt from weight decay: biases, batch-norm weights and biases."""
     label_smoothing: Fraction = 0.0
     """``nn.CrossEntropyLoss(label_smoothing=...)`` (Szegedy et al. 2016, section 7)."""
-    clip_grad_norm: Annotated[float, Field(gt=0.0)] | None = None
+    clip_grad_norm: Rate | None = None
     """Clip the global L2 norm of the gradients to this (``nn.utils.clip_grad_norm_``)."""
     schedule: Schedule | None = None
     split: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
@@ -377,8 +382,8 @@ class Transfer(IRModel):
     """The new head's outputs: a number, or the number of classes of the data."""
     bn_train: bool = False
     """Frozen layers' batch norms keep updating their running statistics."""
-    lr_backbone: Annotated[float, Field(gt=0.0)] | None = None
-    lr_head: Annotated[float, Field(gt=0.0)] | None = None
+    lr_backbone: Rate | None = None
+    lr_head: Rate | None = None
 
 
 class Spec(BaseModel):

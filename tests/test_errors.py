@@ -318,3 +318,15 @@ def test_rendering_separates_diagnostics():
     assert len(blocks) == len(err.diagnostics)
     for block, d in zip(blocks, err.diagnostics):
         assert block.splitlines()[0] == f"{path}:{d.span.line}:{d.span.col}: error: {d.message}"
+
+
+def test_settings_beyond_float32_are_spec_errors_at_their_place(tmp_path):
+    """lr 1e39 used to pass check and end in a RuntimeError traceback at optimizer.step."""
+    spec = tmp_path / "big.cnn"
+    spec.write_text("network T\ninput 28x28x1\nconv 3x3x4 relu\nflatten\ndense 10\ntrain:\n"
+                    "    optimizer sgd lr 1e39\n    weight_decay 1e40\n")
+    with pytest.raises(cnnspec.SpecError) as info:
+        cnnspec.load(spec)
+    text = info.value.render()
+    assert "big.cnn:7:22: error: optimizer: the learning rate must be less than 3.40" in text
+    assert "big.cnn:8:18: error: train: the weight decay must be less than 3.40" in text

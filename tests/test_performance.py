@@ -81,7 +81,8 @@ def test_nan_guard_stops_within_ten_steps_and_names_the_first_bad_step(tmp_path)
 
     poison = Poison()
     spec = cnnspec.load(SPECS / "lenet5.cnn")
-    with pytest.raises(TrainingError, match="the loss became nan at epoch 1, step 5;"):
+    with pytest.raises(TrainingError, match=r"the loss became nan at epoch 1, step 5 "
+                       r"\(learning rate 0.1\); training stopped"):
         cnnspec.train(spec, out=tmp_path / "run", epochs=1, export=False, callbacks=[poison])
     assert poison.last == 8  # the guard (first in line) read the device at step 10 (0-based 9)
     info_written = (tmp_path / "run").exists()
@@ -149,3 +150,13 @@ def test_gpu_benchmark_dry_run_on_the_cpu():
         "compile off", "compile compiled"] * 2  # compile ran, no fallback
     assert all(float(ips.replace(",", "")) > 0 and float(ratio) > 0
                for *_, ips, ratio, _ in rows)
+
+
+def test_an_exploding_loss_stops_training_and_names_the_learning_rate(tmp_path):
+    """lr 1e6 on LeNet-5: the loss stays finite but reaches millions within a few steps."""
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    with pytest.raises(TrainingError, match=r"the loss exploded to .* at epoch 1, step \d+ "
+                       r"\(learning rate 1e\+06\); a healthy start is about ln\(10\) = 2.30\. "
+                       r".*Lower the learning rate \(try 100000\)"):
+        cnnspec.train(spec, out=tmp_path / "run", epochs=1, export=False,
+                      overrides={"lr": 1e6})

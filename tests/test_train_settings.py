@@ -208,3 +208,17 @@ def test_diverging_weights_stop_before_a_nan_checkpoint(tmp_path):
     with pytest.raises(cnnspec.CnnSpecError, match="the validation loss became nan after epoch 1"):
         cnnspec.train(spec, out=tmp_path / "run", export=False)
     assert not (tmp_path / "run" / "last.safetensors").exists()
+
+
+def test_batch_norm_never_trains_on_a_last_batch_of_one_image(tmp_path):
+    """4,000 training digits in batches of 1,333 leave 1: batch norm after a dense layer
+    raised "Expected more than 1 value per channel" on it; now it is left out, and said."""
+    import json
+
+    spec = cnnspec.loads("network BN\ninput 28x28x1\nconv 3x3x4 relu\nmaxpool 2\nflatten\n"
+                         "dense 16\nbatchnorm relu\ndense 10\ntrain:\n    epochs 1\n"
+                         "    batch 1333\n    optimizer sgd lr 0.01\n")
+    run = cnnspec.train(spec, out=tmp_path / "run", export=False)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (info["steps_per_epoch"], info["dropped_per_epoch"]) == (3, 1)
+    assert run.final["epoch"] == 1

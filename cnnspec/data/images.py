@@ -150,23 +150,33 @@ class EpochBatches(torch.utils.data.Sampler):
 
     In a torchrun group (``world_size`` > 1) every process draws the same order (the same
     generator state) and takes its ``rank``-th share of each global batch of ``batch_size``
-    (shares differ by at most one image); a last batch with fewer images than processes is
-    left out, so that no process steps on an empty batch. One process sees exactly the
-    batches a single process would, split ``world_size`` ways.
+    (shares differ by at most one image). One process sees exactly the batches a single
+    process would, split ``world_size`` ways.
+
+    A last batch whose smallest share would hold fewer than ``min_share`` images is left out
+    (:attr:`dropped` says how many images): no process steps on an empty batch, and with
+    ``min_share=2`` none on a single image, which batch norm cannot normalise in training
+    mode ("Expected more than 1 value per channel").
     """
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0,
-                 generator: torch.Generator | None = None, rank: int = 0, world_size: int = 1):
+                 generator: torch.Generator | None = None, rank: int = 0, world_size: int = 1,
+                 min_share: int = 1):
         self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
         self.seed, self.generator, self.epoch = seed, generator, 0
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.min_share = rank, world_size, min_share
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
         full, tail = divmod(self.n, self.batch_size)
-        return full + (tail >= self.world_size if tail else 0)
+        return full + (tail // self.world_size >= self.min_share if tail else 0)
+
+    @property
+    def dropped(self) -> int:
+        """Images left out of every epoch (a last batch too small to share, see above)."""
+        return self.n - min(self.n, len(self) * self.batch_size)
 
     def global_size(self, b: int) -> int:
         """Images in global batch ``b`` (all processes together)."""

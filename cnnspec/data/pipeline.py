@@ -120,7 +120,8 @@ def channel_stats(images: Images, indices, chunk_bytes: int = 16 * 2**20
 
 def loader(data: ImageSet, batch_size: int, *, shuffle: bool, workers: int = 0, seed: int = 0,
            generator: torch.Generator | None = None, pin_memory: bool = False,
-           rank: int = 0, world_size: int = 1) -> torch.utils.data.DataLoader:
+           rank: int = 0, world_size: int = 1, min_share: int = 1
+           ) -> torch.utils.data.DataLoader:
     """A DataLoader of (uint8 (B, C, H, W), labels (B,)) batches over ``data``; its
     ``batch_sampler`` is an :class:`EpochBatches` (call ``set_epoch``; in a torchrun group
     ``batch_size`` is the global batch and each process gets its share). Workers persist
@@ -128,6 +129,6 @@ def loader(data: ImageSet, batch_size: int, *, shuffle: bool, workers: int = 0, 
     return torch.utils.data.DataLoader(
         data, batch_sampler=EpochBatches(len(data), batch_size, shuffle=shuffle, seed=seed,
                                          generator=generator, rank=rank,
-                                         world_size=world_size),
+                                         world_size=world_size, min_share=min_share),
         collate_fn=keep_batch, num_workers=workers, persistent_workers=workers > 0,
         prefetch_factor=4 if workers else None, pin_memory=pin_memory)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
+from ..data.folder import conversion
 from ..transfer import NEVER, FreezePlan
 
 
@@ -23,8 +24,12 @@ def announce(trainer, images, record: dict) -> None:
         f"DataLoader worker(s), {record['threads']} thread(s), {record['precision']}"
         + (", torch.compile" if record["compile"] != "off" else "")
         + f"; run folder {escape(str(trainer.folder))}", highlight=False)
-    from ..data.folder import conversion
-
+    dropped = record["dropped_per_epoch"]
+    if dropped:  # other images each epoch: the order is shuffled
+        why = ("batch norm cannot train on a single image" if record["world_size"] == 1 else
+               f"too few to share between the {record['world_size']} processes")
+        console.print(f"[yellow]note[/]: each epoch leaves out its last {dropped} training "
+                      f"image(s) ({why}); different ones each epoch", highlight=False)
     line = conversion(images.origins, trainer.spec.input)
     if line is not None:  # said once per run: 64x64 RGB photos trained as 32x32 gray
         console.print(escape(line), highlight=False)
@@ -33,11 +38,6 @@ def announce(trainer, images, record: dict) -> None:
             f"torchrun: {record['world_size']} processes ({record['backend']}), global batch "
             f"{record['global_batch']} = {record['batch_per_process']} per process"
             + (", batch norm synchronised" if record["sync_batchnorm"] else ""), highlight=False)
-        tail = record["train_images"] % record["global_batch"]
-        if 0 < tail < record["world_size"]:
-            console.print(f"[yellow]note[/]: each epoch leaves out its last {tail} training "
-                          f"image(s), fewer than the {record['world_size']} processes (other "
-                          "images each epoch: the order is shuffled)", highlight=False)
     if trainer.plan is not None:
         for line in transfer_lines(trainer.plan, record["transfer"]):
             console.print(escape(line), highlight=False)

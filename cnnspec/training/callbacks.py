@@ -90,33 +90,55 @@ def kept(trainer: Trainer, epoch: int) -> str:
 
 
 class NaNGuard(Callback):
-    """Stops training when a step's loss is NaN or infinite, and after an epoch whose
-    validation loss is (the last step's update diverged).
+    """Stops training when a step's loss is NaN or infinite, or explodes (above
+    :meth:`limit`: a cross-entropy loss starts near ln(classes) and only a diverging run
+    reaches a hundred), and after an epoch whose validation loss is not finite.
 
-    The check stays on the device: each step folds ``isfinite(loss)`` into the index of the
-    first bad step, and that is read every ``every`` steps and at the epoch's end, so
-    training stops within ``every`` steps of the first bad loss (in a torchrun group, in
-    every process at the same step) and the message names that step."""
+    The check stays on the device: each step folds the loss into the index of the first bad
+    step, and that is read every ``every`` steps and at the epoch's end, so training stops
+    within ``every`` steps of the first bad loss (in a torchrun group, in every process at
+    the same step) and the message names that step and the learning rate."""
 
     NONE = 2**62
 
     def __init__(self, every: int = 10):
         self.every = every
 
+    @staticmethod
+    def limit(classes: int) -> float:
+        """The loss that counts as exploded: 50 x ln(classes), at least 100.
+
+        >>> NaNGuard.limit(10), round(NaNGuard.limit(1000), 1)
+        (100.0, 345.4)
+        """
+        return max(100.0, 50 * math.log(max(classes, 2)))
+
     def on_epoch_start(self, trainer, epoch):
+        self.max_loss = self.limit(len(trainer.classes))
         self.first_bad = torch.full((), self.NONE, dtype=torch.long, device=trainer.device)
+        self.first_loss = torch.zeros((), device=trainer.device)
 
     def on_step_end(self, trainer, step, loss):
-        bad = torch.where(torch.isfinite(loss), self.NONE, step)
-        self.first_bad = torch.minimum(self.first_bad, bad)
+        bad = ~torch.isfinite(loss) | (loss > self.max_loss)
+        first = bad & (self.first_bad == self.NONE)
+        self.first_loss = torch.where(first, loss.float(), self.first_loss)
+        self.first_bad = torch.minimum(self.first_bad, torch.where(bad, step, self.NONE))
         if (step + 1) % self.every and step + 1 != trainer.steps_per_epoch:
             return
-        first = trainer.group.minimum(self.first_bad.clone())
-        if first < self.NONE:
+        first_step = trainer.group.minimum(self.first_bad.clone())
+        if first_step < self.NONE:
+            value, lr = float(self.first_loss), trainer.lr()
+            where = f"at epoch {trainer.epoch + 1}, step {first_step + 1} (learning rate {lr:g})"
+            if math.isfinite(value):
+                raise TrainingError(
+                    f"the loss exploded to {value:.3g} {where}; a healthy start is about "
+                    f"ln({len(trainer.classes)}) = {math.log(max(len(trainer.classes), 2)):.2f}. "
+                    f"Training stopped. {kept(trainer, trainer.epoch)} Lower the learning rate "
+                    f"(try {lr / 10:g}).")
             raise TrainingError(
-                f"the loss became {'nan' if loss.isnan() else 'inf'} at epoch "
-                f"{trainer.epoch + 1}, step {first + 1}; training stopped. "
-                f"{kept(trainer, trainer.epoch)} Lower the learning rate or add batchnorm.")
+                f"the loss became {'nan' if math.isnan(value) else 'inf'} {where}; training "
+                f"stopped. {kept(trainer, trainer.epoch)} Lower the learning rate or add "
+                "batchnorm.")
 
     def on_epoch_end(self, trainer, epoch, metrics):
         if not math.isfinite(metrics["val_loss"]):

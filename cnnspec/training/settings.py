@@ -56,8 +56,16 @@ def apply_overrides(cfg: ir.TrainConfig, overrides: dict) -> ir.TrainConfig:
         err = exc.errors()[0]
         key = next((k for k, path in OVERRIDES.items() if path == tuple(err["loc"])), None)
         where = f"--{key.replace('_', '-')}" if key else "command-line override"
-        got = f" (got {err['input']})" if err["loc"] else ""
-        raise CnnSpecError(f"{where}: {err['msg'].removeprefix('Value error, ')}{got}") from None
+        got = f" (got {err['input']:g})" if err["loc"] and isinstance(err["input"], float) else (
+            f" (got {err['input']})" if err["loc"] else "")
+        bounds = {"less_than": "less than", "less_than_equal": "at most",
+                  "greater_than": "greater than", "greater_than_equal": "at least"}
+        if err["type"] in bounds and isinstance(err.get("ctx"), dict) and err["ctx"]:
+            limit = next(iter(err["ctx"].values()))
+            msg = f"Input should be {bounds[err['type']]} {limit:g}"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        raise CnnSpecError(f"{where}: {msg}{got}") from None
 
 
 def pick_device(device: str | None) -> torch.device:

@@ -107,9 +107,12 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
         torch.manual_seed(cfg.seed + 7919 * group.rank)
     gen = torch.Generator().manual_seed(cfg.seed)
     pin = device.type == "cuda"
+    # batch norm cannot train on a single image: a last batch of one is left out
+    batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     train_loader = make_loader(ImageSet(images, train_idx, transform), cfg.batch, shuffle=True,
                                workers=workers, seed=cfg.seed, generator=gen, pin_memory=pin,
-                               rank=group.rank, world_size=group.world_size)
+                               rank=group.rank, world_size=group.world_size,
+                               min_share=2 if batchnorm else 1)
     # validation batches as large as training ones: the user sized those to fit in memory
     val_loader = make_loader(ImageSet(images, group.shard(val_idx)), batch, shuffle=False,
                              pin_memory=pin)
@@ -137,6 +140,7 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
         "transfer": info, "train_images": len(train_idx), "val_images": len(val_idx),
         "workers": workers, "threads": threads, "threads_reason": why,
         "cache": images.cache, "steps_per_epoch": len(train_loader),
+        "dropped_per_epoch": train_loader.batch_sampler.dropped,
         **group.record(cfg.batch), "sync_batchnorm": bool(synced), **speed.record(),
         "nan_check_every": builtin[0].every}
     return trainer, images, record
