@@ -17,7 +17,8 @@ from .errors import CnnSpecError
 from .report.render import FORMATS
 
 # In a pipe, rich would wrap tables at 80 columns; a wide page keeps each row on one line.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+# markup off: a file named "x[/y].png" or "[red]x.png" is printed as it is
+out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
@@ -117,7 +118,7 @@ def graph(spec: str, output: str) -> None:
                            f"Wrote the text form to {path.with_suffix('.dot')}")
     image = g.render_image(dot, suffix)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(image))
-    err.print(f"wrote {output}")
+    err.print(f"wrote {output}", markup=False)
 
 
 @cli.command()
@@ -129,23 +130,21 @@ def fmt(specs: tuple[str, ...], check: bool) -> None:
 
     from .files import write_text
     from .fmt import format_text
+    from .loader import read_spec_text
 
     unformatted = []
     for spec in specs:
         path = Path(spec)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CnnSpecError(f"{path}: cannot read the spec ({exc})") from None
+        text = read_spec_text(path)  # never a FIFO or /dev/zero
         new = format_text(text, spec)
         if new == text:
             continue
         unformatted.append(spec)
         if check:
-            err.print(f"would reformat {spec}")
+            err.print(f"would reformat {spec}", markup=False)
         else:
             write_text(path, new)
-            err.print(f"reformatted {spec}")
+            err.print(f"reformatted {spec}", markup=False)
     if check and unformatted:
         sys.exit(1)
 
@@ -159,11 +158,16 @@ def emit(spec: str, output: str | None) -> None:
     from .emit import emit as emit_source
 
     source = emit_source(load(spec).shaped)
-    if output:
+    if output is not None:
         from pathlib import Path
 
         from .files import write_text
 
+        if not output or Path(output).is_dir():
+            raise click.UsageError(f"-o: give a file to write, not {output!r}")
+        if Path(output).exists() and Path(output).resolve() == Path(spec).resolve():
+            raise click.UsageError(f"-o {output} is the spec being read; write the PyTorch "
+                                   "source to another file (e.g. model.py)")
         write_text(Path(output), source)
     else:
         sys.stdout.write(source)
@@ -201,7 +205,7 @@ def evaluate(run: str, data: str | None, weights: str, fmt: str, wide: bool) -> 
          [(name, *map(str, row)) for name, row in zip(r["classes"], r["confusion"], strict=True)],
          numeric=tuple(range(1, k + 1)), wrap=(0,), title="confusion matrix", wide=wide)
     for path in r["skipped"]:
-        err.print(f"skipped unreadable image {path}")
+        err.print(f"skipped unreadable image {path}", markup=False)
 
 
 @cli.command()
@@ -390,6 +394,9 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
         return
     if spec is None:
         raise click.UsageError("give a SPEC, or --resume RUN")
+    for flag, value in (("--out", out_dir), ("--onnx", onnx_path), ("--data", data)):
+        if value is not None and not value.strip():  # "" would mean the current folder
+            raise click.UsageError(f"{flag}: empty; give a {'file' if flag == '--onnx' else 'folder'}")
     s = load(spec)
     if do_train and s.transfer is not None and s.transfer.classes == "data":
         from .data.folder import class_names

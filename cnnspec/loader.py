@@ -58,11 +58,12 @@ MAX_SPEC_BYTES = 4_000_000
 """Specs are text a person writes: VGG-16 is 1 KB. Anything this large is the wrong file."""
 
 
-def load(path: str | Path) -> ir.Spec:
-    """Read and check a ``.cnn`` file (see :func:`loads`).
+def read_spec_text(path: str | Path) -> str:
+    """The text of a spec file, read only if it is a regular file of at most
+    :data:`MAX_SPEC_BYTES` (a FIFO would block, /dev/zero would never end).
 
     Raises:
-        SpecError: the file cannot be read, or the spec has mistakes.
+        SpecError: missing, not a regular file, too large, or not UTF-8.
     """
     path = Path(path)
     if path.exists() and not path.is_file():  # a folder, a FIFO, /dev/zero: never read it
@@ -71,9 +72,18 @@ def load(path: str | Path) -> ir.Spec:
         raise SpecError(f"{path}: {path.stat().st_size:,} bytes is too large for a spec "
                         f"(at most {MAX_SPEC_BYTES:,}); is it the right file?")
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read the spec ({exc})") from None
-    return loads(text, str(path))
+
+
+def load(path: str | Path) -> ir.Spec:
+    """Read and check a ``.cnn`` file (see :func:`loads`).
+
+    Raises:
+        SpecError: the file cannot be read (see :func:`read_spec_text`), or the spec has
+            mistakes.
+    """
+    return loads(read_spec_text(path), str(Path(path)))

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 import torch
 
 import cnnspec
@@ -127,3 +128,28 @@ def test_check_refuses_devices_fifos_and_huge_files(tmp_path):
     big.write_text("# x\n" * 1_100_000)
     r = run("check", big)
     assert r.returncode == 1 and "4,400,000 bytes is too large for a spec" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compile", "SPEC", "--train", "--out", ""], "--out: empty; give a folder"),
+    (["compile", "SPEC", "--onnx", ""], "--onnx: empty; give a file"),
+    (["emit", "COPY", "-o", "COPY"], "is the spec being read"),
+    (["fmt", "FIFO"], "FIFO: not a regular file"),
+    (["fmt", "/dev/zero"], "/dev/zero: not a regular file"),
+])
+def test_output_misuse_is_an_error_that_loses_nothing(tmp_path, args, message):
+    import os
+    import shutil
+
+    copy = tmp_path / "copy.cnn"
+    shutil.copy(SPECS / "lenet5.cnn", copy)
+    fifo = tmp_path / "FIFO"
+    os.mkfifo(fifo)
+    subst = {"SPEC": str(SPECS / "lenet5.cnn"), "COPY": str(copy), "FIFO": str(fifo)}
+    before = sorted(os.listdir(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "cnnspec", *[subst.get(a, a) for a in args]],
+                       check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode in (1, 2) and message.replace("FIFO", str(fifo)) in r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written in the current folder
+    assert copy.read_text() == (SPECS / "lenet5.cnn").read_text()

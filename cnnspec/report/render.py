@@ -92,7 +92,7 @@ def training_lines(tr: dict) -> list[str]:
 def render_table(summary: Summary, console: Console, wide: bool = False) -> None:
     """The summary as a table that fits the terminal (see :mod:`cnnspec.report.tables`)."""
     console.print(f"{summary.network}: input {summary.input} -> output {summary.output}",
-                  highlight=False)
+                  highlight=False, markup=False)
     show(console, _columns(summary), _cells(summary), numeric=(4, 5, 6), wrap=(2,), wide=wide)
     for line in footer(summary):
         console.print(line, highlight=False, soft_wrap=not console.is_terminal)
@@ -192,7 +192,7 @@ def render_diff_table(d, console: Console, changed_only: bool = False,
                       wide: bool = False) -> None:
     """The diff as a table that fits the terminal (see :mod:`cnnspec.report.tables`)."""
     console.print(f"A = {d.a['network']} ({d.a['file']})    B = {d.b['network']} ({d.b['file']})",
-                  highlight=False)
+                  highlight=False, markup=False)
     kept = [(cells, status) for cells, status in _diff_cells(d)
             if not (changed_only and status == "same")]
     show(console, DIFF_COLUMNS, [c for c, _ in kept], numeric=tuple(range(4, 11)),

@@ -96,7 +96,7 @@ def text(render, width: int = 120) -> str:
 
     buf = io.StringIO()
     render(Console(file=buf, width=width, force_terminal=False, color_system=None,
-                   highlight=False))
+                   highlight=False, markup=False))
     return buf.getvalue()
 
 

@@ -214,13 +214,13 @@ def _resume(folder: RunFolder, epochs, device, export, console, callbacks, group
     start = trainer.first_epoch
     if early_stop_due(metrics, cfg.early_stop):
         console.print(f"{run} stopped early after {start} epochs (early_stop); writing "
-                      "its final files again", highlight=False)
+                      "its final files again", highlight=False, markup=False)
     elif start >= cfg.epochs:
         console.print(f"{run} had already finished ({start} epochs); writing its final "
                       "files again. To train on, give --epochs with a larger number.",
-                      highlight=False)
+                      highlight=False, markup=False)
     else:
-        console.print(f"resuming {run} after epoch {start} of {cfg.epochs}")
+        console.print(f"resuming {run} after epoch {start} of {cfg.epochs}", markup=False)
     return _run(trainer, images, record,
                 export and ("softmax" if info.get("onnx_softmax") else "logits"))
 
