@@ -460,7 +460,7 @@ def _flag(key: str, value) -> str:
 def _report_run(run, t0: float) -> None:
     final = run.final
     out.print(f"val accuracy {final['val_accuracy']:.2%} (val loss {final['val_loss']:.4f}) "
-              f"after {final['epoch']} epochs; training took {run.seconds:.1f} s, "
+              f"after {final['epoch']} epoch{'s' if final['epoch'] != 1 else ''}; training took {run.seconds:.1f} s, "
               f"{time.perf_counter() - t0:.1f} s with data and export")
     if run.export is not None:
         out.print(str(run.export))

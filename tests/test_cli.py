@@ -115,7 +115,7 @@ def test_compile_train_overrides_are_recorded(tmp_path):
 def test_compile_bad_override_is_a_clear_error(tmp_path):
     r = run("compile", str(SPECS / "lenet5.cnn"), "--train", "--lr", "0", "--out",
                 str(tmp_path / "run"))
-    assert r.returncode == 1 and "--lr: Input should be greater than 0 (got 0)" in r.stderr
+    assert r.returncode == 1 and "--lr: Input should be greater than 0 (got 0.0)" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
     r = run("compile", str(SPECS / "lenet5.cnn"), "--lr", "0.1")
     assert r.returncode == 2 and "--lr only applies with --train" in r.stderr

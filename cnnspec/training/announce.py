@@ -30,6 +30,13 @@ def announce(trainer, images, record: dict) -> None:
                f"too few to share between the {record['world_size']} processes")
         console.print(f"[yellow]note[/]: each epoch leaves out its last {dropped} training "
                       f"image(s) ({why}); different ones each epoch", highlight=False)
+    outputs, classes = trainer.spec.shaped.output_shape[0], len(images.classes)
+    if outputs > classes:  # e.g. ResNet-50's 1000-way head on 2 classes of photos
+        console.print(f"[yellow]warning[/]: {escape(trainer.spec.name)} ends in {outputs} outputs "
+                      f"but the data has {classes} classes: outputs {classes}..{outputs - 1} are "
+                      f"never a target (predict and model.onnx's metadata use the first "
+                      f"{classes}); write dense {classes} as the last layer, or classes from "
+                      "data in a transfer: section", highlight=False)
     line = conversion(images.origins, trainer.spec.input)
     if line is not None:  # said once per run: 64x64 RGB photos trained as 32x32 gray
         console.print(escape(line), highlight=False)

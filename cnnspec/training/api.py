@@ -74,6 +74,10 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
         overrides["data"] = str(data)
     cfg = apply_overrides(spec.train, overrides) if overrides else spec.train
     data_path = data_path_of(spec, data)
+    if data_path is not None:  # before a torchrun group forms: one error, not every rank's
+        from ..data.folder import check_folder
+
+        check_folder(data_path)
     group, device = join(device, lambda m: console.print(m, highlight=False, markup=False))
     folder = None
     try:

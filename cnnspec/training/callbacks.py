@@ -108,8 +108,8 @@ class NaNGuard(Callback):
     def limit(classes: int) -> float:
         """The loss that counts as exploded: 50 x ln(classes), at least 100.
 
-        >>> NaNGuard.limit(10), round(NaNGuard.limit(1000), 1)
-        (100.0, 345.4)
+        >>> NaNGuard.limit(2), round(NaNGuard.limit(10), 1), round(NaNGuard.limit(1000), 1)
+        (100.0, 115.1, 345.4)
         """
         return max(100.0, 50 * math.log(max(classes, 2)))
 
@@ -200,6 +200,8 @@ class ProgressLog(Callback):
         self.every, self.progress, self.task = every, None, None
 
     def on_train_start(self, trainer):
+        if not trainer.console.is_terminal:
+            return  # a log file gets the epoch lines; a bar would be dumped there at the end
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -218,13 +220,15 @@ class ProgressLog(Callback):
 
     def on_epoch_start(self, trainer, epoch):
         self.t0 = time.perf_counter()
+        if self.progress is None:
+            return
         self.task = self.progress.add_task(
             "", total=trainer.steps_per_epoch, epoch=f"{epoch + 1}/{trainer.cfg.epochs}",
             loss=0.0, acc=0.0, lr=trainer.lr(), ips=0.0, phase="train")
 
     def on_step_end(self, trainer, step, loss):
         last = step + 1 == trainer.steps_per_epoch
-        if (step + 1) % self.every and not last:
+        if self.progress is None or (step + 1) % self.every and not last:
             return  # the bar moves every `every` steps: redrawing it costs as much as a step
         seen, loss_sum, correct = trainer.running()  # rank 0's own, in a torchrun group
         self.progress.update(self.task, completed=step + 1, loss=loss_sum / max(seen, 1),
@@ -232,8 +236,10 @@ class ProgressLog(Callback):
                              ips=seen * trainer.group.world_size / (time.perf_counter() - self.t0))
 
     def on_epoch_end(self, trainer, epoch, m):
-        self.progress.update(self.task, loss=m["val_loss"], acc=m["val_accuracy"], phase="val")
-        self.progress.console.print(
+        if self.progress is not None:
+            self.progress.update(self.task, loss=m["val_loss"], acc=m["val_accuracy"],
+                                 phase="val")
+        trainer.console.print(
             f"  epoch {epoch + 1}: train loss {m['train_loss']:.4f} acc "
             f"{m['train_accuracy']:.2%} | val loss {m['val_loss']:.4f} acc "
             f"{m['val_accuracy']:.2%}", highlight=False)

@@ -4,6 +4,7 @@ device, DataLoader workers and PyTorch's threads."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -56,16 +57,17 @@ def apply_overrides(cfg: ir.TrainConfig, overrides: dict) -> ir.TrainConfig:
         err = exc.errors()[0]
         key = next((k for k, path in OVERRIDES.items() if path == tuple(err["loc"])), None)
         where = f"--{key.replace('_', '-')}" if key else "command-line override"
-        got = f" (got {err['input']:g})" if err["loc"] and isinstance(err["input"], float) else (
-            f" (got {err['input']})" if err["loc"] else "")
-        bounds = {"less_than": "less than", "less_than_equal": "at most",
-                  "greater_than": "greater than", "greater_than_equal": "at least"}
-        if err["type"] in bounds and isinstance(err.get("ctx"), dict) and err["ctx"]:
-            limit = next(iter(err["ctx"].values()))
-            msg = f"Input should be {bounds[err['type']]} {limit:g}"
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
+        got = f" (got {_short(err['input'])})" if err["loc"] else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        limit = next(iter((err.get("ctx") or {}).values()), None)
+        if isinstance(limit, float) and abs(limit) >= 1e16:  # float32's range, not 39 digits
+            msg = re.sub(r"\d{17,}", f"{limit:g}", msg)
         raise CnnSpecError(f"{where}: {msg}{got}") from None
+
+
+def _short(value) -> str:
+    """A value for a message: as typed, unless a float too long to read."""
+    return f"{value:g}" if isinstance(value, float) and abs(value) >= 1e16 else str(value)
 
 
 def pick_device(device: str | None) -> torch.device:
