@@ -181,6 +181,25 @@ def statement_keywords() -> list[str]:
     return _keywords(set(ip.accepts()))
 
 
+@functools.lru_cache(maxsize=1)
+def section_words() -> dict[str, frozenset[str]]:
+    """The words that start a statement of the ``train:`` and ``transfer:`` sections, read
+    from the grammar (``epochs``, ``optimizer``, ...; ``from``, ``freeze``, ...)."""
+    parser = _parser()
+    patterns = {t.name: t.pattern.value for t in parser.terminals
+                if t.pattern.type == "str"}
+    first: dict[str, set[str]] = {}
+    for rule in parser.rules:
+        if rule.expansion and rule.expansion[0].is_term and rule.expansion[0].name in patterns:
+            first.setdefault(rule.origin.name, set()).add(patterns[rule.expansion[0].name])
+    out = {}
+    for section in ("train", "transfer"):
+        stmts = [r.expansion[0].name for r in parser.rules
+                 if r.origin.name == f"{section}_stmt" and r.expansion]
+        out[section] = frozenset(w for name in stmts for w in first.get(name, ()))
+    return out
+
+
 def _unknown_statement(line: int, src: SourceText, name: Token | None = None):
     """A statement that starts with a word that is no keyword and is not a block call.
     ``name`` is that word's token when the parser has it (after ``repeat 2:`` it is not the
@@ -195,6 +214,11 @@ def _unknown_statement(line: int, src: SourceText, name: Token | None = None):
         return src.diag(Span(src.file, line, col, col + len(word)),
                         f"'{word}' is a block: a call needs brackets",
                         f"write {word}(...) with its arguments")
+    section = next((name for name, words in section_words().items() if word in words), None)
+    if section is not None:  # `epochs 30` written among the layers
+        return src.diag(Span(src.file, line, col, col + len(word)),
+                        f"'{word}' is a setting of the {section}: section, not a layer",
+                        f"put it under a '{section}:' line, indented (see docs/language.md)")
     hint = did_you_mean(word, [*statement_keywords(), *blocks])
     if hint is None:
         hint = "a statement starts with a layer such as 'conv', 'maxpool', 'dense', or a block call NAME(...)"
