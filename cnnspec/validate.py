@@ -124,11 +124,14 @@ class Validator:
     def __init__(self, src: SourceText):
         self.src = src
         self.diagnostics: list[Diagnostic] = []
+        self._seen: set[tuple] = set()  # (span, message): a set keeps check linear
 
     def error(self, span: Span | None, message: str, hint: str | None = None, trace=()) -> None:
-        diag = self.src.diag(span, message, hint, trace)
-        if not any(d.span == diag.span and d.message == diag.message for d in self.diagnostics):
-            self.diagnostics.append(diag)  # maxpool 0 is two errors (0x0) but one mistake
+        key = (span, message)
+        if key in self._seen:
+            return  # maxpool 0 is two errors (0x0) but one mistake
+        self._seen.add(key)
+        self.diagnostics.append(self.src.diag(span, message, hint, trace))
 
     def model(self, cls: type[BaseModel], raw: Raw, fields: dict[str, Any], what: str,
               field_keys: dict[str, str] | None = None):
