@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 
 import click
 from rich.console import Console
@@ -24,7 +25,9 @@ err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() el
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cnnspec")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show Python tracebacks (for a bug report); also "
+              "CNNSPEC_DEBUG=1.")
+def cli(debug: bool) -> None:
     """Describe, check, measure, train and export convolutional networks written as .cnn specs."""
 
 
@@ -478,14 +481,19 @@ def _error(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into exit status 1 without a traceback.
-    Under torchrun only rank 0 prints results; every rank prints its errors, named."""
-    rank, world = int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world > 1:
-        out.quiet = rank != 0
-        err.quiet = rank != 0
+    Under torchrun only rank 0 prints results; every rank prints its errors, named. Anything
+    else is a bug in cnnspec: one line says so and asks for a report (exit status 70);
+    ``--debug`` or ``CNNSPEC_DEBUG=1`` shows the traceback."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args[: args.index("--") if "--" in args else None] or bool(
+        os.environ.get("CNNSPEC_DEBUG"))
+    if os.environ.get("RANK", "0") not in ("", "0") and os.environ.get("WORLD_SIZE", "1") != "1":
+        out.quiet = err.quiet = True  # torchrun: rank 0 prints the results
     try:
-        rc = cli.main(args=argv, prog_name="cnnspec", standalone_mode=False)
+        rc = cli.main(args=args, prog_name="cnnspec", standalone_mode=False)
     except CnnSpecError as exc:
+        if debug:
+            traceback.print_exc()
         _error(exc.render())
         sys.exit(1)
     except click.exceptions.Abort:
@@ -498,18 +506,27 @@ def main(argv: list[str] | None = None) -> None:
         _error("interrupted")
         sys.exit(130)
     except OSError as exc:  # a full disk, a read-only folder: say which file, keep no traceback
+        if debug:
+            traceback.print_exc()
         _error(f"error: {exc}")
         sys.exit(1)
     except MemoryError:
         _error("error: out of memory; the network or its input is too large for this machine "
                "(cnnspec summary shows the parameters and activations it needs)")
         sys.exit(1)
-    except RuntimeError as exc:
-        if "allocate" not in str(exc) and "out of memory" not in str(exc):
+    except Exception as exc:  # the last line of defence: a bug, said as one
+        if isinstance(exc, RuntimeError) and ("allocate" in str(exc)
+                                              or "out of memory" in str(exc)):
+            _error(f"error: out of memory: {str(exc).splitlines()[0]}; the network or its "
+                   "input is too large for this machine (cnnspec summary shows what it needs)")
+            sys.exit(1)
+        if debug:
             raise
-        _error(f"error: out of memory: {str(exc).splitlines()[0]}; the network or its input is "
-               "too large for this machine (cnnspec summary shows what it needs)")
-        sys.exit(1)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _error(f"internal error: {type(exc).__name__}: {first}\nThis is a bug in cnnspec, not "
+               "in your input. Please report it with the command you ran and what `cnnspec "
+               "--debug ...` (the same command) prints.")
+        sys.exit(70)
     if isinstance(rc, int) and rc:
         sys.exit(rc)
 

@@ -153,3 +153,21 @@ def test_output_misuse_is_an_error_that_loses_nothing(tmp_path, args, message):
     assert "Traceback" not in r.stderr
     assert sorted(os.listdir(tmp_path)) == before  # nothing written in the current folder
     assert copy.read_text() == (SPECS / "lenet5.cnn").read_text()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_bug_in_cnnspec_is_one_line_asking_for_a_report_and_debug_shows_it(debug):
+    """Only a bug prints a traceback, and only with --debug (a real process, a real bug:
+    summarize replaced by one that divides by zero)."""
+    code = ("import cnnspec.report.summary as s, cnnspec.cli as c\n"
+            "s.summarize = lambda *a, **k: 1 / 0\n"
+            f"c.main({['--debug'] if debug else []} + ['summary', {str(SPECS / 'lenet5.cnn')!r}])\n")
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
+                       text=True, timeout=60)
+    if debug:
+        assert r.returncode == 1 and "Traceback" in r.stderr
+        assert r.stderr.rstrip().endswith("ZeroDivisionError: division by zero")
+    else:
+        assert r.returncode == 70 and "Traceback" not in r.stderr
+        assert "internal error: ZeroDivisionError: division by zero" in r.stderr
+        assert "This is a bug in cnnspec, not in your input. Please report it" in r.stderr
