@@ -24,11 +24,18 @@ def loads(text: str, file: str = "<string>") -> ir.Spec:
     src = SourceText(text, file)
 
     def parse_file(path: Path):
-        """Statements of an included file (raises FileNotFoundError)."""
+        """Statements of an included file. Raises FileNotFoundError, or OSError with the
+        reason (the include line reports it at its place): not a regular file (a FIFO would
+        block, /dev/zero never end), larger than a spec may be, or not UTF-8."""
+        if path.exists() and not path.is_file():
+            raise OSError("not a regular file")
+        if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+            raise OSError(f"{path.stat().st_size:,} bytes is too large for a spec "
+                          f"(at most {MAX_SPEC_BYTES:,})")
         try:
             other = path.read_text(encoding="utf-8")
-        except (IsADirectoryError, UnicodeDecodeError) as exc:
-            raise SpecError(f"{path}: cannot read the included file ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise OSError(f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
         src.add(other if other.endswith("\n") else other + "\n", str(path))
         return to_raw(parse(other, str(path)), str(path))
 
