@@ -50,7 +50,11 @@ def format_text(text: str, file: str = "<string>") -> str:
     """
     parse(text, file)  # never lay out text that is not a spec
     lexer = _parser()
-    lines = text.expandtabs(4).splitlines()
+    # lines as the parser counts them: at "\n" only (splitlines() would also break at
+    # \x0b, \x0c, \x1c-\x1e, \x85, \u2028 inside a comment and turn the rest into code)
+    lines = text.expandtabs(4).replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     levels: list[int] = [0]  # indentation widths of the open blocks
     code_level: list[int | None] = []
     for line in lines:

@@ -143,3 +143,16 @@ def test_emit_cli_writes_a_script_that_runs(tmp_path):
                    check=True)
     r = subprocess.run([sys.executable, str(out)], capture_output=True, text=True, check=True)
     assert r.stdout.splitlines() == ["61706 parameters", "torch.Size([1, 10])"]
+
+
+@pytest.mark.parametrize("ch", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"])
+def test_fmt_keeps_a_unicode_line_break_inside_a_comment_in_the_comment(ch):
+    """splitlines() broke the line there and made the rest of the comment code."""
+    from cnnspec.fmt import format_text
+
+    text = (f"network T\ninput 28x28x1\nconv 3x3x4 relu  # a comment{ch}dense 5 here\n"
+            "flatten\ndense 10\n")
+    out = format_text(text)
+    assert f"# a comment{ch}dense 5 here" in out
+    assert cnnspec.loads(out).shaped.params == cnnspec.loads(text).shaped.params
+    assert format_text(out) == out
