@@ -366,11 +366,30 @@ def _infer_one(layer, shape: Shape) -> LayerInfo:
     return LayerInfo(layer, shape, shape)  # dropout, activation
 
 
+MAX_TENSOR = 2**34
+"""The most elements one layer's weights, or one image's output of a layer, may have:
+17 billion (64 GiB as float32), beyond any accelerator's memory; larger sizes are typing
+mistakes (``conv 3x3x9999999999``), and torch would fail to allocate them, or overflow."""
+
+
+def _check_size(info: LayerInfo) -> None:
+    out = 1
+    for d in info.out_shape:
+        out *= d
+    for what, n in (("parameters", info.params), ("output values per image", out)):
+        if n > MAX_TENSOR:
+            raise _ShapeError(f"{n:,} {what} ({n * 4 / 2**30:,.0f} GiB as float32) is more than "
+                              f"a layer may have ({MAX_TENSOR:,}, 64 GiB)",
+                              "is a size mistyped? conv KxKxF, dense N and input HxWxC take "
+                              "the sizes a network really has")
+
+
 def _infer_seq(layers, shape: Shape) -> tuple[LayerInfo, ...]:
     infos = []
     for layer in layers:
         try:
             info = _infer_one(layer, shape)
+            _check_size(info)
         except _ShapeError as exc:
             if exc.layer is None:
                 exc.layer = layer  # the innermost layer that failed

@@ -361,3 +361,14 @@ def test_an_include_that_cannot_be_a_spec_is_an_error_at_its_line(tmp_path, targ
         cnnspec.load(spec)
     assert f"t.cnn:3:9: error: cannot read the included file {path}: {reason}" in \
         info.value.render()
+
+
+@pytest.mark.parametrize("line, what", [("conv 3x3x9999999999999 relu", "parameters"),
+                                        ("conv 3x3x99999999 relu", "output values per image")])
+def test_sizes_no_machine_can_hold_are_check_errors(line, what):
+    """They passed check and ended in an allocation error or OverflowError in compile."""
+    with pytest.raises(cnnspec.SpecError) as info:
+        cnnspec.loads(f"network T\ninput 28x28x1\n{line}\nflatten\ndense 10\n", "t.cnn")
+    text = info.value.render()
+    assert "t.cnn:3:1: error: C1: " in text and f" {what} (" in text
+    assert "is more than a layer may have (17,179,869,184, 64 GiB)" in text
