@@ -204,7 +204,9 @@ def _unknown_statement(line: int, src: SourceText, name: Token | None = None):
     """A statement that starts with a word that is no keyword and is not a block call.
     ``name`` is that word's token when the parser has it (after ``repeat 2:`` it is not the
     first word of the line)."""
-    if name is not None and name.type == "NAME":
+    if isinstance(name, Tree):  # a section word used as a name (soft_word): its token
+        name = next(iter(name.scan_values(lambda v: isinstance(v, Token))), None)
+    if isinstance(name, Token) and str(name).isidentifier():
         line, col, word = name.line, name.column, str(name)
     else:
         m = re.match(r"(\s*)([^\s(#:,]*)", src.line(line) or "")
