@@ -111,3 +111,17 @@ def test_an_empty_checkpoint_is_a_clear_error_not_an_interruption(tmp_path):
 
 def test_the_shipped_lenet_spec_is_untouched_by_these_tests():
     assert (SPECS / "lenet5.cnn").read_text().startswith("# LeNet-5")
+
+
+def test_killed_at_random_instants_and_resumed_it_ends_as_an_uninterrupted_run():
+    """scripts/kill_resume.py at CI size: SIGKILL at random instants (start-up, steps,
+    checkpoint writes), resumed each time; the end equals an uninterrupted run exactly.
+    The full check is ``python scripts/kill_resume.py --kills 20 --epochs 40``."""
+    r = subprocess.run([sys.executable, str(SPECS.parent / "scripts" / "kill_resume.py"),
+                        "--kills", "3", "--epochs", "8", "--seed", "1", "--json"],
+                       check=False, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout)
+    assert result["kills"] >= 2  # the run lived long enough to be killed more than once
+    assert result["same_metrics"] and result["same_weights"]
+    assert result["leftover_temporaries"] == [] and not result["lock_left"]
