@@ -443,8 +443,14 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
             preview = schedule_preview(apply_overrides(s.train, given))
             out.print(f"With {' '.join(_flag(k, v) for k, v in given.items())}, learning rate by "
                       f"epoch (from 0): {preview.text().removeprefix('epochs ')}")
+            own = set(schedule_preview(s.train).warnings)  # shown with the summary already
+            beyond = [w for w in preview.warnings if w not in own and "beyond the last" in w]
+            if beyond and "epochs" in given:  # the user shortened the run on purpose
+                out.print(f"note: with --epochs {given['epochs']} the run ends before "
+                          f"{len(beyond)} change(s) of its schedule")
             for warning in preview.warnings:
-                out.print(f"warning: {warning}")
+                if warning not in own and warning not in beyond:
+                    out.print(f"warning: {warning}")
 
         t0 = time.perf_counter()
         _report_run(train(s, data=data, out=out_dir, overrides=given, device=device, console=err,

@@ -171,3 +171,12 @@ def test_a_bug_in_cnnspec_is_one_line_asking_for_a_report_and_debug_shows_it(deb
         assert r.returncode == 70 and "Traceback" not in r.stderr
         assert "internal error: ZeroDivisionError: division by zero" in r.stderr
         assert "This is a bug in cnnspec, not in your input. Please report it" in r.stderr
+
+
+def test_shortening_a_run_with_epochs_is_a_note_not_schedule_warnings(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cnnspec", "compile", str(SPECS / "lenet5.cnn"),
+                        "--train", "--epochs", "1", "--data", str(tmp_path / "none")],
+                       check=False, capture_output=True, text=True, timeout=120)
+    assert "note: with --epochs 1 the run ends before 2 change(s) of its schedule" in r.stdout
+    assert "lies beyond the last epoch" not in r.stdout + r.stderr
+    assert r.returncode == 1 and "no such data folder" in r.stderr  # then stops: no data
