@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import CnnSpecError
+
 
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, flush it to disk
@@ -26,9 +28,27 @@ def atomic_write(path: Path, write) -> None:
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, Exception) and not isinstance(exc, CnnSpecError):
+            raise write_error(path, exc) from exc
         raise
+
+
+def write_error(path: Path, exc: Exception) -> CnnSpecError:
+    """A failed write as a user's error: which file, why, and how much space is left (torch
+    and safetensors report a full disk or a file size limit as RuntimeError / their own)."""
+    import shutil
+
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else (
+        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    return CnnSpecError(f"cannot write {path}: {why} ({free}); the disk may be full or a file "
+                        "size limit reached. Nothing was written under that name; an earlier "
+                        "file of that name is kept")
 
 
 def _fsync(path) -> None:

@@ -125,3 +125,30 @@ def test_killed_at_random_instants_and_resumed_it_ends_as_an_uninterrupted_run()
     assert result["kills"] >= 2  # the run lived long enough to be killed more than once
     assert result["same_metrics"] and result["same_weights"]
     assert result["leftover_temporaries"] == [] and not result["lock_left"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and SIGXFSZ")
+def test_a_full_disk_is_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    """A file size limit (as a full disk would) while writing epoch 2's checkpoint: torch
+    raised a RuntimeError traceback; now one message names the file, and the run resumes
+    from epoch 1 once there is room."""
+    import resource
+
+    import torch
+
+    run = tmp_path / "run"
+    cnnspec.train(cnnspec.load(SPECS / "lenet5.cnn"), out=run, epochs=1, export=False)
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # last.ckpt is ~750 KB
+
+    r = subprocess.run([sys.executable, "-m", "cnnspec", "compile", "--resume", str(run),
+                        "--epochs", "2"], check=False, capture_output=True, text=True,
+                       timeout=300, preexec_fn=limited)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"cannot write {run / 'last.ckpt'}:" in r.stderr
+    assert "the disk may be full or a file size limit reached" in r.stderr
+    assert torch.load(run / "last.ckpt", weights_only=True)["epoch"] == 1  # the good one
+    assert not [p.name for p in run.glob(".*")]  # no half-written temporary left
+    assert [m["epoch"] for m in resume(run, epochs=2, export=False).metrics] == [1, 2]
