@@ -84,3 +84,49 @@ def test_conversions_are_announced_once(tmp_path):
     r = _cli("compile", SPECS / "lenet5.cnn", "--train", "--data", tmp_path / "rgb", "--epochs",
              "1", "--out", tmp_path / "run2")
     assert r.stderr.count(line) == 1
+
+
+def test_hostile_images_are_named_and_skipped_and_odd_ones_read(tmp_path):
+    """Empty, text named .png, truncated, a decompression bomb, a FIFO: each named with its
+    reason and skipped, in `cnnspec data` and in training; CMYK, 16-bit and palette images
+    are read; an image over Pillow's warning limit is read and named, no raw warning."""
+    import os
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "d"
+    for c in "ab":
+        (root / c).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / c / f"{i}.png")
+    b = root / "b"
+    (b / "empty.png").write_bytes(b"")
+    (b / "text.png").write_text("hello, not an image")
+    (b / "truncated.png").write_bytes((root / "a" / "0.png").read_bytes()[:60])
+    Image.new("L", (14000, 13000)).save(b / "bomb.png")  # 182 M pixels: over 2 x 89.5 M
+    Image.new("L", (9500, 9500)).save(b / "big.png")  # 90.25 M: over the warning limit
+    Image.fromarray(rng.integers(0, 256, (28, 28, 4), dtype=np.uint8), "CMYK").save(b / "cmyk.jpg")
+    Image.fromarray(rng.integers(0, 65535, (28, 28), dtype=np.uint16)).save(b / "gray16.png")
+    Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).convert("P").save(
+        b / "palette.png")
+    os.mkfifo(b / "fifo.png")
+    bad = {"bomb.png": "decompression bomb", "empty.png": "cannot identify image file",
+           "fifo.png": "not a regular file", "text.png": "cannot identify image file",
+           "truncated.png": "runcated"}
+
+    r = _cli("data", root)
+    assert r.returncode == 0, r.stderr
+    assert "DecompressionBombWarning" not in r.stderr
+    for name, reason in bad.items():
+        line = next(x for x in r.stdout.splitlines() if x.startswith(f"unreadable: {b / name}"))
+        assert reason in line
+    assert f"warning: {b / 'big.png'}: 9500x9500 (90 M pixels)" in r.stdout
+    assert "| b     |      9 |" in r.stdout  # 5 + cmyk + 16-bit + palette + big
+
+    r = _cli("compile", SPECS / "lenet5.cnn", "--train", "--data", root, "--epochs", "1",
+             "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    assert "DecompressionBombWarning" not in r.stderr
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in info["skipped"]}
+    assert set(skipped) == set(bad)
+    assert info["train_images"] + info["val_images"] == 14

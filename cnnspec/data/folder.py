@@ -11,6 +11,7 @@ torch. Only :func:`fit` (tensors already in memory, the embedded digits) uses to
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,12 @@ def decode_array(path: str | Path, spec_input: ir.InputShape) -> np.ndarray:
 
 def decode_with_origin(path: str | Path, spec_input: ir.InputShape) -> tuple[np.ndarray, str]:
     """:func:`decode_array`, and what the file was: ``"WxH MODE"`` (``"64x64 RGB"``)."""
+    with warnings.catch_warnings():  # over 89 M pixels: decoded (the report names it)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return _decode(path, spec_input)
+
+
+def _decode(path, spec_input: ir.InputShape) -> tuple[np.ndarray, str]:
     mode = "RGB" if spec_input.channels == 3 else "L"
     size = (spec_input.width, spec_input.height)
     with Image.open(path) as im:
@@ -145,8 +152,10 @@ def class_dirs(root: Path) -> list[Path]:
 
 
 def image_files(class_dir: Path) -> list[Path]:
-    """Image files of one class (nested folders included), skipping hidden files and folders."""
-    return sorted(p for p in class_dir.rglob("*") if p.is_file() and _visible(p)
+    """Image files of one class (nested folders included), skipping hidden files and folders.
+    Entries that are not regular files (a FIFO, a socket, a broken link) are listed too, so
+    that they are reported as unreadable instead of vanishing; nothing here opens them."""
+    return sorted(p for p in class_dir.rglob("*") if not p.is_dir() and _visible(p)
                   and p.suffix.lower() in IMAGE_SUFFIXES
                   and all(_visible(q) for q in p.relative_to(class_dir).parents if q != Path(".")))
 

@@ -22,33 +22,47 @@ def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) 
         DataError: ``root`` is not a folder.
     """
     import hashlib
+    import warnings as warnings_module
     from collections import Counter
 
     _check_folder(root)
     root = Path(root)
-    classes, unreadable, seen, duplicates = [], [], {}, []
+    classes, unreadable, seen, duplicates, large = [], [], {}, [], []
     for d in _class_dirs(root):
         files = _image_files(d)
         sizes, modes, ok = Counter(), Counter(), 0
         for p in files:
-            digest = hashlib.sha1(p.read_bytes()).hexdigest()
+            if not p.is_file():  # a FIFO would block, a device never end: never opened
+                unreadable.append({"path": str(p), "reason": "not a regular file"})
+                continue
+            try:
+                digest = hashlib.sha1(p.read_bytes()).hexdigest()
+            except OSError as exc:  # no permission, an I/O error: named, and the report goes on
+                unreadable.append({"path": str(p), "reason": exc.strerror or str(exc)})
+                continue
             if digest in seen:
                 duplicates.append([str(seen[digest]), str(p)])
             else:
                 seen[digest] = p
             try:
-                with Image.open(p) as im:
-                    im.verify()
-                with Image.open(p) as im:
-                    im.load()
-                    sizes[f"{im.width}x{im.height}"] += 1
-                    modes[im.mode] += 1
+                with warnings_module.catch_warnings(record=True) as caught:
+                    warnings_module.simplefilter("always", Image.DecompressionBombWarning)
+                    with Image.open(p) as im:
+                        im.verify()
+                    with Image.open(p) as im:
+                        im.load()
+                        sizes[f"{im.width}x{im.height}"] += 1
+                        modes[im.mode] += 1
+                if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+                    large.append(f"{p}: {im.width}x{im.height} ({im.width * im.height / 1e6:,.0f} "
+                                 "M pixels), over Pillow's decompression-bomb warning limit: "
+                                 "read, but is it the file you mean?")
                 ok += 1
             except _UNREADABLE as exc:
                 unreadable.append({"path": str(p), "reason": str(exc).splitlines()[0]})
         classes.append({"name": d.name, "images": ok, "files": len(files),
                         "sizes": dict(sizes.most_common(5)), "modes": dict(modes)})
-    problems, warnings = [], []
+    problems, warnings = [], list(large)
     loose = _loose_images(root)
     if not classes:
         problems.append(f"no class folders{f' ({loose} image(s) lie directly in the folder)' if loose else ''}"
