@@ -117,12 +117,14 @@ class Expander:
         self.diagnostics: list[Diagnostic] = []
         self.included: set[Path] = set()
         self.unrolled = 0  # statements made so far (see MAX_LAYERS)
+        self._seen: set[tuple] = set()  # (span, message) of each diagnostic: linear checks
         self.nesting = 0  # concats and residuals around the statement being expanded
 
     def error(self, span: Span | None, message: str, hint: str | None = None, trace=()) -> None:
-        diag = self.src.diag(span, message, hint, trace)
-        if not any(d.span == diag.span and d.message == diag.message for d in self.diagnostics):
-            self.diagnostics.append(diag)  # a body repeated N times has its mistakes once
+        if (span, message) in self._seen:
+            return  # a body repeated N times has its mistakes once
+        self._seen.add((span, message))
+        self.diagnostics.append(self.src.diag(span, message, hint, trace))
 
     # -- definitions and includes
     def collect(self, statements: list[Raw], stack: tuple[Path, ...]) -> list[Raw]:
@@ -377,7 +379,36 @@ def expand(statements: list[Raw], src: SourceText, parse_file) -> tuple[list[Raw
     main = Path(src.file).resolve() if src.file != "<string>" else Path.cwd() / "<string>"
     rest = ex.collect(statements, (main,))
     out = ex.expand(rest, {})
+    layers = [raw for raw in out if raw.kind not in NOT_LAYERS]
+    total = _size(layers)
+    if total > MAX_LAYERS and not ex.diagnostics:  # plain lines and block calls count too
+        first = _nth(layers, MAX_LAYERS + 1)
+        ex.error(first.span, f"this spec has {total:,} layers after blocks and repeats are "
+                 f"unrolled; a spec may have at most {MAX_LAYERS:,}",
+                 "is it the right file? the largest published CNNs have a few hundred layers",
+                 first.trace)
+        return [], ex.diagnostics
     return out, ex.diagnostics
+
+
+NOT_LAYERS = ("network", "input", "train", "transfer")
+"""Top-level statements that are not layers."""
+
+
+def _nth(raws: list[Raw], n: int) -> Raw:
+    """The ``n``-th statement (1-based) in the order :func:`_size` counts them."""
+    for raw in raws:
+        n -= 1
+        if n == 0:
+            return raw
+        for key in ("branches", "body", "shortcut"):
+            groups = raw.fields.get(key) or []
+            for group in (groups if key == "branches" else [groups]):
+                size = _size(group)
+                if n <= size:
+                    return _nth(group, n)
+                n -= size
+    return raws[-1]
 
 
 def _size(raws: list[Raw]) -> int:

@@ -372,3 +372,13 @@ def test_sizes_no_machine_can_hold_are_check_errors(line, what):
     text = info.value.render()
     assert "t.cnn:3:1: error: C1: " in text and f" {what} (" in text
     assert "is more than a layer may have (17,179,869,184, 64 GiB)" in text
+
+
+def test_the_layer_limit_counts_every_layer_not_only_repeats():
+    """40,000 plain lines passed (only repeats were counted); the limit is 10,000 layers."""
+    text = "network T\ninput 28x28x1\n" + "conv 3x3x4 pad same relu\n" * 10_001 + "flatten\n"
+    with pytest.raises(cnnspec.SpecError) as info:
+        cnnspec.loads(text, "t.cnn")
+    assert info.value.render().startswith(
+        "t.cnn:10003:1: error: this spec has 10,002 layers after blocks and repeats are "
+        "unrolled; a spec may have at most 10,000")
