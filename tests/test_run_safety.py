@@ -152,3 +152,74 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_pat
     assert torch.load(run / "last.ckpt", weights_only=True)["epoch"] == 1  # the good one
     assert not [p.name for p in run.glob(".*")]  # no half-written temporary left
     assert [m["epoch"] for m in resume(run, epochs=2, export=False).metrics] == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished LeNet-5 run (1 epoch, with model.onnx) and a digit to predict."""
+    from PIL import Image
+
+    tmp = tmp_path_factory.mktemp("finished")
+    cnnspec.train(cnnspec.load(SPECS / "lenet5.cnn"), out=tmp / "run", epochs=1)
+    Image.new("L", (28, 28), 0).save(tmp / "digit.png")
+    return tmp / "run", tmp / "digit.png"
+
+
+DAMAGE = {  # file -> ways to damage it
+    "classes.json": [b"", b"{not json", b'{"a": 1}', b"[1, 2]", b"\xff\xfe"],
+    "run.json": [b"", b"[]", b'{"normalize": 5}', b'{"normalize": {"mean": [0.1], "std": [0]}}'],
+    "spec.json": [b"", b"null"],
+    "spec.cnn": [b"", b"\xff\xfe", b"network"],
+    "metrics.json": [b"", b'{"epochs": 3}'],
+    "weights.safetensors": [b"", b"garbage"],
+}
+
+
+def _main(capsys, *args) -> tuple[int, str]:
+    """cnnspec's entry point in this process (its error handling is what is tested):
+    (exit status, stderr)."""
+    from cnnspec.cli import main
+
+    capsys.readouterr()
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, content", [(n, c) for n, cs in DAMAGE.items() for c in cs])
+def test_a_damaged_run_file_is_named_never_a_traceback(finished, tmp_path, capsys, name,
+                                                       content):
+    """One in seven hostile run folders gave a traceback in evaluate, predict or resume."""
+    import shutil
+
+    run, digit = finished
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / name).write_bytes(content)
+    for args in (["predict", copy, digit, "--backend", "torch"], ["predict", copy, digit],
+                 ["evaluate", copy], ["compile", "--resume", copy, "--epochs", "2"]):
+        code, stderr = _main(capsys, *args)
+        assert code in (0, 1), (args, stderr[-2000:])
+        assert "internal error" not in stderr, (args, stderr)
+        if code == 1:
+            assert "error" in stderr
+
+
+def test_nan_weights_give_an_error_not_nan_percent(finished, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    run, digit = finished
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    weights = load_file(copy / "weights.safetensors")
+    weights = {k: v.float().fill_(float("nan")) if v.is_floating_point() else v
+               for k, v in weights.items()}
+    save_file(weights, copy / "weights.safetensors")
+    r = _cli("predict", copy, digit, "--backend", "torch")
+    assert r.returncode == 1 and "nan%" not in r.stdout
+    assert "the network's outputs are not finite (NaN or inf)" in r.stderr

@@ -193,7 +193,7 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3, weights: 
         CnnSpecError / WeightsError: see :func:`load_run`.
     """
     from ..data import load_image
-    from .runtime import BATCH, top_classes
+    from .runtime import BATCH, ranked
 
     loaded = load_run(run, weights, device)
     k = min(top_k, len(loaded.classes))
@@ -214,6 +214,6 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3, weights: 
                 probs = iter(torch.softmax(logits[:, :len(loaded.classes)].double(), 1).cpu())
             for item in chunk:
                 if "error" not in item:
-                    item["top"] = top_classes(next(probs).numpy(), loaded.classes, k)
+                    item.update(ranked(next(probs).numpy(), loaded.classes, k, item["image"]))
         results.extend(chunk)
     return results

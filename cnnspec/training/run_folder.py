@@ -193,13 +193,33 @@ class RunFolder:
             self.path.rmdir()
 
     # ------------------------------------------------------------------ reading back
-    def _json(self, name: str):
-        return json.loads((self.path / name).read_text())
+    def _json(self, name: str, kind: type = dict):
+        """A run file's JSON, of type ``kind``.
+
+        Raises:
+            FileNotFoundError: no such file (callers say "not a run folder").
+            CnnSpecError: the file is damaged: not UTF-8, not JSON, or not a ``kind``.
+        """
+        path = self.path / name
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise self._damaged(path, str(exc).splitlines()[0]) from None
+        if not isinstance(value, kind):
+            raise self._damaged(path, f"a {type(value).__name__}, not a {kind.__name__}")
+        return value
+
+    def _damaged(self, path: Path, why: str) -> CnnSpecError:
+        return CnnSpecError(f"{path}: damaged ({why}); restore it from a copy, or train the "
+                            "run again")
 
     def spec_source(self) -> tuple[str, str]:
         """(text of spec.cnn, its path for messages)."""
         p = self.path / "spec.cnn"
-        return p.read_text(), str(p)
+        try:
+            return p.read_text(encoding="utf-8"), str(p)
+        except UnicodeDecodeError as exc:
+            raise self._damaged(p, str(exc)) from None
 
     def resolved(self) -> dict:
         return self._json("spec.json")
@@ -208,13 +228,22 @@ class RunFolder:
         return self._json("run.json")
 
     def classes(self) -> list[str]:
-        return self._json("classes.json")
+        """The class names in output order (classes.json: a list of strings)."""
+        classes = self._json("classes.json", list)
+        if not classes or not all(isinstance(c, str) for c in classes):
+            raise self._damaged(self.path / "classes.json", "not a list of class names")
+        return classes
 
     def normalization(self) -> tuple[list[float], list[float], str]:
         """(mean, std, where they came from) recorded in run.json."""
-        norm = self.info()["normalize"]
-        return ([float(v) for v in norm["mean"]], [float(v) for v in norm["std"]],
-                str(norm.get("source", "")))
+        try:
+            norm = self.info()["normalize"]
+            mean, std = [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._damaged(self.path / "run.json", f"no usable normalize: {exc}") from None
+        if not mean or len(mean) != len(std) or not all(v > 0 for v in std):
+            raise self._damaged(self.path / "run.json", "normalize mean/std do not match")
+        return mean, std, str(norm.get("source", ""))
 
     def update(self, resolved: dict | None = None, **info) -> None:
         """Rewrite spec.json with ``resolved`` and/or merge ``info`` into run.json."""
@@ -294,4 +323,7 @@ class RunFolder:
             write_text(self._target("metrics.csv"), buf.getvalue())
 
     def metrics(self) -> list[dict]:
-        return self._json("metrics.json")["epochs"]
+        epochs = self._json("metrics.json").get("epochs")
+        if not isinstance(epochs, list) or not all(isinstance(m, dict) for m in epochs):
+            raise self._damaged(self.path / "metrics.json", "no list of epochs")
+        return epochs

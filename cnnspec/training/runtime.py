@@ -39,6 +39,15 @@ def top_classes(probs: np.ndarray, classes: list[str], k: int) -> list[dict]:
     return [{"class": classes[i], "probability": float(probs[i])} for i in order]
 
 
+def ranked(probs: np.ndarray, classes: list[str], k: int, image: str) -> dict:
+    """``{"top": ...}`` for one image, or ``{"error": ...}`` when the network's outputs are
+    not finite (damaged weights would otherwise print "nan%")."""
+    if not np.isfinite(probs).all():
+        return {"error": f"{image}: the network's outputs are not finite (NaN or inf): the "
+                         "run's weights are damaged; train again, or try --weights best"}
+    return {"top": top_classes(probs, classes, k)}
+
+
 def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
             device: str | None = None) -> list[dict]:
     """Top-k classes with softmax probabilities for each image file, from ``run/model.onnx``
@@ -93,7 +102,7 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
                          else softmax(outputs))
             for item in chunk:
                 if "error" not in item:
-                    item["top"] = top_classes(next(probs), classes, k)
+                    item.update(ranked(next(probs), classes, k, item["image"]))
         results.extend(chunk)
     return results
 
