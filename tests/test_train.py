@@ -153,7 +153,8 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         Path(tmp).write_text("half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError):
+    with pytest.raises(cnnspec.CnnSpecError, match=f"cannot write {target}: No space left on "
+                       r"device \(.* MiB free there\); the disk may be full"):
         atomic_write(target, fail)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["weights.safetensors"]
