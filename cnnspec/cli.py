@@ -45,17 +45,14 @@ def check(spec: str) -> None:
 
         source = resolve_source(s.transfer.source, s.file)
         if not source.exists():
-            from .errors import Diagnostic, SpecError
+            from .errors import SourceText, SpecError
 
-            span, line = s.transfer.span, None
-            if span is not None and Path(span.file).is_file():
-                lines = Path(span.file).read_text(encoding="utf-8", errors="replace").splitlines()
-                line = lines[span.line - 1] if 0 < span.line <= len(lines) else None
-            raise SpecError([Diagnostic(
-                span, f"transfer: from \"{s.transfer.source}\": {source.resolve()} does not "
-                "exist", hint=f"a path in a spec is relative to the spec's folder "
+            src = SourceText(s.source, s.file)  # the caret line, as every spec error has it
+            raise SpecError([src.diag(
+                s.transfer.span, f"transfer: from \"{s.transfer.source}\": {source.resolve()} "
+                "does not exist", f"a path in a spec is relative to the spec's folder "
                 f"({Path(s.file).resolve().parent}); train the source run first, or fix the "
-                "path", source_line=line)])
+                "path")])
     out.print(f"{spec}: ok ({s.name}, {len(s.layers)} layers, {s.shaped.params:,} parameters)")
 
 

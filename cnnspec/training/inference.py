@@ -193,27 +193,16 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3, weights: 
         CnnSpecError / WeightsError: see :func:`load_run`.
     """
     from ..data import load_image
-    from .runtime import BATCH, ranked
+    from .runtime import in_batches
 
     loaded = load_run(run, weights, device)
-    k = min(top_k, len(loaded.classes))
-    results: list[dict] = []
-    for start in range(0, len(images), BATCH):
-        chunk, pixels = [], []
-        for path in images[start:start + BATCH]:
-            try:
-                pixels.append(load_image(path, loaded.model.spec.input))
-                chunk.append({"image": str(path)})
-            except DataError as exc:  # named in the results; the other images go on
-                chunk.append({"image": str(path), "error": str(exc)})
-        if pixels:
-            with torch.no_grad():
-                logits = loaded.model.logits()(loaded.norm(to_unit(torch.stack(pixels),
-                                                                   loaded.device)))
-                # over the run's classes only: a head wider than the data's has spare outputs
-                probs = iter(torch.softmax(logits[:, :len(loaded.classes)].double(), 1).cpu())
-            for item in chunk:
-                if "error" not in item:
-                    item.update(ranked(next(probs).numpy(), loaded.classes, k, item["image"]))
-        results.extend(chunk)
-    return results
+
+    def probabilities_of(pixels: list[torch.Tensor]):
+        with torch.no_grad():
+            logits = loaded.model.logits()(loaded.norm(to_unit(torch.stack(pixels),
+                                                               loaded.device)))
+            # over the run's classes only: a head wider than the data's has spare outputs
+            return torch.softmax(logits[:, :len(loaded.classes)].double(), 1).cpu().numpy()
+
+    return in_batches(images, lambda path: load_image(path, loaded.model.spec.input),
+                      probabilities_of, loaded.classes, top_k)

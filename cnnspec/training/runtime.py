@@ -83,26 +83,35 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
     feed = sess.get_inputs()[0]
     _, c, h, w = feed.shape
     spec_input = InputShape(height=int(h), width=int(w), channels=int(c))
+    def probabilities_of(pixels: list[np.ndarray]) -> np.ndarray:
+        x = np.stack(pixels).astype(np.float32) / np.float32(255)
+        # over the run's classes only: a head wider than the data's has spare outputs
+        outputs = sess.run(None, {feed.name: x})[0][:, :len(classes)].astype(np.float64)
+        return outputs / outputs.sum(axis=1, keepdims=True) if probabilities else softmax(outputs)
+
+    return in_batches(images, lambda path: read_image(path, spec_input), probabilities_of,
+                      classes, top_k)
+
+
+def in_batches(images: list[str | Path], read, probabilities_of, classes: list[str],
+               top_k: int) -> list[dict]:
+    """The results of ``predict`` (both backends): each image read with ``read(path)``
+    (DataError: that image's ``{"image", "error"}``, the others go on), :data:`BATCH` at a
+    time through ``probabilities_of(pixels) -> (N, len(classes))``, ranked."""
     k = min(top_k, len(classes))
     results: list[dict] = []
     for start in range(0, len(images), BATCH):
         chunk, pixels = [], []
         for path in images[start:start + BATCH]:
             try:
-                pixels.append(read_image(path, spec_input))
+                pixels.append(read(path))
                 chunk.append({"image": str(path)})
             except DataError as exc:  # named in the results; the other images go on
                 chunk.append({"image": str(path), "error": str(exc)})
         if pixels:
-            x = np.stack(pixels).astype(np.float32) / np.float32(255)
-            logits = sess.run(None, {feed.name: x})[0]
-            # over the run's classes only: a head wider than the data's has spare outputs
-            outputs = logits[:, :len(classes)].astype(np.float64)
-            probs = iter(outputs / outputs.sum(axis=1, keepdims=True) if probabilities
-                         else softmax(outputs))
+            probs = iter(probabilities_of(pixels))
             for item in chunk:
                 if "error" not in item:
                     item.update(ranked(next(probs), classes, k, item["image"]))
         results.extend(chunk)
     return results
-
