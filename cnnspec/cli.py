@@ -14,13 +14,10 @@ import traceback
 import click
 from rich.console import Console
 
+from .cli_insight import INSIGHT
+from .consoles import err, out
 from .errors import CnnSpecError
 from .report.render import FORMATS
-
-# In a pipe, rich would wrap tables at 80 columns; a wide page keeps each row on one line.
-# markup off: a file named "x[/y].png" or "[red]x.png" is printed as it is
-out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -453,6 +450,10 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
         _report_run(train(s, data=data, out=out_dir, overrides=given, device=device, console=err,
                           softmax=softmax),
                     t0)
+
+
+for _command in INSIGHT:
+    cli.add_command(_command)
 
 
 def _flag(key: str, value) -> str:

@@ -124,13 +124,19 @@ def read_image(path: str | Path, spec_input: ir.InputShape) -> np.ndarray:
     Raises:
         DataError: the file is missing, not a regular file, or cannot be decoded.
     """
+    return read_image_with_origin(path, spec_input)[0]
+
+
+def read_image_with_origin(path: str | Path, spec_input: ir.InputShape
+                           ) -> tuple[np.ndarray, str]:
+    """:func:`read_image`, and what the file was (``"64x48 RGB"``, see :func:`conversion`)."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"{path}: no such image")
     if not p.is_file():  # a FIFO or a device would block or never end
         raise DataError(f"{path}: not a regular file")
     try:
-        return decode_array(p, spec_input)
+        return decode_with_origin(p, spec_input)
     except UNREADABLE as exc:
         raise DataError(f"{path}: cannot read the image ({exc})") from None
 

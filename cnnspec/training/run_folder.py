@@ -13,6 +13,7 @@ file beside it, then a rename), so a crash or a full disk leaves the old file or
   METRIC``), ``epoch-NNN.safetensors`` (``checkpoint every N``), ``metrics.json`` and
   ``metrics.csv`` (one record per epoch);
 - at the end: ``weights.safetensors``, ``curves.png``, ``confusion.png``, ``model.onnx``;
+- later, on request: ``insight/`` (``cnnspec features``, ``gradcam`` and ``probe``);
 - while a process trains into it: ``run.lock`` (its PID, host and start time), so a second
   process cannot train into the same folder; a lock whose process is gone is taken over.
 
@@ -68,6 +69,16 @@ class RunFolder:
     def onnx(self) -> Path:
         """``model.onnx``: normalisation + network, float32 (N, C, H, W) pixels in [0, 1]."""
         return self._target("model.onnx")
+
+    def insight(self, name: str) -> Path:
+        """``insight/<name>``: pictures and tables of ``cnnspec features``, ``gradcam`` and
+        ``probe`` (never read back by training).
+
+        Raises:
+            CnnSpecError: ``insight`` or ``name`` is a symbolic link out of the run folder.
+        """
+        self._target("insight")
+        return self._target(f"insight/{name}")
 
     def started(self) -> bool:
         """A run wrote its start files here (it may have stopped before its first epoch)."""

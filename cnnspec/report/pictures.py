@@ -1,0 +1,144 @@
+"""Pictures of what a network learned, with matplotlib (Agg): feature maps, first-layer
+filters, Grad-CAM overlays, probe accuracy by layer and the learning-rate range test.
+
+Every picture is written atomically (:func:`cnnspec.files.atomic_write`) as a PNG.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write
+from .plots import _figure
+
+
+def _save(plt, fig, path: Path, dpi: int = 100) -> Path:
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    plt.close(fig)
+    return Path(path)
+
+
+def tile(maps: np.ndarray, pad: int = 1) -> np.ndarray:
+    """(K, H, W) or (K, H, W, 3) values in [0, 1] -> one image, a near-square grid of the K
+    tiles separated by ``pad`` pixels of white (1.0), row by row.
+
+    >>> tile(np.zeros((3, 2, 2))).shape
+    (5, 5)
+    """
+    k, h, w = maps.shape[:3]
+    cols = math.ceil(math.sqrt(k))
+    rows = math.ceil(k / cols)
+    out = np.ones((rows * (h + pad) - pad, cols * (w + pad) - pad, *maps.shape[3:]))
+    for i in range(k):
+        r, c = divmod(i, cols)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = maps[i]
+    return out
+
+
+def unit_range(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``x`` scaled to [0, 1] over ``axes`` (min -> 0, max -> 1); constant slices -> 0."""
+    lo = x.min(axis=axes, keepdims=True)
+    span = x.max(axis=axes, keepdims=True) - lo
+    return np.where(span > 0, (x - lo) / np.where(span > 0, span, 1), 0.0)
+
+
+def feature_grid(maps: np.ndarray, path: Path, title: str) -> Path:
+    """A layer's output for one image, (C, H, W) float, as a grid of C maps, each scaled to
+    its own [0, 1] (viridis: dark = low, yellow = high)."""
+    plt = _figure()
+    grid = tile(unit_range(maps, (1, 2)))
+    fig, ax = plt.subplots(figsize=_size(grid.shape))
+    ax.imshow(grid, cmap="viridis", interpolation="nearest", vmin=0, vmax=1)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=10)
+    return _save(plt, fig, path)
+
+
+def _size(shape) -> tuple[float, float]:
+    """A figure size (inches) for a grid of ``shape`` pixels: at most 10 inches wide."""
+    h, w = shape[:2]
+    width = min(10.0, max(3.5, w / 40))
+    return width, max(2.5, width * h / w + 0.5)
+
+
+def filter_grid(weights: np.ndarray, path: Path, title: str) -> Path:
+    """First-layer filters (out, in, kH, kW): RGB images when in = 3 (each filter scaled to
+    [0, 1] over its three channels), otherwise one grey tile per (filter, input channel)."""
+    plt = _figure()
+    o, i, kh, kw = weights.shape
+    if i == 3:
+        grid = tile(unit_range(weights, (1, 2, 3)).transpose(0, 2, 3, 1))
+        cmap = None
+    else:
+        grid = tile(unit_range(weights.reshape(o * i, kh, kw), (1, 2)))
+        cmap = "gray"
+    fig, ax = plt.subplots(figsize=_size(grid.shape))
+    ax.imshow(grid, cmap=cmap, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=10)
+    return _save(plt, fig, path)
+
+
+def gradcam_figure(image: np.ndarray, cam: np.ndarray, path: Path, title: str) -> Path:
+    """Three panels: the input image (uint8 (C, H, W)), the Grad-CAM map ((H, W) in [0, 1],
+    jet: red = most evidence for the class) and the map over the image."""
+    plt = _figure()
+    shown = image[0] if image.shape[0] == 1 else image[:3].transpose(1, 2, 0)
+    cmap = "gray" if image.shape[0] == 1 else None
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.8))
+    axes[0].imshow(shown, cmap=cmap, interpolation="nearest")
+    axes[0].set_title("input")
+    axes[1].imshow(cam, cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
+    axes[1].set_title("Grad-CAM")
+    axes[2].imshow(shown, cmap=cmap, interpolation="nearest")
+    axes[2].imshow(cam, cmap="jet", vmin=0, vmax=1, alpha=0.45, interpolation="bilinear")
+    axes[2].set_title("overlay")
+    for ax in axes:
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    return _save(plt, fig, path)
+
+
+def probe_plot(rows: list[dict], chance: float, suggested: str | None, path: Path,
+               title: str) -> Path:
+    """Held-out accuracy (%) of the linear probe at each layer, with chance level and the
+    suggested freeze point marked."""
+    plt = _figure()
+    names = [r["layer"] for r in rows]
+    acc = [100 * r["val_accuracy"] for r in rows]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(rows) + 2.5), 3.8))
+    ax.plot(range(len(rows)), acc, marker="o", label="linear probe, held-out images")
+    ax.axhline(100 * chance, color="grey", linestyle="--", label=f"chance ({100 * chance:.1f}%)")
+    if suggested in names:
+        k = names.index(suggested)
+        ax.plot([k], [acc[k]], marker="*", markersize=16, color="tab:red", linestyle="none",
+                label=f"suggested: freeze up to {rows[k]['freeze']}")
+    ax.set_xticks(range(len(rows)), names, rotation=45 if len(rows) > 8 else 0)
+    ax.set(ylabel="accuracy (%)", xlabel="features taken after layer", title=title,
+           ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(plt, fig, path)
+
+
+def lr_plot(lrs: list[float], losses: list[float], smoothed: list[float],
+            suggestion: float | None, path: Path, title: str) -> Path:
+    """Training loss against the learning rate (log axis): raw per step and smoothed, the
+    suggested learning rate as a vertical line."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(lrs, losses, alpha=0.3, label="loss per step")
+    ax.plot(lrs, smoothed, label="smoothed loss")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested lr {suggestion:.2g}")
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if finite:
+        ax.set_ylim(min(finite) * 0.9, min(max(finite), 4 * finite[0]) * 1.1)
+    ax.set(xscale="log", xlabel="learning rate", ylabel="loss (cross-entropy)", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, path)
