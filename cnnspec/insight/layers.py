@@ -101,7 +101,7 @@ def pick(stages: list[Stage], names: list[str], network: str) -> list[Stage]:
     known = {s.name: s for s in stages} | {s.path: s for s in stages}
     for n in names:
         if n not in known:
-            close = difflib.get_close_matches(n, list(known), n=1)
+            close = difflib.get_close_matches(n, list(known), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]}? " if close else ""
             raise LayerNameError(
                 f"{network} has no conv layer named {n!r}; {hint}its conv layers: "
