@@ -89,7 +89,7 @@ def probe(run: str, data: str | None, output: str | None, margin: float, split: 
           max_images: int, seed: int, weights: str, device: str | None, fmt: str) -> None:
     """How well each conv layer's features of RUN separate the classes of DATA (a linear
     probe per layer), and where to freeze for transfer learning."""
-    from .insight.probe import probe as run_probe
+    from .insight.probing import probe as run_probe
     from .report.tables import show
 
     r = run_probe(run, data, output, split=split, seed=seed, margin=margin,
@@ -129,7 +129,7 @@ def lr_find(spec: str, data: str | None, output: str | None, steps: int, start: 
     the learning rate grows exponentially, plot the loss, suggest a rate. No run folder is
     written; the weights are thrown away."""
     from . import load
-    from .insight.lr_find import lr_find as range_test
+    from .insight.range_test import lr_find as range_test
 
     r = range_test(load(spec), data, output, start=start, end=end, steps=steps, device=device,
                    console=err)

@@ -4,16 +4,16 @@
   and where each map cell sits on the input (receptive-field centres);
 - :mod:`.features`: ``cnnspec features`` (feature maps, first-layer filters) and ``cnnspec
   gradcam`` (Grad-CAM);
-- :mod:`.probe`: ``cnnspec probe`` (a linear probe per layer, a suggested freeze point);
-- :mod:`.lr_find`: ``cnnspec lr-find`` (the learning-rate range test).
+- :mod:`.probing`: ``cnnspec probe`` (a linear probe per layer, a suggested freeze point);
+- :mod:`.range_test`: ``cnnspec lr-find`` (the learning-rate range test).
 
 Pictures are drawn by :mod:`cnnspec.report.pictures`.
 """
 
 from importlib import import_module
 
-_WHERE = {"feature_maps": "features", "gradcam": "features", "probe": "probe",
-          "lr_find": "lr_find"}
+_WHERE = {"feature_maps": "features", "gradcam": "features", "probe": "probing",
+          "lr_find": "range_test"}
 __all__ = ["feature_maps", "gradcam", "lr_find", "probe"]
 
 

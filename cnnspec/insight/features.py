@@ -107,9 +107,8 @@ def class_index(classes: list[str], name: str) -> int:
     if name in classes:
         return classes.index(name)
     close = difflib.get_close_matches(name, classes, n=1)
-    raise CnnSpecError(f"the run has no class {name!r}" + (f"; did you mean {close[0]}?" if close
-                                                           else "")
-                       + f" Its classes: {', '.join(classes)}")
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise CnnSpecError(f"the run has no class {name!r}; {hint}its classes: {', '.join(classes)}")
 
 
 def _interpolation(n_out: int, n_in: int, stride: float, offset: float) -> torch.Tensor:
