@@ -78,28 +78,30 @@ def gradcam(run: str, image: str, output: str | None, class_name: str | None,
               help="The plot (default: RUN/insight/probe-<data folder name>.png).")
 @click.option("--margin", default=0.02, show_default=True, type=float,
               help="Accuracy (0.02 = 2 points) a deeper cut may lose to the best layer.")
-@click.option("--split", default=0.7, show_default=True, type=float,
-              help="Share of the images that train the probes; the rest score them.")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2),
+              help="Cross-validation folds (each image is held out once); a DIR with "
+              "train/ and val/ keeps that split instead.")
 @click.option("--max-images", default=2000, show_default=True, type=click.IntRange(min=4))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--weights", default="weights", show_default=True, type=WEIGHTS)
 @click.option("--device", help=DEVICE_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def probe(run: str, data: str | None, output: str | None, margin: float, split: float,
+def probe(run: str, data: str | None, output: str | None, margin: float, folds: int,
           max_images: int, seed: int, weights: str, device: str | None, fmt: str) -> None:
     """How well each conv layer's features of RUN separate the classes of DATA (a linear
     probe per layer), and where to freeze for transfer learning."""
     from .insight.probing import probe as run_probe
     from .report.tables import show
 
-    r = run_probe(run, data, output, split=split, seed=seed, margin=margin,
+    r = run_probe(run, data, output, folds=folds, seed=seed, margin=margin,
                   max_images=max_images, weights=weights, device=device)
     if fmt == "json":
         sys.stdout.write(json.dumps(r, indent=2) + "\n")
         return
+    scored = (f"{r['folds']}-fold cross-validation" if r["folds"] else "trained on train/, "
+              "scored on val/")
     out.print(f"{r['run']} on {r['data']}: {r['images']:,} images in {len(r['classes'])} "
-              f"classes ({r['train_images']:,} train the probes, {r['val_images']:,} score "
-              f"them; chance {r['chance']:.1%})")
+              f"classes, {r['held_out']:,} held out ({scored}); chance {r['chance']:.1%}")
     marks = {r["best"]: "best", r["suggested"]: "suggested"}
     if r["best"] == r["suggested"]:
         marks[r["best"]] = "best, suggested"

@@ -16,7 +16,7 @@ from cnnspec.cli import main
 from cnnspec.insight.features import feature_maps, gradcam, upsample
 from cnnspec.insight.layers import LayerNameError, centres, conv_stages, cut_points
 from cnnspec.insight.range_test import lr_find, suggestions
-from cnnspec.insight.probing import fit_probe, probe, suggest
+from cnnspec.insight.probing import fit_probe, folds_of, probe, splits, suggest
 from cnnspec.training.inference import load_run
 from conftest import SPECS
 
@@ -207,10 +207,24 @@ def test_probe_rule_and_fit():
     assert val_acc < 0.45
 
 
+def test_folds_are_stratified_and_hold_each_image_out_once():
+    labels = torch.tensor([0] * 23 + [1] * 7 + [2] * 10)
+    fold = folds_of(labels, 5, seed=3)
+    for c, n in ((0, 23), (1, 7), (2, 10)):
+        per_fold = torch.bincount(fold[labels == c], minlength=5)
+        assert per_fold.sum() == n and per_fold.max() - per_fold.min() <= 1
+    pairs = splits(labels, None, 5, seed=3)
+    held = torch.cat([va for _, va in pairs])
+    assert sorted(held.tolist()) == list(range(40))  # every image held out exactly once
+    assert all(set(tr.tolist()).isdisjoint(va.tolist()) for tr, va in pairs)
+    assert torch.equal(folds_of(labels, 5, seed=3), fold)  # the seed fixes it
+
+
 def test_probe_on_the_digits_is_far_above_chance_at_the_last_conv(run):
     folder, _, _ = run
     r = probe(folder, max_images=1000)
-    assert r["images"] == 1000 and r["val_images"] == 300 and r["chance"] == pytest.approx(0.1)
+    assert (r["images"], r["held_out"], r["folds"]) == (1000, 1000, 5)  # each image held out once
+    assert r["chance"] == pytest.approx(0.1, abs=0.02)
     c1, c2 = r["rows"]
     assert (c2["layer"], c2["features"]) == ("C2", 16)
     assert c2["val_accuracy"] > 0.6 > 0.1 + 0.4  # 84% measured after 3 epochs
@@ -257,3 +271,16 @@ def test_lr_find_touches_no_run_folder(tmp_path, monkeypatch):
     assert 1e-4 < r["suggested"] < r["lrs"][-1]
     assert 0.005 < r["suggested"] < 2.0  # LeNet-5's own rate is 0.1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lr-find-LeNet5.png"]
+
+
+def test_probe_keeps_a_train_val_folder_split(run, tmp_path, digits):
+    from conftest import write_digit_folder
+
+    folder, _, _ = run
+    images, labels = digits
+    write_digit_folder(tmp_path / "split" / "train", images, labels, (1, 7), 20)
+    later = np.concatenate([np.flatnonzero(labels == c)[20:35] for c in (1, 7)])
+    write_digit_folder(tmp_path / "split" / "val", images[later], labels[later], (1, 7), 15)
+    r = probe(folder, tmp_path / "split", tmp_path / "p.png")
+    assert (r["held_out"], r["folds"]) == (30, None)
+    assert r["chance"] == pytest.approx(0.5)

@@ -4,8 +4,8 @@ For every cut point of a trained network (:func:`~.layers.cut_points`: each top-
 or conv block with what follows it), the images of the new data go through the frozen
 network once; each cut point's output (N, C, H, W) is averaged over H and W into C
 features, and a linear classifier (multinomial logistic regression, L2 penalty
-:data:`L2`, fitted to convergence by L-BFGS on standardised features) is trained on a
-stratified share of the images and scored on the rest: the linear probe of Alain & Bengio,
+:data:`L2`, fitted to convergence by L-BFGS on standardised features) is trained and scored
+by stratified k-fold cross-validation: the linear probe of Alain & Bengio,
 "Understanding intermediate layers using linear classifier probes" (ICLR workshop 2017).
 
 The suggestion follows from the course's reading of transfer learning (early layers: general
@@ -68,32 +68,56 @@ def suggest(rows: list[dict], margin: float) -> dict:
     return [r for r in rows if r["val_accuracy"] >= best - margin - 1e-12][-1]
 
 
+def folds_of(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """(N,) fold number in [0, folds) of each image: each class shuffled by ``seed`` and dealt
+    round the folds, so every fold holds each class in proportion (stratified k-fold)."""
+    g = torch.Generator().manual_seed(seed)
+    fold = torch.empty(len(labels), dtype=torch.long)
+    for c in labels.unique():
+        idx = (labels == c).nonzero().flatten()
+        fold[idx[torch.randperm(len(idx), generator=g)]] = torch.arange(len(idx)) % folds
+    return fold
+
+
+def splits(labels: torch.Tensor, val_mask, folds: int, seed: int):
+    """The (train, held-out) index pairs the probes are scored on: the folder's own train/ and
+    val/ when it has them, else every fold of a stratified k-fold split (each image is
+    held out once, so small data gives a steadier estimate than one split)."""
+    if val_mask is not None:
+        held = torch.as_tensor(val_mask, dtype=torch.bool)
+        return [((~held).nonzero().flatten(), held.nonzero().flatten())]
+    fold = folds_of(labels, folds, seed)
+    return [((fold != f).nonzero().flatten(), (fold == f).nonzero().flatten())
+            for f in range(folds) if (fold == f).any()]
+
+
 def probe(run: str | Path, data: str | Path | None = None, out: str | Path | None = None, *,
-          split: float = 0.7, seed: int = 0, margin: float = 0.02, max_images: int = 2000,
+          folds: int = 5, seed: int = 0, margin: float = 0.02, max_images: int = 2000,
           batch: int = 128, weights: str = "weights", device: str | None = None) -> dict:
     """Probe every cut point of the run's network on ``data`` (an image folder
     ``DIR/<class>/<image>``; default: the run's own data, the embedded digits for a run on
-    them). At most ``max_images`` images (a stratified sample, ``seed``), of which ``split``
-    train the probes and the rest score them. Writes the plot to ``out`` (default
-    ``RUN/insight/probe-<data folder name>.png``).
+    them). At most ``max_images`` images (a stratified sample, ``seed``), scored by
+    stratified ``folds``-fold cross-validation (each image held out once; accuracy = correct
+    held-out predictions / images); a folder of ``train/`` and ``val/`` keeps its own split.
+    Writes the plot to ``out`` (default ``RUN/insight/probe-<data folder name>.png``).
 
-    Returns ``{"run", "data", "images", "train_images", "val_images", "classes", "chance",
-    "rows": [{"layer", "shape", "features", "freeze", "train_accuracy", "val_accuracy"}],
-    "best", "suggested", "line", "rule", "file"}``; accuracies in [0, 1]; ``chance`` is the
-    held-out share of the most common class; ``line`` is the transfer line to paste.
+    Returns ``{"run", "data", "images", "folds", "held_out", "classes", "chance", "rows":
+    [{"layer", "shape", "features", "freeze", "train_accuracy", "val_accuracy"}], "best",
+    "suggested", "line", "rule", "file"}``; accuracies in [0, 1] (train: mean over folds);
+    ``chance`` is the share of the most common class among the held-out images; ``line`` is
+    the transfer line to paste.
 
     Raises:
         DataError: the folder is unusable, or has fewer than 2 classes with 2+ images.
-        CnnSpecError: ``split`` or ``margin`` is out of range; the network has no conv layer
+        CnnSpecError: ``folds`` or ``margin`` is out of range; the network has no conv layer
             with a feature map; see also :func:`cnnspec.training.load_run`.
     """
     from ..data import ImageSet, load_data, loader, stratified_split
     from ..report.pictures import probe_plot
     from ..training.inference import load_run, to_unit
 
-    if not 0 < split < 1:
-        raise CnnSpecError(f"--split {split:g}: the share of images that train the probes "
-                           "must be between 0 and 1 (exclusive)")
+    if folds < 2:
+        raise CnnSpecError(f"--folds {folds}: cross-validation needs at least 2 folds")
     if not 0 <= margin < 1:
         raise CnnSpecError(f"--margin {margin:g} must be in [0, 1) (0.02 = 2 points)")
     loaded = load_run(run, weights, device)
@@ -113,7 +137,12 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
     chosen = torch.arange(len(labels))
     if len(labels) > max_images:
         chosen = stratified_split(labels, max_images / len(labels), seed)[0]
-    tr, va = stratified_split(labels[chosen], split, seed)
+    y = labels[chosen]
+    mask = None if images.val_mask is None else images.val_mask.astype(bool)[chosen.numpy()]
+    pairs = splits(y, mask, folds, seed)
+    if any(len(tr) == 0 or len(va) == 0 for tr, va in pairs):
+        raise DataError(f"{images.source}: the sample of {len(chosen)} images has none from "
+                        "train/ or none from val/; raise --max-images")
     feats: dict[str, list[torch.Tensor]] = {s.path: [] for s in stages}
     model = loaded.model.logits()
     with Capture(loaded.model, stages) as cap, torch.no_grad():
@@ -121,22 +150,27 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
             model(loaded.norm(to_unit(x, loaded.device)))
             for s in stages:
                 feats[s.path].append(cap.outputs[s.path].float().mean((2, 3)).cpu())
-    y = labels[chosen]
     k = len(images.classes)
+    held = torch.cat([va for _, va in pairs])
     rows = []
     for s in stages:
         x = torch.cat(feats[s.path])
-        train_acc, val_acc = fit_probe(x[tr], y[tr], x[va], y[va], k)
+        scores = [fit_probe(x[tr], y[tr], x[va], y[va], k) for tr, va in pairs]
         rows.append({"layer": s.name, "shape": s.shape_text, "features": x.shape[1],
-                     "freeze": s.freeze, "train_accuracy": train_acc, "val_accuracy": val_acc})
+                     "freeze": s.freeze,
+                     "train_accuracy": sum(t for t, _ in scores) / len(scores),
+                     "val_accuracy": sum(v * len(va) for (_, v), (_, va)
+                                         in zip(scores, pairs, strict=True)) / len(held)})
     pick = suggest(rows, margin)
     best = max(rows, key=lambda r: r["val_accuracy"])
-    chance = torch.bincount(y[va], minlength=k).max().item() / max(len(va), 1)
+    chance = torch.bincount(y[held], minlength=k).max().item() / len(held)
     name = Path(str(data)).name if data is not None else "digits"
     file = Path(out) if out is not None else loaded.folder.insight(f"probe-{name}.png")
+    scored = "train/ and val/" if mask is not None else f"{len(pairs)}-fold cross-validation"
     probe_plot(rows, chance, pick["layer"], file,
-               f"{spec.name} features on {name}: linear probes ({len(va)} held-out images)")
+               f"{spec.name} features on {name}: linear probes ({scored}, {len(held)} held out)")
     return {"run": str(run), "data": images.source, "images": len(chosen),
-            "train_images": len(tr), "val_images": len(va), "classes": images.classes,
-            "chance": chance, "rows": rows, "best": best["layer"], "suggested": pick["layer"],
-            "line": f"freeze up to {pick['freeze']}", "rule": rule(margin), "file": str(file)}
+            "folds": len(pairs) if mask is None else None, "held_out": len(held),
+            "classes": images.classes, "chance": chance, "rows": rows, "best": best["layer"],
+            "suggested": pick["layer"], "line": f"freeze up to {pick['freeze']}",
+            "rule": rule(margin), "file": str(file)}
