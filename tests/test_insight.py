@@ -284,3 +284,55 @@ def test_probe_keeps_a_train_val_folder_split(run, tmp_path, digits):
     r = probe(folder, tmp_path / "split", tmp_path / "p.png")
     assert (r["held_out"], r["folds"]) == (30, None)
     assert r["chance"] == pytest.approx(0.5)
+
+
+RGB = """network Colours
+input 24x24x3
+conv 3x3x8 relu
+maxpool 2
+conv 3x3x16
+batchnorm relu
+globalavgpool
+flatten
+dense 3
+train:
+    epochs 2
+    batch 16
+    optimizer adam lr 0.01
+"""
+
+
+def test_every_command_on_a_custom_rgb_folder(tmp_path, capsys):
+    """A run on a folder of 40x30 RGB images (red, green, blue squares on noise): features
+    draws colour filters, Grad-CAM reads a 64x48 image converted to 24x24, probe and
+    lr-find read the folder."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "colours"
+    for c, name in enumerate(("red", "green", "blue")):
+        (data / name).mkdir(parents=True)
+        for i in range(24):
+            img = rng.integers(0, 60, (30, 40, 3), dtype=np.uint8)
+            y, x = rng.integers(0, 14), rng.integers(0, 24)
+            img[y:y + 14, x:x + 14, c] = 230
+            Image.fromarray(img).save(data / name / f"{i}.png")
+    spec_file = tmp_path / "colours.cnn"
+    spec_file.write_text(RGB)
+    cnnspec.train(cnnspec.load(spec_file), data=data, out=tmp_path / "run", export=False)
+    big = tmp_path / "big.png"
+    Image.open(data / "red" / "0.png").resize((64, 48)).save(big)
+    r = feature_maps(tmp_path / "run", big)
+    assert [row["layer"] for row in r["layers"]] == ["C1", "C2"]
+    assert r["layers"][1]["shape"] == "12x12x16"  # C2 + batch norm + relu
+    assert r["note"] == f"{big}: 64x48 RGB converted to the input 24x24x3 (RGB)"
+    with Image.open(r["filters"]) as im:
+        assert im.mode == "RGBA" and im.format == "PNG"
+    g = gradcam(tmp_path / "run", big, out=tmp_path / "cam.png")
+    assert g["layer"] == "C2" and g["map"].shape == (24, 24)
+    p = probe(tmp_path / "run", data, tmp_path / "probe.png", folds=3)
+    assert p["classes"] == ["blue", "green", "red"] and p["held_out"] == 72
+    assert p["rows"][-1]["val_accuracy"] > 0.6  # colour is linear in pooled features
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, _ = cli(capsys, "lr-find", spec_file, "--data", data, "--steps", "30",
+                       "-o", tmp_path / "lr.png", "--format", "json")
+    assert code == 0 and json.loads(out)["steps"] <= 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "lr.png"])
