@@ -436,7 +436,7 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
         if given:
             preview = schedule_preview(apply_overrides(s.train, given))
             out.print(f"With {' '.join(_flag(k, v) for k, v in given.items())}, learning rate by "
-                      f"epoch (from 0): {preview.text().removeprefix('epochs ')}")
+                      f"epoch: {preview.text().removeprefix('epochs ')}")
             own = set(schedule_preview(s.train).warnings)  # shown with the summary already
             beyond = [w for w in preview.warnings if w not in own and "beyond the last" in w]
             if beyond and "epochs" in given:  # the user shortened the run on purpose

@@ -198,9 +198,10 @@ class Optimizer(IRModel):
 
 
 class Milestone(IRModel):
-    """One line of ``schedule step:``: from ``epoch`` on (0-based), learning rate ``lr``."""
+    """One line of ``schedule step:``: from ``epoch`` on, learning rate ``lr``. Epochs count
+    from 1, as training prints them (see :mod:`cnnspec.schedule`)."""
 
-    epoch: NonNegativeInt
+    epoch: PositiveInt
     lr: Rate
 
 
@@ -210,8 +211,9 @@ class Schedule(IRModel):
     kind: Literal["step", "multistep", "cosine", "onecycle", "plateau"]
     steps: list[Milestone] = []
     """step: from each epoch on, its learning rate."""
-    milestones: list[NonNegativeInt] = []
-    """multistep: the epochs at which the rate is multiplied by ``factor``."""
+    milestones: list[PositiveInt] = []
+    """multistep: the epochs (from 1) from which the rate is multiplied by ``factor`` once
+    more (PyTorch's ``MultiStepLR`` milestone m is epoch m + 1 here)."""
     factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     """multistep and plateau: the multiplier (PyTorch's gamma / factor)."""
     min_lr: Annotated[float, Field(ge=0.0, lt=FLOAT32_MAX)] = 0.0
@@ -340,7 +342,8 @@ class TrainConfig(IRModel):
         return self
 
     def lr_at(self, epoch: int) -> float:
-        """Learning rate of a 0-based epoch (see :func:`cnnspec.schedule.lr_at`).
+        """Learning rate of ``epoch``, counted from 1 as training prints it (see
+        :func:`cnnspec.schedule.lr_at`).
 
         >>> t = TrainConfig(optimizer=Optimizer(lr=0.1), schedule=Schedule(
         ...     kind="step", steps=[Milestone(epoch=20, lr=0.01)]), epochs=30)
@@ -349,7 +352,7 @@ class TrainConfig(IRModel):
         """
         from .schedule import lr_at
 
-        return lr_at(self.schedule, epoch, self.epochs, self.optimizer.lr)
+        return lr_at(self.schedule, epoch - 1, self.epochs, self.optimizer.lr)
 
 
 class Freeze(IRModel):
@@ -364,7 +367,8 @@ class Freeze(IRModel):
 
 
 class Unfreeze(IRModel):
-    """``unfreeze A, B at epoch E``: the layers train from 0-based epoch E on."""
+    """``unfreeze A, B at epoch E``: the layers train from epoch E on (epochs count from 1,
+    as training prints them)."""
 
     layers: list[str]
     epoch: PositiveInt

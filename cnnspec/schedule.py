@@ -3,10 +3,17 @@
 The summary previews them and the trainer applies the very same function through
 ``torch.optim.lr_scheduler.LambdaLR`` stepped after every optimizer step, so what the
 preview shows is what training does. ``tests/test_schedule.py`` holds each formula to PyTorch's own scheduler
-of the same name. Epochs are counted from 0 ("from epoch 20 on" is the 21st epoch).
+of the same name.
+
+One numbering: a spec counts epochs from 1, as training prints them, the metrics files
+record them and ``--epochs`` counts them ("from epoch 20 use 0.01": the line printed
+``epoch 20`` is the first at 0.01). The functions here take the 0-based epoch *index*
+``e`` (epoch e + 1), as PyTorch's schedulers and Keras's schedule function do.
 
 - ``step``: the lecture's thresholds, ``20: 0.01`` = from epoch 20 on, lr 0.01 (absolute).
-- ``multistep``: lr x factor^(number of milestones <= epoch) (``torch.optim.lr_scheduler.MultiStepLR``).
+- ``multistep``: lr x factor^(number of milestones <= epoch)
+  (``torch.optim.lr_scheduler.MultiStepLR`` with milestones m - 1: its epoch counter counts
+  the epochs done).
 - ``cosine``: ``min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2`` over the T epochs after the
   warmup (``CosineAnnealingLR``; Loshchilov & Hutter, "SGDR", ICLR 2017, eq. 5).
 - ``onecycle``: cosine rise from lr/25 to lr over the first 30% of the epochs after the
@@ -62,7 +69,8 @@ def onecycle(t: int, total: int, peak: float) -> float:
 
 def lr_at(schedule: Schedule | None, epoch: int, epochs: int, base: float, step: int = 0,
           steps_per_epoch: int = 1) -> float:
-    """The learning rate at optimizer ``step`` (0-based) of 0-based ``epoch`` in a run of
+    """The learning rate at optimizer ``step`` (0-based) of the epoch with 0-based index
+    ``epoch`` (printed as epoch + 1, the numbering of the spec's thresholds) in a run of
     ``epochs`` epochs of ``steps_per_epoch`` steps whose optimizer lr is ``base``. For
     ``plateau`` this is the rate before any reduction.
 
@@ -75,7 +83,7 @@ def lr_at(schedule: Schedule | None, epoch: int, epochs: int, base: float, step:
     warmup) * S)``, ``LinearLR(start_factor=1 / (warmup + 1), total_iters=warmup * S)``).
 
     >>> from cnnspec.ir import Schedule
-    >>> s = Schedule(kind="multistep", milestones=[2, 4], factor=0.5, warmup=1)
+    >>> s = Schedule(kind="multistep", milestones=[3, 5], factor=0.5, warmup=1)
     >>> [lr_at(s, e, 6, 0.1) for e in range(6)]
     [0.05, 0.1, 0.05, 0.05, 0.025, 0.025]
     >>> round(lr_at(s, 0, 6, 0.1, step=5, steps_per_epoch=10), 6)  # halfway through the warmup
@@ -89,10 +97,10 @@ def lr_at(schedule: Schedule | None, epoch: int, epochs: int, base: float, step:
     if schedule.kind == "step":
         lr = base
         for m in schedule.steps:
-            if e >= m.epoch:
+            if e + 1 >= m.epoch:
                 lr = m.lr
     elif schedule.kind == "multistep":
-        lr = base * schedule.factor ** sum(e >= m for m in schedule.milestones)
+        lr = base * schedule.factor ** sum(e + 1 >= m for m in schedule.milestones)
     elif schedule.kind == "cosine":
         lr = cosine(ke - warmup * per, (epochs - warmup) * per, base, schedule.min_lr)
     elif schedule.kind == "onecycle":
@@ -105,7 +113,7 @@ def lr_at(schedule: Schedule | None, epoch: int, epochs: int, base: float, step:
 
 
 def change_epochs(schedule: Schedule | None, epochs: int, base: float) -> list[tuple[int, float]]:
-    """(epoch, lr) at epoch 0 and wherever the rate changes, in O(changes) for the piecewise
+    """(epoch index, lr), 0-based, at index 0 and wherever the rate changes, in O(changes) for the piecewise
     constant schedules (a preview of ``epochs 99999999`` must not loop over every epoch);
     smooth schedules (cosine, onecycle, warmup) list every epoch up to 1,000 and then a
     sample of 200 epochs evenly spread.
@@ -114,7 +122,7 @@ def change_epochs(schedule: Schedule | None, epochs: int, base: float) -> list[t
         return [(0, base)]
     if schedule.kind in ("step", "multistep", "plateau") and schedule.warmup < 1000:
         edges = {0, *range(schedule.warmup + 1)}
-        edges |= {m.epoch for m in schedule.steps} | set(schedule.milestones)
+        edges |= {m.epoch - 1 for m in schedule.steps} | {m - 1 for m in schedule.milestones}
         epochs_ = sorted(e for e in edges if e < epochs)
     elif epochs <= 1000:
         epochs_ = list(range(epochs))

@@ -79,11 +79,12 @@ def within(path: str, container: str) -> bool:
 
 @dataclass(frozen=True)
 class FreezePlan:
-    """From which epoch (0-based) each layer with parameters trains: 0 from the start, E
-    frozen until epoch E (``unfreeze ... at epoch E``), :data:`NEVER` frozen throughout."""
+    """From which epoch index (0-based: the epoch printed as 1 is index 0) each layer with
+    parameters trains: 0 from the start, E - 1 for ``unfreeze ... at epoch E`` (frozen in
+    epochs 1 .. E - 1), :data:`NEVER` frozen throughout."""
 
     starts: dict[str, float]
-    """Layer path (as in state_dict keys) -> first epoch it trains."""
+    """Layer path (as in state_dict keys) -> index of the first epoch it trains in."""
     head: str | None = None
     """Path of the replaced head (``classes``), or None."""
     order: list[str] = field(default_factory=list)
@@ -101,8 +102,8 @@ class FreezePlan:
             return "trainable"
         if all(s == NEVER for s in inside):
             return "frozen"
-        if len(set(inside)) == 1:
-            return f"frozen until epoch {int(inside[0])}"
+        if len(set(inside)) == 1:  # "until epoch E": it trains from epoch E (from 1) on
+            return f"frozen until epoch {int(inside[0]) + 1}"
         return "partly frozen"
 
     def trains(self, path: str, epoch: int) -> bool:
@@ -116,7 +117,7 @@ def freeze_plan(spec: ir.Spec) -> FreezePlan:
     (residual, concat) named as L is frozen whole. ``freeze all except A, B``: all but A, B
     (and what they contain). ``train last N conv``: everything before the N-th conv from the
     end is frozen. The replaced head always trains; ``unfreeze A at epoch E`` lets A train
-    from epoch E (0-based, as in ``schedule step:``).
+    from epoch E (counted from 1, as training prints epochs and ``schedule step:`` counts them).
     """
     entries = [(path, info) for _, path, info in spec.shaped.walk()]
     order = [p for p, _ in entries]
@@ -152,8 +153,8 @@ def freeze_plan(spec: ir.Spec) -> FreezePlan:
             starts[p] = NEVER
     for u in t.unfreeze:
         for p in leaves:
-            if named(p, u.layers) and starts[p] > u.epoch:
-                starts[p] = float(u.epoch)
+            if named(p, u.layers) and starts[p] > u.epoch - 1:
+                starts[p] = float(u.epoch - 1)
     return FreezePlan(starts, head, order)
 
 

@@ -44,13 +44,14 @@ def applied(cfg: ir.TrainConfig, metrics: list[float] | None = None, resume_at: 
     return rates
 
 
-# Each case: train-section text and the rate of every epoch, worked out by hand from the
-# definitions in cnnspec/schedule.py (warmup: (e + 1) / (N + 1) of the rate at epoch N).
+# Each case: train-section text and the rate of every epoch (epochs 1, 2, ... as the spec
+# counts them), worked out by hand from the definitions in cnnspec/schedule.py (warmup:
+# epoch e <= N runs at e / (N + 1) of the rate of epoch N + 1).
 PINNED = {
     "step": (("    epochs 8\n    optimizer sgd lr 0.1\n    schedule step warmup 2:\n"
-             "        4: 0.01\n        6: 0.001\n"),
+             "        5: 0.01\n        7: 0.001\n"),
              [0.1 / 3, 0.2 / 3, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]),
-    "multistep": (("    epochs 7\n    optimizer sgd lr 0.1\n    schedule multistep 3, 5 factor 0.5 "
+    "multistep": (("    epochs 7\n    optimizer sgd lr 0.1\n    schedule multistep 4, 6 factor 0.5 "
                   "warmup 1\n"), [0.05, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025]),
     # T = 4 epochs after the warmup: 0.1 (1 + cos(pi t / 4)) / 2 for t = 0..3
     "cosine": ("    epochs 6\n    optimizer sgd lr 0.1\n    schedule cosine warmup 2\n",
@@ -77,7 +78,7 @@ PINNED = {
 def test_every_epoch_rate_is_pinned(name):
     text, expected = PINNED[name]
     cfg = cfg_of(text)
-    assert [cfg.lr_at(e) for e in range(cfg.epochs)] == pytest.approx(expected, rel=1e-9)
+    assert [cfg.lr_at(e) for e in range(1, cfg.epochs + 1)] == pytest.approx(expected, rel=1e-9)
     assert applied(cfg) == pytest.approx(expected, rel=1e-9)  # what training does
     assert applied(cfg, resume_at=3) == pytest.approx(expected, rel=1e-9)  # and after --resume
 
@@ -86,13 +87,13 @@ def test_plateau_cuts_the_rate_when_the_metric_stalls():
     cfg = cfg_of("    epochs 9\n    optimizer sgd lr 0.1\n"
                  "    schedule plateau val_loss patience 1 factor 0.5 min_lr 0.02 warmup 1\n")
     losses = [1.0, 0.9, 0.95, 0.97, 0.8, 0.85, 0.9, 0.91, 0.92]
-    # epoch 0 warms up (0.1 / 2); epochs 2 and 3 do not beat 0.9: more than 1 bad epoch,
-    # the rate halves from epoch 4; epochs 5, 6 do not beat 0.8: halves again from epoch 7,
+    # epoch 1 warms up (0.1 / 2); epochs 3 and 4 do not beat 0.9: more than 1 bad epoch,
+    # the rate halves from epoch 5; epochs 6, 7 do not beat 0.8: halves again from epoch 8,
     # and is then held at the 0.02 floor
     expected = [0.05, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025]
     assert applied(cfg, losses) == pytest.approx(expected)
     assert applied(cfg, losses, resume_at=5) == pytest.approx(expected)
-    assert schedule_preview(cfg).ranges == [(0, 0, 0.05), (1, 8, 0.1)]
+    assert schedule_preview(cfg).ranges == [(1, 1, 0.05), (2, 9, 0.1)]
     assert "x0.5 after 1 epochs without val_loss improving" in schedule_preview(cfg).text()
 
 
@@ -131,7 +132,8 @@ def test_closed_forms_equal_pytorch_schedulers(epochs):
     onecycle = ir.Schedule(kind="onecycle")
     assert [lr_at(onecycle, e, epochs, 0.1) for e in range(epochs)] == pytest.approx(
         torch_rates(lambda o: sch.OneCycleLR(o, max_lr=0.1, total_steps=epochs)), rel=1e-6)
-    multistep = ir.Schedule(kind="multistep", milestones=[2, 4], factor=0.3)
+    # PyTorch's milestone m (epochs done) is the spec's epoch m + 1 (epochs count from 1)
+    multistep = ir.Schedule(kind="multistep", milestones=[3, 5], factor=0.3)
     assert [lr_at(multistep, e, epochs, 0.1) for e in range(epochs)] == pytest.approx(
         torch_rates(lambda o: sch.MultiStepLR(o, milestones=[2, 4], gamma=0.3)), rel=1e-9)
     warm = ir.Schedule(kind="multistep", milestones=[], warmup=3)
@@ -142,7 +144,7 @@ def test_closed_forms_equal_pytorch_schedulers(epochs):
 def test_smooth_schedules_preview_as_samples_and_long_runs_stay_cheap():
     cfg = cfg_of("    epochs 100\n    optimizer sgd lr 0.1\n    schedule cosine warmup 5\n")
     text = schedule_preview(cfg).text()
-    assert text.startswith("epochs 0: 0.0167, ") and text.endswith("(a smooth curve: samples)")
+    assert text.startswith("epochs 1: 0.0167, ") and text.endswith("(a smooth curve: samples)")
     huge = cfg_of("    epochs 99999999999\n    optimizer sgd lr 0.1\n    schedule cosine\n")
     assert len(schedule_preview(huge).ranges) == 200  # a sample, not one range per epoch
 
@@ -152,6 +154,9 @@ def test_smooth_schedules_preview_as_samples_and_long_runs_stay_cheap():
      "schedule cosine: warmup 5 is not shorter than the run (5 epochs)"),
     ("    schedule cosine factor 0.5\n", "schedule cosine: factor is not a setting of this schedule"),
     ("    schedule multistep 30, 20\n", "schedule multistep: epochs must increase, got 20 after 30"),
+    ("    schedule multistep 0, 20\n", "schedule multistep: a milestone epoch must be greater "
+     "than 0, got 0"),
+    ("    schedule step:\n        0: 0.1\n", "schedule: the epoch must be greater than 0, got 0"),
     ("    schedule plateau patience 3 factor 1.5\n",
      "schedule plateau: the factor must be less than 1.0, got 1.5"),
     ("    optimizer adam lr 0.001 momentum 0.9\n",

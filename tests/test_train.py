@@ -25,8 +25,11 @@ def test_main_job_lenet5_reaches_97_percent_on_embedded_digits(tmp_path):
     print(f"LeNet-5: val accuracy {run.final['val_accuracy']:.4f} in {run.seconds:.1f} s")
     assert run.final["val_accuracy"] >= 0.97
     assert [m["epoch"] for m in run.metrics] == list(range(1, 21))
-    # the lecture's step schedule, epoch by epoch (epochs counted from 0 in the spec)
+    # the lecture's step schedule, epoch by epoch: one numbering, so the spec's "11: 0.01" is
+    # the rate of the record with epoch 11 (the line printed "epoch 11")
     assert [m["lr"] for m in run.metrics] == pytest.approx([0.1] * 10 + [0.01] * 5 + [0.001] * 5)
+    steps = {m.epoch: m.lr for m in spec.train.schedule.steps}
+    assert {m["epoch"]: m["lr"] for m in run.metrics if m["epoch"] in steps} == steps
 
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"weights.safetensors", "spec.cnn", "spec.json", "classes.json", "metrics.json",

@@ -1,7 +1,7 @@
 """Previews before training: the learning rate of every epoch range, with warnings.
 
-Epochs are counted from 0, as the ``schedule step:`` thresholds are ("from epoch 20 on"),
-so a 20-epoch run has epochs 0-19 (the progress bar counts them 1-20). The rates come from
+Epochs are counted from 1, as the ``schedule step:`` thresholds are ("from epoch 20 on") and
+as training prints them: a 20-epoch run has epochs 1-20. The rates come from
 :func:`cnnspec.schedule.lr_at`, the function the trainer applies.
 """
 
@@ -19,7 +19,7 @@ MAX_RANGES = 12
 @dataclass(frozen=True)
 class SchedulePreview:
     ranges: list[tuple[int, int, float]]
-    """(first epoch, last epoch, learning rate), epochs counted from 0, both inclusive."""
+    """(first epoch, last epoch, learning rate), epochs counted from 1, both inclusive."""
     warnings: list[str]
     note: str = ""
     """What the ranges cannot show (plateau reductions), or ''."""
@@ -31,8 +31,8 @@ class SchedulePreview:
                                self.note)
 
     def text(self) -> str:
-        """'epochs 0-9: 0.1; 10-14: 0.01; 15-19: 0.001', or for a smooth curve a sample
-        'epochs 0: 0.004, 3: 0.1, ..., 9: 4e-07 (onecycle, every epoch changes)'."""
+        """'epochs 1-10: 0.1; 11-15: 0.01; 16-20: 0.001', or for a smooth curve a sample
+        'epochs 1: 0.004, 4: 0.1, ..., 10: 4e-07 (a smooth curve: samples)'."""
         if len(self.ranges) <= MAX_RANGES:
             parts = [f"{a}-{b}: {lr:.3g}" if a != b else f"{a}: {lr:.3g}"
                      for a, b, lr in self.ranges]
@@ -53,28 +53,28 @@ def schedule_preview(cfg: TrainConfig, epochs: int | None = None) -> SchedulePre
     >>> cfg = TrainConfig(epochs=120, optimizer=Optimizer(name="sgd", lr=0.1), schedule=Schedule(
     ...     kind="step", steps=[Milestone(epoch=20, lr=0.01), Milestone(epoch=50, lr=0.001)]))
     >>> schedule_preview(cfg).text()
-    'epochs 0-19: 0.1; 20-49: 0.01; 50-119: 0.001'
+    'epochs 1-19: 0.1; 20-49: 0.01; 50-120: 0.001'
     """
     n = epochs if epochs is not None else cfg.epochs
     sched, base = cfg.schedule, cfg.optimizer.lr
     changes = change_epochs(sched, n, base)
-    ranges = [(e, (changes[i + 1][0] if i + 1 < len(changes) else n) - 1, lr)
+    ranges = [(e + 1, changes[i + 1][0] if i + 1 < len(changes) else n, lr)
               for i, (e, lr) in enumerate(changes)]
     warnings: list[str] = []
     note = ""
     if sched is not None and sched.warmup >= n:
         warnings.append(f"schedule: warmup {sched.warmup} is not shorter than the run ({n} epochs)")
     if sched is not None and sched.kind == "step":
-        warnings += [f"schedule: epoch {m.epoch} lies beyond the last epoch ({n - 1}); its "
-                     f"learning rate {m.lr:g} never applies" for m in sched.steps if m.epoch >= n]
-        rates = [base] + [m.lr for m in sched.steps if m.epoch < n]
+        warnings += [f"schedule: epoch {m.epoch} lies beyond the last epoch ({n}); its "
+                     f"learning rate {m.lr:g} never applies" for m in sched.steps if m.epoch > n]
+        rates = [base] + [m.lr for m in sched.steps if m.epoch <= n]
         for m, before, after in zip(sched.steps, rates, rates[1:], strict=False):
             if after > before:
                 warnings.append(f"schedule: the learning rate rises at epoch {m.epoch} "
                                 f"({before:g} -> {after:g}); step schedules usually only decrease it")
     elif sched is not None and sched.kind == "multistep":
-        warnings += [f"schedule: milestone {m} lies beyond the last epoch ({n - 1}) and never "
-                     "applies" for m in sched.milestones if m >= n]
+        warnings += [f"schedule: milestone {m} lies beyond the last epoch ({n}) and never "
+                     "applies" for m in sched.milestones if m > n]
     elif sched is not None and sched.kind == "plateau":
         note = (f"then x{sched.factor:g} after {sched.patience} epochs without {sched.monitor} "
                 f"improving" + (f" (not below {sched.min_lr:g})" if sched.min_lr else ""))

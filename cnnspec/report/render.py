@@ -67,7 +67,7 @@ def transfer_lines(tr: dict) -> list[str]:
              else f"{tr['classes']} outputs")
         lines.append(f"New head {tr['head']}: {n}, freshly initialised")
     lines += [f"{', '.join(u['layers'])} unfreeze{'s' if len(u['layers']) == 1 else ''} at epoch "
-              f"{u['epoch']} (0-based)" for u in tr["unfreeze"]]
+              f"{u['epoch']}" for u in tr["unfreeze"]]
     if tr["bn_train"]:
         lines.append("Frozen layers' batch norms keep updating their running statistics (bn train)")
     return lines
@@ -79,10 +79,10 @@ def training_lines(tr: dict) -> list[str]:
         return []
     lines = [f"Training: {tr['epochs']} epochs, batch {tr['batch']}, {tr['optimizer']}"
              + (f", weight decay {tr['weight_decay']:g}" if tr["weight_decay"] else ""),
-             (f"Learning rate by epoch (from 0){', backbone' if tr.get('schedule_head') else ''}: "
+             (f"Learning rate by epoch{', backbone' if tr.get('schedule_head') else ''}: "
              f"{tr['schedule'].removeprefix('epochs ')}")]
     if tr.get("schedule_head"):
-        lines.append(f"Learning rate by epoch (from 0), new head: "
+        lines.append(f"Learning rate by epoch, new head: "
                      f"{tr['schedule_head'].removeprefix('epochs ')}")
     if tr.get("extras"):
         lines.append("Also: " + "; ".join(tr["extras"]))

@@ -62,7 +62,7 @@ def transfer_lines(plan: FreezePlan, info: dict | None) -> list[str]:
     groups: dict[str, list[str]] = {}
     for path, start in plan.starts.items():
         key = ("frozen" if start == NEVER else "trainable" if start == 0
-               else f"frozen until epoch {int(start)}")
+               else f"frozen until epoch {int(start) + 1}")  # trains from that epoch (from 1)
         groups.setdefault(key, []).append(path)
     for key in ("frozen", *sorted(k for k in groups if k.startswith("frozen until")), "trainable"):
         if key in groups:

@@ -98,7 +98,9 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
                     "replaced": [{"tensor": k, "shape": list(a), "file_shape": list(b or [])}
                                  for k, a, b in m.replaced], "unused": m.unused,
                     "frozen": [p for p, e in plan.starts.items() if e == NEVER],
-                    "unfreeze": {p: int(e) for p, e in plan.starts.items() if 0 < e < NEVER},
+                    # the epoch (from 1, as written) each layer joins at
+                    "unfreeze": {p: int(e) + 1 for p, e in plan.starts.items()
+                                 if 0 < e < NEVER},
                     "bn_train": t.bn_train}
     synced = cfg.sync_batchnorm and sync_batchnorm(model, group, device)
     model = model.to(device)
