@@ -187,6 +187,10 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
     for u in t.unfreeze:
         for name in u.layers:
             check(u, name)
+        if u.epoch == 1:
+            out.append((u.span, f"transfer: unfreeze {', '.join(u.layers)} at epoch 1 is the "
+                        "start of training (epochs count from 1): never frozen",
+                        "leave it out of the freeze rule, or unfreeze it at epoch 2 or later"))
     if t.classes is not None and head_index(spec.layers) is None:
         out.append((t.span, ("transfer: classes replaces the last dense layer, but the network "
                              "does not end in one"), "end the network with dense N"))

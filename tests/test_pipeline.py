@@ -145,7 +145,7 @@ def test_threads_default_and_overrides(monkeypatch):
 def test_schedules_advance_per_step_as_pytorch_does(kind):
     epochs, per = 6, 7
     text = {"cosine": "schedule cosine", "onecycle": "schedule onecycle",
-            "warmup": "schedule step warmup 2:\n        4: 0.01"}[kind]
+            "warmup": "schedule step warmup 2:\n        5: 0.01"}[kind]
     cfg = cnnspec.loads(f"input 8x8x1\nflatten\ndense 2\ntrain:\n    epochs {epochs}\n"
                         f"    optimizer sgd lr 0.1\n    {text}\n").train
     ours = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)

@@ -188,7 +188,7 @@ def test_overrides_that_the_spec_would_refuse_are_refused():
     ("    weight_decay 1e400\n", "train: the weight decay is too large"),
     ("    seed 99999999999999999999\n", "train: the seed must be at most 9223372036854775807"),
     ("    augment: normalize mean 0 std 1e-50\n", "normalize: the std must be at least 1e-06"),
-    ("    schedule step:\n        0: 0\n", "schedule: the learning rate must be greater than 0"),
+    ("    schedule step:\n        1: 0\n", "schedule: the learning rate must be greater than 0"),
     ("    optimizer adam lr 0.001\n    schedule cosine min_lr 1\n",
      "min_lr 1 must be below the optimizer's lr 0.001"),
 ])

@@ -80,7 +80,7 @@ def test_freeze_up_to_c2_keeps_c1_c2_and_their_statistics(tmp_path, source_run, 
 
 
 def test_unfreeze_at_epoch_and_separate_head_rate(tmp_path, source_run, digit_folder):
-    spec = target(source_run, "    freeze all except F2\n    unfreeze C3 at epoch 1\n"
+    spec = target(source_run, "    freeze all except F2\n    unfreeze C3 at epoch 2\n"
                   "    classes 3\n    lr backbone 0.001 head 0.01\n")
     plan = freeze_plan(spec)
     assert plan.starts == {"C1": NEVER, "BN1": NEVER, "C2": NEVER, "BN2": NEVER, "C3": 1,
@@ -92,7 +92,7 @@ def test_unfreeze_at_epoch_and_separate_head_rate(tmp_path, source_run, digit_fo
     before = load_file(source_run / "weights.safetensors")
     after = load_file(tmp_path / "run" / "weights.safetensors")
     assert torch.equal(before["F1.weight"], after["F1.weight"])
-    assert not torch.equal(before["C3.weight"], after["C3.weight"])  # trained from epoch 1
+    assert not torch.equal(before["C3.weight"], after["C3.weight"])  # trained in epoch 2
     assert [(m["lr"], m["lr_head"]) for m in run.metrics] == [(0.001, 0.01), (0.001, 0.01)]
 
 
@@ -218,7 +218,9 @@ def test_a_transfer_section_needs_from():
 
 @pytest.mark.parametrize(("rules", "message"), [
     ("    freeze all\n", "nothing trains in the first epoch: every layer is frozen"),
-    ("    freeze up to F2\n    unfreeze C2 at epoch 1\n", "nothing trains in the first epoch"),
+    ("    freeze up to F2\n    unfreeze C2 at epoch 2\n", "nothing trains in the first epoch"),
+    ("    freeze up to C2\n    unfreeze C2 at epoch 1\n",
+     "unfreeze C2 at epoch 1 is the start of training"),
     ("    unfreeze C1 at epoch 3\n", "unfreeze C1: C1 is not frozen"),
     ("    freeze up to C1\n    unfreeze F1 at epoch 2\n", "unfreeze F1: F1 is not frozen"),
 ])

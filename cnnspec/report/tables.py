@@ -86,7 +86,7 @@ def show(console: Console, columns: tuple[str, ...], rows: list[tuple[str, ...]]
         return
     # rich never prints wider than its console: a console as wide as the table, same output
     Console(file=console.file, width=needed, force_terminal=console.is_terminal,
-            color_system=console.color_system, no_color=console.no_color,
+            force_jupyter=console.is_jupyter, color_system=console.color_system, no_color=console.no_color,
             highlight=False).print(table, crop=False)
 
 
@@ -95,7 +95,9 @@ def text(render, width: int = 120) -> str:
     import io
 
     buf = io.StringIO()
-    render(Console(file=buf, width=width, force_terminal=False, color_system=None,
+    # force_jupyter off: in a notebook rich would display the text instead of returning it
+    render(Console(file=buf, width=width, force_terminal=False, force_jupyter=False,
+                   color_system=None,
                    highlight=False, markup=False))
     return buf.getvalue()
 

@@ -199,9 +199,21 @@ class ProgressLog(Callback):
     def __init__(self, every: int = 10):
         self.every, self.progress, self.task = every, None, None
 
+    @staticmethod
+    def live(console) -> bool:
+        """A bar can be drawn: a terminal, or Jupyter with ipywidgets (rich draws its bars
+        there as an output widget; without ipywidgets it could only warn)."""
+        if console.is_terminal:
+            return True
+        if not console.is_jupyter:
+            return False  # a log file gets the epoch lines; a bar would be dumped there
+        import importlib.util
+
+        return importlib.util.find_spec("ipywidgets") is not None
+
     def on_train_start(self, trainer):
-        if not trainer.console.is_terminal:
-            return  # a log file gets the epoch lines; a bar would be dumped there at the end
+        if not self.live(trainer.console):
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
