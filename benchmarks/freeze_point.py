@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--source-epochs", type=int, default=8)
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--pictures-only", action="store_true",
+                    help="Train the source, draw the pictures and probe; no fine-tuning runs.")
     args = ap.parse_args()
     quiet = Console(quiet=True)
     images, labels = digits()
@@ -153,7 +155,7 @@ def main() -> None:
                         "c) freeze up to C5 (every conv)": "freeze up to C5",
                         f"d) probe's suggestion: {rule}": rule}
             runs: dict[str, list[float]] = {v: [] for v in variants}
-            for seed in range(args.seeds):
+            for seed in range(0 if args.pictures_only else args.seeds):
                 for label, r in variants.items():
                     spec = cnnspec.loads(spec_text(5, args.epochs, seed, r, tmp / "source-run"))
                     run = cnnspec.train(spec, data=tmp / target, out=tmp / f"{target}{seed}{label[0]}",
@@ -161,6 +163,8 @@ def main() -> None:
                     runs[label].append(run.final["val_accuracy"])
                     print(f"  seed {seed} {label}: {run.final['val_accuracy']:.2%}")
             report["targets"][target] = {"probe": p["rows"], "suggested": rule, "runs": runs}
+    if args.pictures_only:
+        return
     print("\n| target | variant | val accuracy, mean (min-max) |")
     print("|---|---|---:|")
     for target, t in report["targets"].items():

@@ -164,11 +164,14 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
     pick = suggest(rows, margin)
     best = max(rows, key=lambda r: r["val_accuracy"])
     chance = torch.bincount(y[held], minlength=k).max().item() / len(held)
-    name = Path(str(data)).name if data is not None else "digits"
-    file = Path(out) if out is not None else loaded.folder.insight(f"probe-{name}.png")
+    name = "digits" if data is None else Path(str(data)).name
+    if name in ("train", "val"):  # DIR/train: name DIR too
+        name = f"{Path(str(data)).resolve().parent.name}/{name}"
+    file = Path(out) if out is not None else loaded.folder.insight(
+        f"probe-{name.replace('/', '-')}.png")
     scored = "train/ and val/" if mask is not None else f"{len(pairs)}-fold cross-validation"
     probe_plot(rows, chance, pick["layer"], file,
-               f"{spec.name} features on {name}: linear probes ({scored}, {len(held)} held out)")
+               f"{spec.name} features on {name}\nlinear probes ({scored}, {len(held)} held out)")
     return {"run": str(run), "data": images.source, "images": len(chosen),
             "folds": len(pairs) if mask is None else None, "held_out": len(held),
             "classes": images.classes, "chance": chance, "rows": rows, "best": best["layer"],

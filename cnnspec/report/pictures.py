@@ -118,8 +118,8 @@ def probe_plot(rows: list[dict], chance: float, suggested: str | None, path: Pat
         ax.plot([k], [acc[k]], marker="*", markersize=16, color="tab:red", linestyle="none",
                 label=f"suggested: freeze up to {rows[k]['freeze']}")
     ax.set_xticks(range(len(rows)), names, rotation=45 if len(rows) > 8 else 0)
-    ax.set(ylabel="accuracy (%)", xlabel="features taken after layer", title=title,
-           ylim=(0, 100))
+    ax.set(ylabel="accuracy (%)", xlabel="features taken after layer", ylim=(0, 100))
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(plt, fig, path)
