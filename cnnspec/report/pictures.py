@@ -22,9 +22,10 @@ def _save(plt, fig, path: Path, dpi: int = 100) -> Path:
     return Path(path)
 
 
-def tile(maps: np.ndarray, pad: int = 1) -> np.ndarray:
+def tile(maps: np.ndarray, pad: int = 1, fill: float = 1.0) -> np.ndarray:
     """(K, H, W) or (K, H, W, 3) values in [0, 1] -> one image, a near-square grid of the K
-    tiles separated by ``pad`` pixels of white (1.0), row by row.
+    tiles separated by ``pad`` pixels of ``fill`` (NaN: drawn in the colour map's "bad"
+    colour, never mistaken for a value), row by row.
 
     >>> tile(np.zeros((3, 2, 2))).shape
     (5, 5)
@@ -32,7 +33,7 @@ def tile(maps: np.ndarray, pad: int = 1) -> np.ndarray:
     k, h, w = maps.shape[:3]
     cols = math.ceil(math.sqrt(k))
     rows = math.ceil(k / cols)
-    out = np.ones((rows * (h + pad) - pad, cols * (w + pad) - pad, *maps.shape[3:]))
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, *maps.shape[3:]), fill)
     for i in range(k):
         r, c = divmod(i, cols)
         out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = maps[i]
@@ -50,9 +51,10 @@ def feature_grid(maps: np.ndarray, path: Path, title: str) -> Path:
     """A layer's output for one image, (C, H, W) float, as a grid of C maps, each scaled to
     its own [0, 1] (viridis: dark = low, yellow = high)."""
     plt = _figure()
-    grid = tile(unit_range(maps, (1, 2)))
+    grid = tile(unit_range(maps, (1, 2)), fill=np.nan)
     fig, ax = plt.subplots(figsize=_size(grid.shape))
-    ax.imshow(grid, cmap="viridis", interpolation="nearest", vmin=0, vmax=1)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    ax.imshow(grid, cmap=cmap, interpolation="nearest", vmin=0, vmax=1)
     ax.set_axis_off()
     ax.set_title(title, fontsize=10)
     return _save(plt, fig, path)
@@ -74,8 +76,8 @@ def filter_grid(weights: np.ndarray, path: Path, title: str) -> Path:
         grid = tile(unit_range(weights, (1, 2, 3)).transpose(0, 2, 3, 1))
         cmap = None
     else:
-        grid = tile(unit_range(weights.reshape(o * i, kh, kw), (1, 2)))
-        cmap = "gray"
+        grid = tile(unit_range(weights.reshape(o * i, kh, kw), (1, 2)), fill=np.nan)
+        cmap = plt.get_cmap("gray").with_extremes(bad="#9bb7d4")  # borders: not a weight
     fig, ax = plt.subplots(figsize=_size(grid.shape))
     ax.imshow(grid, cmap=cmap, interpolation="nearest")
     ax.set_axis_off()
