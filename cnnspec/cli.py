@@ -30,7 +30,10 @@ def cli(debug: bool) -> None:
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-def check(spec: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              help="json: the validated spec (blocks and repeats unrolled, layers named), "
+              "as `cnnspec schema` describes it.")
+def check(spec: str, fmt: str) -> None:
     """Parse and validate SPEC; report every mistake with file:line:col."""
     from . import load
 
@@ -50,7 +53,21 @@ def check(spec: str) -> None:
                 "does not exist", f"a path in a spec is relative to the spec's folder "
                 f"({Path(s.file).resolve().parent}); train the source run first, or fix the "
                 "path")])
+    if fmt == "json":
+        sys.stdout.write(s.model_dump_json(indent=2) + "\n")
+        return
     out.print(f"{spec}: ok ({s.name}, {len(s.layers)} layers, {s.shaped.params:,} parameters)")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema (draft 2020-12) of a validated spec: what `cnnspec check
+    --format json` prints and a run folder's spec.json holds, for other tools."""
+    import json
+
+    from .ir import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
 @cli.command()
