@@ -378,6 +378,9 @@ def cache(clear: bool) -> None:
               help="Override train: precision (mixed precision; see docs/distributed.md).")
 @click.option("--compile/--no-compile", "compile", default=None,
               help="Override train: compile (torch.compile the training step).")
+@click.option("--tensorboard", is_flag=True, default=None,
+              help="Also log to TensorBoard (train: log tensorboard): event files in "
+              "RUN/tensorboard/; needs pip install tensorboard.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder "
               "(default runs/<network>).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda where available).")

@@ -330,6 +330,9 @@ class TrainConfig(IRModel):
     """``torch.compile`` the training step's forward (eager, with a message, where it cannot)."""
     sync_batchnorm: bool = False
     """Under torchrun, batch-norm statistics over the global batch (``nn.SyncBatchNorm``)."""
+    tensorboard: bool = False
+    """``log tensorboard``: TensorBoard event files in the run folder's ``tensorboard/``
+    (cnnspec.training.tensorboard)."""
 
     @model_validator(mode="after")
     def _warmup_fits(self):

@@ -154,7 +154,8 @@ class ToRaw(Transformer):
     def _word(self, items):  # padword, onoff, act, optimizer_name: the keyword token itself
         return items[0]
 
-    padword = onoff = precision_kind = act = optimizer_name = no_decay = metric = soft_word = _word
+    padword = onoff = precision_kind = log_kind = act = optimizer_name = no_decay = metric = \
+        soft_word = _word
 
     def pad(self, items):
         tok = items[0]
@@ -248,6 +249,9 @@ class ToRaw(Transformer):
 
     def sync_batchnorm(self, items):
         return self._opt("sync_batchnorm", items[0], str(items[0]) == "on")
+
+    def log(self, items):  # log tensorboard
+        return self._opt("tensorboard", items[0], True)
 
     label_smoothing = _simple("label_smoothing", "_num")
     clip_grad_norm = _simple("clip_grad_norm", "_num")

@@ -94,7 +94,8 @@ def lr_find(spec: ir.Spec, data: str | Path | None = None, out: str | Path | Non
         raise CnnSpecError(f"lr-find: --steps {steps} is too few; use 100 or more")
     console = console or Console(stderr=True, quiet=True)
     with tempfile.TemporaryDirectory(prefix="cnnspec-lr-find-") as scratch:
-        trainer, _, _ = setup(spec, spec.train, RunFolder(scratch), data_path_of(spec, data),
+        cfg = spec.train.model_copy(update={"tensorboard": False})  # nothing is logged
+        trainer, _, _ = setup(spec, cfg, RunFolder(scratch), data_path_of(spec, data),
                               pick_device(device), console, [])
     trainer.scheduler = _Fixed()
     trainer.start_epoch(0)

@@ -255,6 +255,8 @@ def training(cfg: TrainConfig, transfer=None) -> dict:
         extras.append("torch.compile")
     if cfg.sync_batchnorm:
         extras.append("batch norm synchronised across processes (under torchrun)")
+    if cfg.tensorboard:
+        extras.append("TensorBoard log in RUN/tensorboard")
     if cfg.early_stop:
         e = cfg.early_stop
         extras.append(f"early stop on {e.monitor} after {e.patience} epochs without improvement"

@@ -13,6 +13,7 @@ file beside it, then a rename), so a crash or a full disk leaves the old file or
   METRIC``), ``epoch-NNN.safetensors`` (``checkpoint every N``), ``metrics.json`` and
   ``metrics.csv`` (one record per epoch);
 - at the end: ``weights.safetensors``, ``curves.png``, ``confusion.png``, ``model.onnx``;
+- with ``log tensorboard``: ``tensorboard/`` (event files, appended to on resume);
 - later, on request: ``insight/`` (``cnnspec features``, ``gradcam`` and ``probe``);
 - while a process trains into it: ``run.lock`` (its PID, host and start time), so a second
   process cannot train into the same folder; a lock whose process is gone is taken over.
@@ -64,6 +65,11 @@ class RunFolder:
     def confusion(self) -> Path:
         """``confusion.png``: the validation confusion matrix."""
         return self._target("confusion.png")
+
+    @property
+    def tensorboard(self) -> Path:
+        """``tensorboard/``: TensorBoard event files (``log tensorboard``)."""
+        return self._target("tensorboard")
 
     @property
     def onnx(self) -> Path:

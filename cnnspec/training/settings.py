@@ -20,7 +20,7 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
     "weight_decay": ("weight_decay",), "label_smoothing": ("label_smoothing",),
     "clip_grad_norm": ("clip_grad_norm",), "seed": ("seed",), "split": ("split",),
     "data": ("data",), "workers": ("workers",), "threads": ("threads",),
-    "precision": ("precision",), "compile": ("compile",),
+    "precision": ("precision",), "compile": ("compile",), "tensorboard": ("tensorboard",),
 }
 
 

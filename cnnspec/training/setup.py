@@ -60,6 +60,10 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     from ..data import loader as make_loader
     from ..transfer import NEVER, freeze_plan, load_into, resolve_source, with_classes
 
+    if cfg.tensorboard and group.main:  # before any work: say what is missing
+        from .tensorboard import require
+
+        require()
     batch = group.per_process_batch(cfg.batch, resuming=resuming is not None)
     torch.manual_seed(cfg.seed)
     transform = augmentation(cfg.augment, spec.input)
@@ -123,6 +127,10 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     builtin = [NaNGuard()]
     if group.main:  # only rank 0 prints and writes the run folder
         builtin += [ProgressLog(), Checkpoint(cfg.checkpoint)]
+        if cfg.tensorboard:
+            from .tensorboard import TensorBoardLog
+
+            builtin.append(TensorBoardLog())
     if cfg.early_stop is not None:
         builtin.append(EarlyStopping(cfg.early_stop))
     trainer = Trainer(spec, cfg, folder, device, model, Standardize(mean, std).to(device),
