@@ -79,3 +79,30 @@ def test_the_package_compiles_under_supported_pythons(version):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert PYPROJECT["project"]["requires-python"] == ">=3.10"
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_what_cnnspec_reads_at_run_time(tmp_path):
+    """Built for real: the grammar, every shipped spec, the embedded digits with their
+    attribution, the license, every module, and the Pygments entry point."""
+    import sys
+    import zipfile
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                        "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True,
+                       check=False, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (wheel,) = tmp_path.glob("cnnspec-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {"cnnspec/grammar/cnnspec.lark", "cnnspec/embedded/digits.npz",
+                "cnnspec/embedded/README.md", "cnnspec/insight/probing.py", "cnnspec/lexer.py"}
+    expected |= {f"cnnspec/specs/{p.relative_to(ROOT / 'specs').as_posix()}"
+                 for p in (ROOT / "specs").rglob("*.cnn")}
+    expected |= {f"cnnspec/{p.relative_to(ROOT / 'cnnspec').as_posix()}"
+                 for p in (ROOT / "cnnspec").rglob("*.py")}
+    assert expected <= names, sorted(expected - names)
+    assert any(n.endswith(("/LICENSE", "/licenses/LICENSE")) for n in names)
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[pygments.lexers]" in text and "cnnspec.lexer:CnnSpecLexer" in text
+    assert "cnnspec = cnnspec.cli:main" in text
