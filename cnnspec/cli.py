@@ -92,13 +92,21 @@ def summary(spec: str, fmt: str, depth: int | None, wide: bool) -> None:
 @click.option("--changed-only", is_flag=True, help="Show only changed, added and removed layers.")
 @click.option("--wide", is_flag=True, help="Print the table at its full width (no wrapping), "
               "whatever the terminal's width.")
-def diff(spec_a: str, spec_b: str, fmt: str, changed_only: bool, wide: bool) -> None:
+@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw the changed layers' "
+              "parameters and MACs, A beside B, as a PNG.")
+def diff(spec_a: str, spec_b: str, fmt: str, changed_only: bool, wide: bool,
+         plot: str | None) -> None:
     """Parameters and MACs of SPEC_A vs SPEC_B, layer by layer, aligned by structure."""
     from . import load
     from .report.diff import diff as diff_specs
     from .report.render import render_diff
 
-    render_diff(diff_specs(load(spec_a), load(spec_b)), fmt, out, changed_only, wide)
+    d = diff_specs(load(spec_a), load(spec_b))
+    render_diff(d, fmt, out, changed_only, wide)
+    if plot:
+        from .report.pictures import diff_plot
+
+        err.print(f"plot: {diff_plot(d, plot)}", markup=False)
 
 
 @cli.command()

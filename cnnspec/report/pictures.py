@@ -127,6 +127,34 @@ def probe_plot(rows: list[dict], chance: float, suggested: str | None, path: Pat
     return _save(plt, fig, path)
 
 
+def diff_plot(diff, path: Path) -> Path:
+    """The changed, added and removed top-level layers of a :class:`~.diff.Diff`: parameters
+    (left) and MACs (right) of A and B side by side, with the totals in the title; an added
+    layer is marked +, a removed one -."""
+    plt = _figure()
+    rows = [r for r in diff.changed if r.depth == 0]
+    labels = [f"+ {r.name_b}" if r.status == "added" else f"- {r.name_a}"
+              if r.status == "removed" else r.name_a if r.name_a == r.name_b
+              else f"{r.name_a} → {r.name_b}" for r in rows]
+    y = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(11, max(2.5, 0.42 * len(rows) + 1.6)), sharey=True)
+    for ax, key, unit in ((axes[0], "params", "parameters"), (axes[1], "macs", "MACs per image")):
+        a = [getattr(r, f"{key}_a") for r in rows]
+        b = [getattr(r, f"{key}_b") for r in rows]
+        ax.barh(y - 0.2, a, height=0.4, label=f"A: {diff.a['network']}", color="tab:grey")
+        ax.barh(y + 0.2, b, height=0.4, label=f"B: {diff.b['network']}", color="tab:blue")
+        ax.set(xlabel=unit)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(y, labels)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=8, loc="lower right")
+    t = diff.totals
+    fig.suptitle(f"{diff.a['network']} → {diff.b['network']}: parameters "
+                 f"{t['params_delta']:+,} ({t['params_pct']:+.1f}%), MACs "
+                 f"{t['macs_pct']:+.1f}% per image", fontsize=10)
+    return _save(plt, fig, path)
+
+
 def lr_plot(lrs: list[float], losses: list[float], smoothed: list[float],
             suggestion: float | None, path: Path, title: str) -> Path:
     """Training loss against the learning rate (log axis): raw per step and smoothed, the
