@@ -5,6 +5,7 @@ widget (rich's Jupyter support, with ipywidgets) beside the epoch lines."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -14,7 +15,20 @@ nbclient = pytest.importorskip("nbclient")
 from conftest import SPECS  # noqa: E402
 
 
-def test_summary_and_training_in_a_notebook(tmp_path):
+@pytest.fixture
+def kernel(tmp_path, monkeypatch) -> str:
+    """A kernel spec for this very interpreter (not whatever `python3` kernel the machine
+    has registered), found through JUPYTER_PATH."""
+    folder = tmp_path / "jupyter" / "kernels" / "cnnspec-test"
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "cnnspec test", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return "cnnspec-test"
+
+
+def test_summary_and_training_in_a_notebook(tmp_path, kernel):
     spec = SPECS / "lenet5.cnn"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(code) for code in (
@@ -22,7 +36,7 @@ def test_summary_and_training_in_a_notebook(tmp_path):
         "print(cnnspec.summarize(spec))",
         f"run = cnnspec.train(spec, out={str(tmp_path / 'run')!r}, epochs=1, export=False)",
     )]
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+    nbclient.NotebookClient(nb, timeout=600, kernel_name=kernel,
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     shown, printed, trained = (c.outputs for c in nb.cells)
     # 1. the value of a cell: an HTML table, one row per layer
