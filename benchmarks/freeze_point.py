@@ -17,7 +17,8 @@ classes that do not.
 
 Also draws the pictures of docs/insight.md (feature maps, filters, Grad-CAM, probe plots,
 the range test) from the same source run. Writes benchmarks/results/freeze_point.json and
-docs/img/insight-*.png and prints a markdown table. Numbers are reported, never asserted.
+docs/img/insight-*.png (but insight-lr-find.png, which is LeNet-5's: `cnnspec lr-find
+specs/lenet5.cnn`) and prints a markdown table. Numbers are reported, never asserted.
 
     python benchmarks/freeze_point.py [--seeds 3] [--epochs 15] [--source-epochs 8]
 """
@@ -142,7 +143,7 @@ def main() -> None:
         print(f"source: digits {SOURCE}, val accuracy {src.final['val_accuracy']:.2%}")
         pictures(tmp, tmp / "source-run", images, labels)
         lr = lr_find(cnnspec.loads(spec_text(5, 1, 7, None, None)), data=tmp / "source",
-                     out=IMG / "insight-lr-find.png")
+                     out=args.out / "lr-find-source.png")
         report["lr_find"] = {"suggested": lr["suggested"], "steepest": lr["steepest"],
                              "spec_lr": 0.001, "stopped": lr["stopped"]}
         print(f"lr-find: suggested {lr['suggested']:.2g} (the spec uses 0.001)")

@@ -32,7 +32,8 @@ def cli(debug: bool) -> None:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               help="json: the validated spec (blocks and repeats unrolled, layers named), "
-              "as `cnnspec schema` describes it.")
+              "as `cnnspec schema` describes it; a spec with mistakes prints them on stderr "
+              "as usual, nothing on stdout, exit status 1.")
 def check(spec: str, fmt: str) -> None:
     """Parse and validate SPEC; report every mistake with file:line:col."""
     from . import load

@@ -143,7 +143,10 @@ def test_a_wrong_layer_name_is_an_error_that_lists_the_conv_layers(run, capsys):
     with pytest.raises(LayerNameError, match="did you mean C2.*its conv layers: C1, C2"):
         feature_maps(folder, seven, layers=["C3"])
     code, _, err = cli(capsys, "gradcam", folder, seven, "--layer", "F1")
-    assert code == 1 and "no conv layer named 'F1'" in err and "Traceback" not in err
+    assert code == 1 and "F1 is a dense layer of LeNet5, not a conv layer" in err
+    assert "Traceback" not in err
+    code, _, err = cli(capsys, "gradcam", folder, seven, "--layer", "X9")
+    assert code == 1 and "no conv layer named 'X9'" in err
     code, _, err = cli(capsys, "gradcam", folder, seven, "--class", "seven")
     assert code == 1 and "no class 'seven'" in err and "0, 1, 2" in err
     code, _, err = cli(capsys, "features", folder, seven.parent / "missing.png")

@@ -23,6 +23,8 @@ train:
     epochs {epochs}
     batch 100
     optimizer sgd lr 0.05 momentum 0.9
+    schedule step:
+        2: 0.01
     augment: crop 16 pad 2
     {log}
 """
@@ -58,6 +60,9 @@ def test_scalars_images_graph_and_spec_are_logged(logged):
         [m["train_loss"] for m in run.metrics], rel=1e-6)
     # per step, every 10: 40 steps per epoch (4,000 images / 100) -> steps 10, 20, ..., 80
     assert [e.step for e in acc.Scalars("step/loss")] == list(range(10, 81, 10))
+    # the rate each step used: step 40 is epoch 1's last (0.05), step 50 is in epoch 2
+    assert [round(e.value, 6) for e in acc.Scalars("step/lr")] == [0.05] * 4 + [0.01] * 4
+    assert [e.value for e in acc.Scalars("lr")] == pytest.approx([0.05, 0.01])
     assert tags["images"] == ["train/augmented"]
     image = acc.Images("train/augmented")[0]
     assert image.width > 8 * 16 and image.height > 4 * 16  # 32 images, 8 per row

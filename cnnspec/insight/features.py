@@ -46,6 +46,11 @@ def open_image(loaded, image: str | Path) -> tuple[torch.Tensor, np.ndarray, str
     return x, pixels, note
 
 
+def kinds_of(spec) -> dict[str, str]:
+    """Every layer's name -> its kind (``conv``, ``dense``, ``residual``, ...)."""
+    return {info.name: info.layer.kind for _, _, info in spec.shaped.walk()}
+
+
 def _probabilities(loaded, logits: torch.Tensor) -> np.ndarray:
     return torch.softmax(logits[0, :len(loaded.classes)].detach().double(), 0).cpu().numpy()
 
@@ -74,7 +79,7 @@ def feature_maps(run: str | Path, image: str | Path, layers: list[str] | None = 
     stages = conv_stages(spec.shaped)
     if not stages:
         raise CnnSpecError(f"{spec.name} has no convolution whose output is a feature map")
-    chosen = pick(stages, layers, spec.name) if layers else stages
+    chosen = pick(stages, layers, spec.name, kinds_of(spec)) if layers else stages
     x, _, note = open_image(loaded, image)
     with Capture(loaded.model, chosen) as cap, torch.no_grad():
         probs = _probabilities(loaded, loaded.model.logits()(x))
@@ -167,7 +172,7 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
     tops, convs = cut_points(spec.shaped), conv_stages(spec.shaped)
     stages = tops + [s for s in convs if s.path not in {t.path for t in tops}]
     if layer is not None:
-        stage = pick(stages, [layer], spec.name)[0]
+        stage = pick(stages, [layer], spec.name, kinds_of(spec))[0]
     else:
         stage = default_layer(tops)
         if stage is None:

@@ -92,14 +92,20 @@ def cut_points(shaped: ShapedSpec) -> list[Stage]:
     return _level(shaped.layers, "", nested=False)
 
 
-def pick(stages: list[Stage], names: list[str], network: str) -> list[Stage]:
-    """The stages named (by layer name or module path), in the network's order.
+def pick(stages: list[Stage], names: list[str], network: str,
+         kinds: dict[str, str] | None = None) -> list[Stage]:
+    """The stages named (by layer name or module path), in the network's order. ``kinds``
+    (every layer's name -> kind) lets the error say what a named non-conv layer is.
 
     Raises:
         LayerNameError: a name is not among ``stages``; the message lists them.
     """
     known = {s.name: s for s in stages} | {s.path: s for s in stages}
     for n in names:
+        if n not in known and kinds and n in kinds:
+            raise LayerNameError(
+                f"{n} is a {kinds[n]} layer of {network}, not a conv layer (or conv block); "
+                f"its conv layers: {', '.join(s.name for s in stages)}")
         if n not in known:
             close = difflib.get_close_matches(n, list(known), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]}? " if close else ""

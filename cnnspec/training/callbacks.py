@@ -127,7 +127,7 @@ class NaNGuard(Callback):
             return
         first_step = trainer.group.minimum(self.first_bad.clone())
         if first_step < self.NONE:
-            value, lr = float(self.first_loss), trainer.lr()
+            value, lr = float(self.first_loss), trainer.step_lr
             where = f"at epoch {trainer.epoch + 1}, step {first_step + 1} (learning rate {lr:g})"
             if math.isfinite(value):
                 raise TrainingError(
@@ -244,7 +244,7 @@ class ProgressLog(Callback):
             return  # the bar moves every `every` steps: redrawing it costs as much as a step
         seen, loss_sum, correct = trainer.running()  # rank 0's own, in a torchrun group
         self.progress.update(self.task, completed=step + 1, loss=loss_sum / max(seen, 1),
-                             acc=correct / max(seen, 1), lr=trainer.lr(),
+                             acc=correct / max(seen, 1), lr=trainer.step_lr,
                              ips=seen * trainer.group.world_size / (time.perf_counter() - self.t0))
 
     def on_epoch_end(self, trainer, epoch, m):
@@ -254,7 +254,7 @@ class ProgressLog(Callback):
         trainer.console.print(
             f"  epoch {epoch + 1}: train loss {m['train_loss']:.4f} acc "
             f"{m['train_accuracy']:.2%} | val loss {m['val_loss']:.4f} acc "
-            f"{m['val_accuracy']:.2%}", highlight=False)
+            f"{m['val_accuracy']:.2%} | lr {m['lr']:.3g}", highlight=False)
 
     def on_train_end(self, trainer):
         if self.progress is not None:

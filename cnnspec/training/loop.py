@@ -60,6 +60,9 @@ class Trainer:
     val_all: torch.utils.data.DataLoader | None = None
     """In a group, every validation image (``val_loader`` holds this process's share)."""
     speed: Speed = field(default_factory=Speed)
+    step_lr: float = 0.0
+    """The learning rate the last step used (first parameter group); :meth:`lr` is already
+    the next step's once the schedule has stepped."""
     forward: nn.Module | None = None
     """What the training step calls: the network's logits, in DistributedDataParallel in a
     group, compiled with ``compile on``; made by :meth:`prepare_forward`."""
@@ -177,6 +180,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
         speed.scaler.step(self.optimizer)
         speed.scaler.update()
+        self.step_lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         return out, loss.detach()
 

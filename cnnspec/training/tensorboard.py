@@ -89,7 +89,7 @@ class TensorBoardLog(Callback):
             return
         k = trainer.epoch * trainer.steps_per_epoch + step + 1
         self.writer.add_scalar("step/loss", float(loss), k)
-        self.writer.add_scalar("step/lr", trainer.lr(), k)
+        self.writer.add_scalar("step/lr", trainer.step_lr, k)
 
     def on_epoch_end(self, trainer, epoch, m) -> None:
         e = m["epoch"]
