@@ -71,13 +71,13 @@ class CnnSpecLexer(RegexLexer):
     """Pygments lexer for cnnspec ``.cnn`` network specs."""
 
     name = "cnnspec"
-    aliases = ["cnn", "cnnspec"]
-    filenames = ["*.cnn"]
-    mimetypes = ["text/x-cnnspec"]
+    aliases = ("cnn", "cnnspec")
+    filenames = ("*.cnn",)
+    mimetypes = ("text/x-cnnspec",)
     url = "https://github.com/cnnspec/cnnspec"
 
     _v = vocabulary()
-    tokens = {
+    tokens = {  # noqa: RUF012 - Pygments reads this class attribute as is
         "root": [
             (r"\s+", Whitespace),
             (r"#.*?$", Comment.Single),

@@ -188,8 +188,8 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
         for name in u.layers:
             check(u, name)
         if u.epoch == 1:
-            out.append((u.span, f"transfer: unfreeze {', '.join(u.layers)} at epoch 1 is the "
-                        "start of training (epochs count from 1): never frozen",
+            out.append((u.span, (f"transfer: unfreeze {', '.join(u.layers)} at epoch 1 is the "
+                                 "start of training (epochs count from 1): never frozen"),
                         "leave it out of the freeze rule, or unfreeze it at epoch 2 or later"))
     if t.classes is not None and head_index(spec.layers) is None:
         out.append((t.span, ("transfer: classes replaces the last dense layer, but the network "

@@ -59,10 +59,10 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "threads": ("the number of threads", "at least 1; at most the cores you may use"),
     "size": ("the crop size", None),
     "degrees": ("the rotation", "degrees in [0, 180]"),
-    "epoch": ("the epoch", "epochs count from 1, as training prints them: the first epoch is "
-              "epoch 1"),
-    "milestones": ("a milestone epoch", "epochs count from 1, as training prints them: the "
-                   "first epoch is epoch 1"),
+    "epoch": ("the epoch", ("epochs count from 1, as training prints them: the first epoch "
+                            "is epoch 1")),
+    "milestones": ("a milestone epoch", ("epochs count from 1, as training prints them: the "
+                                         "first epoch is epoch 1")),
     "label_smoothing": ("the label smoothing", "a fraction in [0, 1) such as 0.1"),
     "clip_grad_norm": ("the gradient norm limit", "a positive number such as 1.0 or 5.0"),
     "factor": ("the factor", "a multiplier in (0, 1) such as 0.1 or 0.5"),

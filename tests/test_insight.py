@@ -15,8 +15,8 @@ import cnnspec
 from cnnspec.cli import main
 from cnnspec.insight.features import feature_maps, gradcam, upsample
 from cnnspec.insight.layers import LayerNameError, centres, conv_stages, cut_points
-from cnnspec.insight.range_test import lr_find, suggestions
 from cnnspec.insight.probing import fit_probe, folds_of, probe, splits, suggest
+from cnnspec.insight.range_test import lr_find, suggestions
 from cnnspec.training.inference import load_run
 from conftest import SPECS
 

@@ -12,7 +12,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-from conftest import SPECS  # noqa: E402
+from conftest import SPECS
 
 
 @pytest.fixture

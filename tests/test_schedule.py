@@ -154,8 +154,8 @@ def test_smooth_schedules_preview_as_samples_and_long_runs_stay_cheap():
      "schedule cosine: warmup 5 is not shorter than the run (5 epochs)"),
     ("    schedule cosine factor 0.5\n", "schedule cosine: factor is not a setting of this schedule"),
     ("    schedule multistep 30, 20\n", "schedule multistep: epochs must increase, got 20 after 30"),
-    ("    schedule multistep 0, 20\n", "schedule multistep: a milestone epoch must be greater "
-     "than 0, got 0"),
+    ("    schedule multistep 0, 20\n", ("schedule multistep: a milestone epoch must be greater "
+                                      "than 0, got 0")),
     ("    schedule step:\n        0: 0.1\n", "schedule: the epoch must be greater than 0, got 0"),
     ("    schedule plateau patience 3 factor 1.5\n",
      "schedule plateau: the factor must be less than 1.0, got 1.5"),

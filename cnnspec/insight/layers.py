@@ -137,7 +137,7 @@ class Capture:
                 output.register_hook(lambda g: self.gradients.__setitem__(path, g.detach()))
         return hook
 
-    def __enter__(self) -> Capture:
+    def __enter__(self) -> Capture:  # noqa: PYI034 - a plain class, never subclassed
         return self
 
     def __exit__(self, *exc) -> None:

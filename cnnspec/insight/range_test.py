@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 
 from .. import ir
