@@ -102,9 +102,13 @@ def diff(spec_a: str, spec_b: str, fmt: str, changed_only: bool, wide: bool,
     from .report.diff import diff as diff_specs
     from .report.render import render_diff
 
+    if plot is not None:
+        from .insight.features import output
+
+        output(plot)  # before any work: a bad name fails first
     d = diff_specs(load(spec_a), load(spec_b))
     render_diff(d, fmt, out, changed_only, wide)
-    if plot:
+    if plot is not None:
         from .report.pictures import diff_plot
 
         err.print(f"plot: {diff_plot(d, plot)}", markup=False)

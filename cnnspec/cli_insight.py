@@ -15,7 +15,19 @@ DEVICE_HELP = "cpu, cuda or cuda:N (default: a GPU where available)."
 
 
 def _layers(value: str | None) -> list[str] | None:
-    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise click.UsageError(f"--layers {value!r}: no layer name; write e.g. --layers C1,C3")
+    return names
+
+
+def _given(flag: str, value: str | None) -> str | None:
+    """``value``, refusing an empty one (it would mean the current folder, or nothing)."""
+    if value is not None and not value.strip():
+        raise click.UsageError(f"{flag}: empty; give a value or leave the option out")
+    return value
 
 
 @click.command()
@@ -33,7 +45,7 @@ def features(run: str, image: str, output: str | None, layers: str | None, weigh
     from .insight.features import feature_maps
     from .report.tables import show
 
-    r = feature_maps(run, image, _layers(layers), output, weights, device)
+    r = feature_maps(run, image, _layers(layers), _given("-o", output), weights, device)
     if r["note"]:
         err.print(r["note"], markup=False)
     out.print(f"{image}: predicted {r['predicted']} ({r['probability']:.1%})")
@@ -60,7 +72,8 @@ def gradcam(run: str, image: str, output: str | None, class_name: str | None,
     (Selvaraju et al. 2017) as a PNG of the image, the map and the overlay."""
     from .insight.features import gradcam as explain
 
-    r = explain(run, image, class_name, layer, output, weights, device)
+    r = explain(run, image, _given("--class", class_name), _given("--layer", layer),
+                _given("-o", output), weights, device)
     if r["note"]:
         err.print(r["note"], markup=False)
     out.print(f"{image}: Grad-CAM for class {r['class']} ({r['probability']:.1%}; predicted "
@@ -95,6 +108,12 @@ def probe(run: str, data: str | None, output: str | None, margin: float, folds: 
 
     r = run_probe(run, data, output, folds=folds, seed=seed, margin=margin,
                   max_images=max_images, weights=weights, device=device)
+    if r["note"]:
+        err.print(r["note"], markup=False)
+    if r["skipped"]:
+        err.print(f"skipped {len(r['skipped'])} unreadable image(s): "
+                  f"{', '.join(r['skipped'][:3])}{', ...' if len(r['skipped']) > 3 else ''}",
+                  markup=False)
     if fmt == "json":
         sys.stdout.write(json.dumps(r, indent=2) + "\n")
         return
@@ -135,19 +154,28 @@ def lr_find(spec: str, data: str | None, output: str | None, steps: int, start: 
 
     r = range_test(load(spec), data, output, start=start, end=end, steps=steps, device=device,
                    console=err)
+    if r["note"]:
+        err.print(r["note"], markup=False)
+    if r["skipped"]:
+        err.print(f"skipped {len(r['skipped'])} unreadable image(s)", markup=False)
     if fmt == "json":
         sys.stdout.write(json.dumps(r, indent=2) + "\n")
         return
     out.print(f"{r['network']}: {r['steps']} steps, lr {r['lrs'][0]:.2g} to {r['lrs'][-1]:.3g}"
               + (f"; stopped: {r['stopped']}" if r["stopped"] else ""))
     if r["suggested"] is None:
-        out.print("no suggestion: the loss never settled into a finite curve; try a smaller "
-                  "--start or more --steps")
+        out.print("no suggestion: the loss never fell into a curve with a minimum after its "
+                  "start; try a smaller --start or more --steps")
     else:
         steep = f"; steepest descent at {r['steepest']:.2g}" if r["steepest"] else ""
         out.print(f"suggested learning rate {r['suggested']:.2g} ({r['rule']}{steep})")
-        out.print(f"    in the spec: optimizer ... lr {r['suggested']:.2g}   or: --lr "
-                  f"{r['suggested']:.2g}")
+        if r["transfer_rates"]:
+            backbone, head = r["transfer_rates"]
+            out.print(f"    in the transfer: section: lr backbone {r['suggested']:.2g} head "
+                      f"{r['suggested'] * head / backbone:.2g}   (the head keeps its ratio)")
+        else:
+            out.print(f"    in the spec: optimizer ... lr {r['suggested']:.2g}   or: --lr "
+                      f"{r['suggested']:.2g}")
     out.print(f"plot: {r['file']}")
 
 

@@ -16,10 +16,7 @@ def atomic_write(path: Path, write) -> None:
     folder's entry, so a crash, a power cut or a full disk never leaves a half-written file
     under the final name, and an earlier file of that name survives a failure. Temporary
     files are named ``.<name>.<random>`` (:data:`TEMP_PREFIX` + name)."""
-    path = Path(path)
-    if path.is_symlink():
-        path = path.resolve()  # rewrite the file a link points to, keep the link
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_target(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
@@ -33,6 +30,36 @@ def atomic_write(path: Path, write) -> None:
         if isinstance(exc, Exception) and not isinstance(exc, CnnSpecError):
             raise write_error(path, exc) from exc
         raise
+
+
+def check_target(path: str | Path) -> Path:
+    """The file to write for ``path`` (a link's target; the folder made), checked before any
+    work: a device, a FIFO, a folder, an empty name or a symbolic-link loop is refused
+    (renaming over ``/dev/null`` would replace the device with a file).
+
+    Raises:
+        CnnSpecError: ``path`` cannot be written as a regular file; the message says why.
+    """
+    if str(path).strip() == "":
+        raise CnnSpecError("an output path is empty; give a file name")
+    path = Path(path)
+    try:
+        if path.is_symlink():
+            path = path.resolve(strict=False)  # rewrite the file a link points to, keep it
+    except (RuntimeError, OSError) as exc:  # a loop of links
+        raise CnnSpecError(f"cannot write {path}: {exc}") from None
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device or a FIFO)"
+        raise CnnSpecError(f"cannot write {path}: it is {kind}; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CnnSpecError(f"cannot write {path}: a file stands where its folder should be "
+                           f"({next((p for p in path.parents if p.is_file()), path.parent)})"
+                           ) from None
+    except OSError as exc:
+        raise CnnSpecError(f"cannot create the folder of {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def write_error(path: Path, exc: Exception) -> CnnSpecError:

@@ -5,6 +5,7 @@ a custom image folder."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,7 +191,7 @@ def test_gradcam_command_writes_into_the_run_folder(run, capsys):
     code, out, _ = cli(capsys, "gradcam", folder, one)
     assert code == 0, out
     assert "Grad-CAM for class 1" in out and "at C2 (10x10x16)" in out
-    assert (folder / "insight" / f"gradcam-{one.stem}-1.png").exists()
+    assert (folder / "insight" / f"gradcam-{one.stem}-1-C2.png").exists()
 
 
 # ------------------------------------------------------------------ probes
@@ -339,3 +340,67 @@ def test_every_command_on_a_custom_rgb_folder(tmp_path, capsys):
                        "-o", tmp_path / "lr.png", "--format", "json")
     assert code == 0 and json.loads(out)["steps"] <= 30
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "lr.png"])
+
+
+def test_outputs_that_are_not_regular_files_are_refused(run, tmp_path, capsys):
+    """Renaming a picture over a FIFO or a device would replace it: refused, left intact."""
+    import os
+
+    folder, seven, _ = run
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(tmp_path / "loop2.png")
+    (tmp_path / "loop2.png").symlink_to(loop)
+    (tmp_path / "adir.png").mkdir()
+    for target, message in ((fifo, "not a regular file"), (loop, "cannot write"),
+                            (tmp_path / "adir.png", "is a directory"),
+                            (tmp_path / "x.txt", "pictures are written as .png"),
+                            ("", "empty")):
+        code, _, err = cli(capsys, "gradcam", folder, seven, "-o", target)
+        assert code in (1, 2) and message in err, (target, err)
+        assert "Traceback" not in err
+    assert fifo.is_fifo()
+    code, _, err = cli(capsys, "probe", folder, "-o", fifo)
+    assert code == 1 and "not a regular file" in err
+    r = gradcam(folder, seven, out=tmp_path / "cam.svg")  # the suffix picks the format
+    assert (tmp_path / "cam.svg").read_text().lstrip().startswith("<?xml")
+    assert r["file"].endswith("cam.svg")
+
+
+def test_damaged_run_files_and_odd_class_names(run, tmp_path, capsys):
+    import json
+    import shutil
+
+    folder, seven, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(folder, copy)
+    info = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**info, "data": 42}))
+    code, _, err = cli(capsys, "probe", copy)
+    assert code == 1 and "run.json is damaged" in err
+    classes = json.loads((copy / "classes.json").read_text())
+    classes[7] = "../../evil"
+    (copy / "classes.json").write_text(json.dumps(classes))
+    r = gradcam(copy, seven, class_name="../../evil")
+    assert Path(r["file"]).parent == copy / "insight"  # the name cannot leave the folder
+    assert Path(r["file"]).name == "gradcam-digit7-evil-C2.png"
+
+
+def test_lr_find_without_a_fall_suggests_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = lr_find(cnnspec.load(SPECS / "lenet5.cnn"), steps=20, start=100.0, end=1e5)
+    assert r["suggested"] is None and "lower --start" in r["stopped"]
+    with pytest.raises(cnnspec.CnnSpecError, match="between 1e-30 and 1e6"):
+        lr_find(cnnspec.load(SPECS / "lenet5.cnn"), start=1e38, end=1e40)
+
+
+def test_gradcam_on_a_two_channel_network(tmp_path):
+    spec_file = tmp_path / "two.cnn"
+    spec_file.write_text("network Two\ninput 16x16x2\nconv 3x3x4 relu\nconv 3x3x4 relu\n"
+                         "flatten\ndense 10\ntrain:\n    epochs 1\n    batch 200\n")
+    cnnspec.train(cnnspec.load(spec_file), out=tmp_path / "run", export=False)
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
+    r = gradcam(tmp_path / "run", image, class_name="3")
+    assert r["map"].shape == (16, 16) and Path(r["file"]).exists()

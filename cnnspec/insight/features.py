@@ -18,6 +18,7 @@ the image as training and predict do (:func:`cnnspec.data.folder.read_image_with
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,27 @@ def open_image(loaded, image: str | Path) -> tuple[torch.Tensor, np.ndarray, str
         note = f"{image}: {origin} " + note.split(": ")[0].replace("images converted", "converted")
     x = loaded.norm(to_unit(torch.from_numpy(pixels)[None], loaded.device))
     return x, pixels, note
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one file-name component: anything but letters, digits, ``.``, ``_`` and
+    ``-`` becomes ``_`` (a class named ``../x`` from a tampered classes.json stays inside).
+
+    >>> safe_name("../../evil"), safe_name("a/b c")
+    ('evil', 'a_b_c')
+    """
+    return re.sub("_+", "_", re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "_", text)).strip("._") or "_"
+
+
+def output(path) -> Path:
+    """An output picture's path, checked before any work (see
+    :func:`cnnspec.files.check_target` and :func:`cnnspec.report.pictures.picture_format`)."""
+    from ..files import check_target
+    from ..report.pictures import picture_format
+
+    checked = check_target(path)
+    picture_format(checked)
+    return checked
 
 
 def kinds_of(spec) -> dict[str, str]:
@@ -81,10 +103,12 @@ def feature_maps(run: str | Path, image: str | Path, layers: list[str] | None = 
         raise CnnSpecError(f"{spec.name} has no convolution whose output is a feature map")
     chosen = pick(stages, layers, spec.name, kinds_of(spec)) if layers else stages
     x, _, note = open_image(loaded, image)
+    folder = Path(out) if out is not None else loaded.folder.insight(
+        f"features-{safe_name(Path(image).stem)}")
+    for name in [s.name for s in chosen] + [f"filters-{stages[0].name}"]:
+        output(folder / f"{name}.png")  # every target writable before the first is written
     with Capture(loaded.model, chosen) as cap, torch.no_grad():
         probs = _probabilities(loaded, loaded.model.logits()(x))
-    folder = Path(out) if out is not None else loaded.folder.insight(
-        f"features-{Path(image).stem}")
     rows = []
     for s in chosen:
         a = cap.outputs[s.path][0].float().cpu().numpy()
@@ -154,7 +178,7 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
             weights: str = "weights", device: str | None = None) -> dict:
     """Grad-CAM of ``image`` for the predicted class, or ``class_name``, at ``layer`` (default:
     :func:`default_layer`), as a PNG: image, map, overlay. ``out``: the PNG (default
-    ``RUN/insight/gradcam-<image stem>-<class>.png``).
+    ``RUN/insight/gradcam-<image stem>-<class>-<layer>.png``; .png, .svg, .pdf or .jpg).
 
     Returns ``{"image", "class", "probability", "predicted", "layer", "shape", "note",
     "map": float (H, W) array in [0, 1] at the input size, "file"}``.
@@ -179,6 +203,8 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
             raise CnnSpecError(f"{spec.name} has no conv layer with a map larger than 1x1; "
                                "Grad-CAM needs one")
     x, pixels, note = open_image(loaded, image)
+    if out is not None:
+        output(out)
     model = loaded.model
     model.zero_grad(set_to_none=True)
     with Capture(model, [stage], gradients=True) as cap, torch.enable_grad():
@@ -191,8 +217,8 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
     cam = upsample(cam.float(), tuple(x.shape[-2:]), centres(spec.shaped, stage))
     cam = (cam / cam.max() if cam.max() > 0 else cam).cpu().numpy()
     name = loaded.classes[c]
-    file = Path(out) if out is not None else loaded.folder.insight(
-        f"gradcam-{Path(image).stem}-{name}.png")
+    file = Path(out) if out is not None else output(loaded.folder.insight(
+        f"gradcam-{safe_name(Path(image).stem)}-{safe_name(name)}-{stage.name}.png"))
     predicted = loaded.classes[int(probs.argmax())]
     gradcam_figure(pixels, cam, file, f"Grad-CAM for {name!r} ({probs[c]:.1%}) at {stage.name} "
                    f"({stage.shape_text}); predicted {predicted!r}")

@@ -103,7 +103,8 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
 
     Returns ``{"run", "data", "images", "folds", "held_out", "classes", "chance", "rows":
     [{"layer", "shape", "features", "freeze", "train_accuracy", "val_accuracy"}], "best",
-    "suggested", "line", "rule", "file"}``; accuracies in [0, 1] (train: mean over folds);
+    "suggested", "line", "rule", "file", "note", "skipped"}`` (``note``: how the images were
+    converted to the input, or None; ``skipped``: files that could not be decoded); accuracies in [0, 1] (train: mean over folds);
     ``chance`` is the share of the most common class among the held-out images; ``line`` is
     the transfer line to paste.
 
@@ -120,6 +121,10 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
         raise CnnSpecError(f"--folds {folds}: cross-validation needs at least 2 folds")
     if not 0 <= margin < 1:
         raise CnnSpecError(f"--margin {margin:g} must be in [0, 1) (0.02 = 2 points)")
+    from .features import output, safe_name
+
+    if out is not None:
+        output(out)
     loaded = load_run(run, weights, device)
     spec = loaded.model.spec
     stages = cut_points(spec.shaped)
@@ -127,7 +132,13 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
         raise CnnSpecError(f"{spec.name} has no conv layer with a feature map to probe")
     if data is None:
         data = loaded.folder.info().get("data")
+        if data is not None and not isinstance(data, str):
+            raise CnnSpecError(f"{loaded.folder.path / 'run.json'} is damaged: its data is "
+                               f"{data!r}, not a folder name; give --data DIR")
+    from ..data.folder import conversion
+
     images = load_data(data, spec.input)
+    note = conversion(getattr(images, "origins", None) or {}, spec.input)
     labels = torch.as_tensor(images.labels)
     counts = torch.bincount(labels, minlength=len(images.classes)) if len(labels) else labels
     if (counts >= 2).sum() < 2:
@@ -141,8 +152,9 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
     mask = None if images.val_mask is None else images.val_mask.astype(bool)[chosen.numpy()]
     pairs = splits(y, mask, folds, seed)
     if any(len(tr) == 0 or len(va) == 0 for tr, va in pairs):
-        raise DataError(f"{images.source}: the sample of {len(chosen)} images has none from "
-                        "train/ or none from val/; raise --max-images")
+        raise DataError(f"{images.source}: the sample of {len(chosen)} images leaves "
+                        + ("no image in train/ or in val/" if mask is not None else
+                           "a cross-validation fold empty") + "; raise --max-images")
     feats: dict[str, list[torch.Tensor]] = {s.path: [] for s in stages}
     model = loaded.model.logits()
     with Capture(loaded.model, stages) as cap, torch.no_grad():
@@ -164,11 +176,11 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
     pick = suggest(rows, margin)
     best = max(rows, key=lambda r: r["val_accuracy"])
     chance = torch.bincount(y[held], minlength=k).max().item() / len(held)
-    name = "digits" if data is None else Path(str(data)).name
+    name = "digits" if data is None else Path(str(data)).resolve().name or "data"
     if name in ("train", "val"):  # DIR/train: name DIR too
         name = f"{Path(str(data)).resolve().parent.name}/{name}"
-    file = Path(out) if out is not None else loaded.folder.insight(
-        f"probe-{name.replace('/', '-')}.png")
+    file = Path(out) if out is not None else output(loaded.folder.insight(
+        f"probe-{safe_name(name.replace('/', '-'))}.png"))
     scored = "train/ and val/" if mask is not None else f"{len(pairs)}-fold cross-validation"
     probe_plot(rows, chance, pick["layer"], file,
                f"{spec.name} features on {name}\nlinear probes ({scored}, {len(held)} held out)")
@@ -176,4 +188,5 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
             "folds": len(pairs) if mask is None else None, "held_out": len(held),
             "classes": images.classes, "chance": chance, "rows": rows, "best": best["layer"],
             "suggested": pick["layer"], "line": f"freeze up to {pick['freeze']}",
-            "rule": rule(margin), "file": str(file)}
+            "rule": rule(margin), "file": str(file), "note": note,
+            "skipped": [p for p, _ in images.skipped]}

@@ -76,7 +76,10 @@ def lr_find(spec: ir.Spec, data: str | Path | None = None, out: str | Path | Non
     (default ``lr-find-<network>.png`` in the working folder).
 
     Returns ``{"network", "lrs", "losses", "smoothed", "suggested", "steepest", "rule",
-    "steps", "stopped", "file"}``; ``stopped`` says why the test ended before ``steps``.
+    "steps", "stopped", "file", "note", "skipped", "transfer_rates"}``; ``stopped`` says why
+    the test ended early or found nothing (no suggestion when the loss never fell below its
+    first value); ``transfer_rates`` is (backbone, head) when the spec's transfer: section
+    sets them (the rates swept are then the backbone's, the head keeping its ratio).
 
     Raises:
         CnnSpecError: ``start``/``end``/``steps`` out of range; see also
@@ -89,13 +92,21 @@ def lr_find(spec: ir.Spec, data: str | Path | None = None, out: str | Path | Non
 
     if not (0 < start < end and math.isfinite(end)):
         raise CnnSpecError(f"lr-find: the range must grow: --start {start:g} --end {end:g}")
+    if start < 1e-30 or end > 1e6:  # float32 holds them; beyond, no network trains
+        raise CnnSpecError(f"lr-find: --start {start:g} --end {end:g}: learning rates are "
+                           "tested between 1e-30 and 1e6 (the defaults: 1e-7 to 10)")
     if steps < 5:
         raise CnnSpecError(f"lr-find: --steps {steps} is too few; use 100 or more")
+    from ..data.folder import conversion
+    from .features import output
+
+    file = output(out if out is not None else f"lr-find-{spec.name}.png")
     console = console or Console(stderr=True, quiet=True)
     with tempfile.TemporaryDirectory(prefix="cnnspec-lr-find-") as scratch:
         cfg = spec.train.model_copy(update={"tensorboard": False})  # nothing is logged
-        trainer, _, _ = setup(spec, cfg, RunFolder(scratch), data_path_of(spec, data),
-                              pick_device(device), console, [])
+        trainer, images, record = setup(spec, cfg, RunFolder(scratch),
+                                        data_path_of(spec, data), pick_device(device), console,
+                                        [])
     trainer.scheduler = _Fixed()
     trainer.start_epoch(0)
     groups = trainer.optimizer.param_groups
@@ -127,10 +138,18 @@ def lr_find(spec: ir.Spec, data: str | Path | None = None, out: str | Path | Non
             break
     smoothed = smooth(losses)
     minimum, steepest = suggestions(lrs, smoothed)
-    file = Path(out) if out is not None else Path(f"lr-find-{spec.name}.png")
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if minimum is not None and finite and smoothed[0] <= min(finite):
+        minimum = steepest = None  # the first rate was already the best: nothing was found
+        stopped = (stopped or "") + ("; " if stopped else "") + (
+            "the loss never fell below its value at the first rate; lower --start")
     lr_plot(lrs, losses, smoothed, minimum, file,
             f"{spec.name}: learning-rate range test ({len(lrs)} steps, batch "
             f"{spec.train.batch}, {spec.train.optimizer.name})")
     return {"network": spec.name, "lrs": lrs, "losses": losses, "smoothed": smoothed,
             "suggested": minimum, "steepest": steepest, "rule": RULE, "steps": len(lrs),
-            "stopped": stopped, "file": str(file)}
+            "stopped": stopped, "file": str(file),
+            "note": conversion(getattr(images, "origins", None) or {}, spec.input),
+            "skipped": [r["path"] for r in record["skipped"]],
+            "transfer_rates": None if spec.transfer is None or spec.transfer.lr_backbone is None
+            else (spec.transfer.lr_backbone, spec.transfer.lr_head)}

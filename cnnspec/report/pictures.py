@@ -11,14 +11,34 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import CnnSpecError
 from ..files import atomic_write
 from .plots import _figure
 
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpeg", ".jpeg": "jpeg"}
+"""Picture formats by file suffix (matplotlib writes each)."""
+
+
+def picture_format(path: Path) -> str:
+    """The format the suffix of ``path`` asks for.
+
+    Raises:
+        CnnSpecError: the suffix is not one of :data:`FORMATS`.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise CnnSpecError(f"{path}: pictures are written as {', '.join(FORMATS)}; give the "
+                           "file one of these suffixes")
+    return FORMATS[suffix]
+
 
 def _save(plt, fig, path: Path, dpi: int = 100) -> Path:
+    fmt = picture_format(path)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
+    finally:
+        plt.close(fig)
     return Path(path)
 
 
@@ -89,8 +109,9 @@ def gradcam_figure(image: np.ndarray, cam: np.ndarray, path: Path, title: str) -
     """Three panels: the input image (uint8 (C, H, W)), the Grad-CAM map ((H, W) in [0, 1],
     jet: red = most evidence for the class) and the map over the image."""
     plt = _figure()
-    shown = image[0] if image.shape[0] == 1 else image[:3].transpose(1, 2, 0)
-    cmap = "gray" if image.shape[0] == 1 else None
+    rgb = image.shape[0] in (3, 4)  # other channel counts: the first channel, in grey
+    shown = image[:3].transpose(1, 2, 0) if rgb else image[0]
+    cmap = None if rgb else "gray"
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.8))
     axes[0].imshow(shown, cmap=cmap, interpolation="nearest")
     axes[0].set_title("input")
@@ -131,8 +152,11 @@ def diff_plot(diff, path: Path) -> Path:
     """The changed, added and removed top-level layers of a :class:`~.diff.Diff`: parameters
     (left) and MACs (right) of A and B side by side, with the totals in the title; an added
     layer is marked +, a removed one -."""
-    plt = _figure()
     rows = [r for r in diff.changed if r.depth == 0]
+    if not rows:
+        raise CnnSpecError(f"{diff.a['network']} and {diff.b['network']} have the same layers; "
+                           "there is no change to plot")
+    plt = _figure()
     labels = [f"+ {r.name_b}" if r.status == "added" else f"- {r.name_a}"
               if r.status == "removed" else r.name_a if r.name_a == r.name_b
               else f"{r.name_a} → {r.name_b}" for r in rows]
