@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 ONECYCLE_PCT_START = 0.3
 ONECYCLE_DIV_FACTOR = 25.0
 ONECYCLE_FINAL_DIV_FACTOR = 1e4
+PREVIEW_STEPS = 1000
+"""Steps per epoch a preview assumes for onecycle (see :func:`change_epochs`)."""
 
 
 def cosine(t: int, total: int, base: float, min_lr: float) -> float:
@@ -129,8 +131,12 @@ def change_epochs(schedule: Schedule | None, epochs: int, base: float) -> list[t
     else:
         epochs_ = sorted({round(i * (epochs - 1) / 199) for i in range(200)})
     out: list[tuple[int, float]] = []
+    # onecycle's phases are counted in steps (its rise ends at step 0.3 T - 1), so its rate
+    # at an epoch's first step depends on the steps per epoch; previews assume many (the
+    # rates then differ from a run's by under 1% of the peak at 60 steps per epoch)
+    per = PREVIEW_STEPS if schedule.kind == "onecycle" else 1
     for e in epochs_:
-        lr = lr_at(schedule, e, epochs, base)
+        lr = lr_at(schedule, e, epochs, base, 0, per)
         if not out or out[-1][1] != lr:
             out.append((e, lr))
     return out
