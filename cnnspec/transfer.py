@@ -184,9 +184,15 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
             if t.freeze.convs > n:
                 out.append((t.freeze.span, (f"transfer: train last {t.freeze.convs} conv, but the "
                              f"network has {n} conv layers"), f"at most train last {n} conv"))
+    seen: dict[str, int] = {}
     for u in t.unfreeze:
         for name in u.layers:
             check(u, name)
+            if name in seen:
+                out.append((u.name_spans.get(name, u.span),
+                            (f"transfer: unfreeze {name} is given twice (at epochs "
+                             f"{seen[name]} and {u.epoch})"), "keep one line per layer"))
+            seen.setdefault(name, u.epoch)
         if u.epoch == 1:
             out.append((u.span, (f"transfer: unfreeze {', '.join(u.layers)} at epoch 1 is the "
                                  "start of training (epochs count from 1): never frozen"),

@@ -220,3 +220,13 @@ def test_a_summary_prints_as_its_table_and_renders_html_in_jupyter():
 
     d = diff(cnnspec.load(SPECS / "vgg16.cnn"), cnnspec.load(SPECS / "vgg16-transition.cnn"))
     assert "C8 → C9" in str(d) and "<td" in d._repr_html_()
+
+
+def test_diff_of_a_spec_with_itself_says_unchanged():
+    from cnnspec.report.diff import diff
+    from cnnspec.report.render import diff_footer
+
+    spec = cnnspec.load(SPECS / "lenet5.cnn")
+    footer = diff_footer(diff(spec, spec))
+    assert footer[0] == "Total params: 61,706 (LeNet5) → 61,706 (LeNet5): unchanged"
+    assert footer[1].endswith(": unchanged; FLOPs = 2 x MACs")

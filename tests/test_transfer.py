@@ -221,6 +221,8 @@ def test_a_transfer_section_needs_from():
     ("    freeze up to F2\n    unfreeze C2 at epoch 2\n", "nothing trains in the first epoch"),
     ("    freeze up to C2\n    unfreeze C2 at epoch 1\n",
      "unfreeze C2 at epoch 1 is the start of training"),
+    ("    freeze up to C2\n    unfreeze C2 at epoch 2\n    unfreeze C1, C2 at epoch 3\n",
+     r"unfreeze C2 is given twice \(at epochs 2 and 3\)"),
     ("    unfreeze C1 at epoch 3\n", "unfreeze C1: C1 is not frozen"),
     ("    freeze up to C1\n    unfreeze F1 at epoch 2\n", "unfreeze F1: F1 is not frozen"),
 ])

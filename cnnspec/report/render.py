@@ -162,6 +162,11 @@ def _pct_text(p: float | None) -> str:
     return "" if not p else f"{p:+.1f}%"
 
 
+def _total_delta(delta: int, pct: float | None) -> str:
+    """'-9,075,968 (-6.6%)', or 'unchanged'."""
+    return f"{_signed(delta)} ({_pct_text(pct)})" if delta else "unchanged"
+
+
 def _diff_cells(d) -> list[tuple[tuple[str, ...], str]]:
     out = []
     for r in d.rows:
@@ -180,9 +185,9 @@ def diff_footer(d) -> list[str]:
     counts = {s: sum(1 for r in d.rows if r.status == s) for s in ("changed", "added", "removed")}
     return [
         (f"Total params: {t['params_a']:,} ({na}) → {t['params_b']:,} ({nb}): "
-        f"{_signed(t['params_delta'])} ({_pct_text(t['params_pct'])})"),
+        f"{_total_delta(t['params_delta'], t['params_pct'])}"),
         (f"MACs per image: {human(t['macs_a'], 'MACs')} → {human(t['macs_b'], 'MACs')}: "
-        f"{_signed(t['macs_delta'])} ({_pct_text(t['macs_pct'])}); FLOPs = 2 x MACs"),
+        f"{_total_delta(t['macs_delta'], t['macs_pct'])}; FLOPs = 2 x MACs"),
         (f"Layers: {counts['changed']} changed, {counts['added']} added, {counts['removed']} removed "
         "(aligned by structure; ~ changed, + added, - removed)"),
     ]
