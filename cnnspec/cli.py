@@ -42,16 +42,17 @@ def check(spec: str, fmt: str) -> None:
     if s.transfer is not None:
         from pathlib import Path
 
-        from .transfer import resolve_source
+        from .transfer import resolve_source, source_problem
 
         source = resolve_source(s.transfer.source, s.file)
-        if not source.exists():
+        problem = source_problem(source)
+        if problem is not None:
             from .errors import SourceText, SpecError
 
             src = SourceText(s.source, s.file)  # the caret line, as every spec error has it
             raise SpecError([src.diag(
                 s.transfer.span, f"transfer: from \"{s.transfer.source}\": {source.resolve()} "
-                "does not exist", f"a path in a spec is relative to the spec's folder "
+                f"{problem}", f"a path in a spec is relative to the spec's folder "
                 f"({Path(s.file).resolve().parent}); train the source run first, or fix the "
                 "path")])
     if fmt == "json":

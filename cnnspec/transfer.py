@@ -244,6 +244,24 @@ def source_normalization(path: Path) -> tuple[list[float], list[float]] | None:
         return None
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+
+
+def source_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a transfer source, seen without reading it (for ``check``):
+    missing, a folder without run weights, or a file of no weights format; None if it may be
+    one (:func:`read_weights` reads it)."""
+    if not path.exists():
+        return "does not exist"
+    if path.is_dir():
+        if not any((path / f"{w}.safetensors").is_file() for w in ("weights", "last")):
+            return "is a folder without weights.safetensors or last.safetensors (not a run folder)"
+        return None
+    if path.suffix not in WEIGHT_SUFFIXES:
+        return (f"is not a weights file (a run folder, or {', '.join(WEIGHT_SUFFIXES)})")
+    return None
+
+
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     """(tensors by name, what was read) from a run folder (its ``weights.safetensors``, else
     ``last.safetensors``), a ``.safetensors`` file, or a ``.pth``/``.pt`` file read with

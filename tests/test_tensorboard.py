@@ -99,3 +99,17 @@ def test_the_command_line_flag_and_a_missing_package(tmp_path, monkeypatch):
     with pytest.raises(CnnSpecError, match="tensorboard package is not installed; pip install"):
         cnnspec.train(spec, out=tmp_path / "run", overrides={"tensorboard": True}, export=False)
     assert not (tmp_path / "run").exists()  # nothing was left behind
+
+
+def test_a_file_in_place_of_the_tensorboard_folder_is_named(tmp_path):
+    from cnnspec.training import resume
+
+    cnnspec.train(cnnspec.loads(SPEC.format(epochs=1, log="log tensorboard")),
+                  out=tmp_path / "run", export=False)
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "tensorboard")
+    (tmp_path / "run" / "tensorboard").write_text("not a folder")
+    with pytest.raises(CnnSpecError, match="a file where the TensorBoard folder goes"):
+        resume(tmp_path / "run", epochs=2)
+    assert (tmp_path / "run" / "tensorboard").read_text() == "not a folder"

@@ -258,3 +258,20 @@ def test_lr_override_is_refused_when_transfer_sets_the_rates(tmp_path, source_ru
     with pytest.raises(cnnspec.CnnSpecError, match="--lr: this spec's transfer: section sets"):
         cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", overrides={"lr": 0.5})
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ('""', "is a folder without weights.safetensors or last.safetensors"),
+    ('"picture.png"', "is not a weights file"),
+    ('"nothere"', "does not exist"),
+])
+def test_check_names_a_source_that_cannot_be_one(tmp_path, source, message):
+    import subprocess
+    import sys
+
+    (tmp_path / "picture.png").write_bytes(b"not weights")
+    spec = tmp_path / "t.cnn"
+    spec.write_text(NET.format(epochs=1) + f"transfer:\n    from {source}\n")
+    r = subprocess.run([sys.executable, "-m", "cnnspec", "check", str(spec)],
+                       capture_output=True, text=True, check=False, timeout=120)
+    assert r.returncode == 1 and message in r.stderr, r.stderr

@@ -63,7 +63,7 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     if cfg.tensorboard and group.main:  # before any work: say what is missing
         from .tensorboard import require
 
-        require()
+        require(resuming is not None)
     batch = group.per_process_batch(cfg.batch, resuming=resuming is not None)
     torch.manual_seed(cfg.seed)
     transform = augmentation(cfg.augment, spec.input)

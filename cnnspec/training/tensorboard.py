@@ -30,12 +30,13 @@ from .callbacks import Callback
 EVERY = 10
 
 
-def require() -> None:
+def require(resuming: bool = False) -> None:
     """Raises CnnSpecError, saying how to install it, when tensorboard is not installed."""
     if importlib.util.find_spec("tensorboard") is None:
+        way = ("this run was started with it, so resuming it logs too" if resuming else
+               "or remove `log tensorboard` / --tensorboard")
         raise CnnSpecError("log tensorboard: the tensorboard package is not installed; "
-                           "pip install tensorboard (or cnnspec[tensorboard]), or remove "
-                           "`log tensorboard` / --tensorboard")
+                           f"pip install tensorboard (or cnnspec[tensorboard]); {way}")
 
 
 class TensorBoardLog(Callback):
@@ -47,6 +48,9 @@ class TensorBoardLog(Callback):
     def on_train_start(self, trainer) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        where = trainer.folder.tensorboard
+        if where.exists() and not where.is_dir():
+            raise CnnSpecError(f"{where}: a file where the TensorBoard folder goes; move it away")
         first = trainer.first_epoch * trainer.steps_per_epoch
         self.writer = SummaryWriter(log_dir=str(trainer.folder.tensorboard),
                                     purge_step=first + 1 if first else None)
