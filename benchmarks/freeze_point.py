@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 from rich.console import Console
+from transfer import spec_text, write_folder  # benchmarks/transfer.py: the same source spec
 
 import cnnspec
 from cnnspec.insight import feature_maps, gradcam, lr_find, probe
@@ -52,14 +53,6 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     with resources.files("cnnspec.embedded").joinpath("digits.npz").open("rb") as f:
         npz = np.load(f, allow_pickle=False)
         return npz["images"], npz["labels"]
-
-
-def write_digits(root: Path, images, labels, classes, start: int, count: int) -> None:
-    for c in classes:
-        d = root / f"digit{c}"
-        d.mkdir(parents=True)
-        for i, idx in enumerate(np.flatnonzero(labels == c)[start:start + count]):
-            Image.fromarray(images[idx]).save(d / f"{i:04d}.png")
 
 
 def texture(kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -87,17 +80,6 @@ def write_textures(root: Path, count: int, seed: int) -> None:
         d.mkdir(parents=True)
         for i in range(count):
             Image.fromarray(texture(kind, rng)).save(d / f"{i:04d}.png")
-
-
-def spec_text(head: int, epochs: int, seed: int, rule: str | None, source: Path | None) -> str:
-    text = (ROOT / "specs" / "alexnet-custom.cnn").read_text()
-    text = text.replace("dense 3 ", f"dense {head} ")
-    text = text.replace("    epochs 15\n", f"    epochs {epochs}\n").replace(
-        "    seed 7\n", f"    seed {seed}\n")
-    if rule is not None:
-        text += f'\ntransfer:\n    from "{source}"\n    classes from data\n'
-        text += f"    {rule}\n" if rule else ""
-    return text
 
 
 def pictures(tmp: Path, run: Path, images, labels) -> None:
@@ -129,9 +111,9 @@ def main() -> None:
                     "per_class": args.per_class, "targets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        write_digits(tmp / "source", images, labels, SOURCE, 0, 400)
-        write_digits(tmp / "resembles" / "train", images, labels, RESEMBLES, 0, args.per_class)
-        write_digits(tmp / "resembles" / "val", images, labels, RESEMBLES, 250, 200)
+        write_folder(tmp / "source", images, labels, SOURCE, 0, 400)
+        write_folder(tmp / "resembles" / "train", images, labels, RESEMBLES, 0, args.per_class)
+        write_folder(tmp / "resembles" / "val", images, labels, RESEMBLES, 250, 200)
         write_textures(tmp / "differs" / "train", args.per_class, seed=1)
         write_textures(tmp / "differs" / "val", 200, seed=2)
         t0 = time.perf_counter()

@@ -104,9 +104,9 @@ def diff(spec_a: str, spec_b: str, fmt: str, changed_only: bool, wide: bool,
     from .report.render import render_diff
 
     if plot is not None:
-        from .insight.features import output
+        from .report.pictures import picture_path
 
-        output(plot)  # before any work: a bad name fails first
+        picture_path(plot)  # before any work: a bad name fails first
     d = diff_specs(load(spec_a), load(spec_b))
     render_diff(d, fmt, out, changed_only, wide)
     if plot is not None:

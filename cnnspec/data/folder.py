@@ -99,6 +99,17 @@ def _decode(path, spec_input: ir.InputShape) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(arr), origin
 
 
+def input_text(spec_input: ir.InputShape) -> str:
+    """The network's input as a conversion names it.
+
+    >>> input_text(ir.InputShape(height=32, width=32, channels=3))
+    '32x32x3 (RGB)'
+    """
+    h, w, c = spec_input.height, spec_input.width, spec_input.channels
+    kind = "RGB" if c == 3 else "grayscale" if c == 1 else f"grayscale repeated x{c}"
+    return f"{h}x{w}x{c} ({kind})"
+
+
 def conversion(origins: dict[str, int], spec_input: ir.InputShape) -> str | None:
     """One line on how images were converted to the spec's input, from counts of what the
     files were (``{"64x64 RGB": 300}``); None when nothing changed.
@@ -111,11 +122,10 @@ def conversion(origins: dict[str, int], spec_input: ir.InputShape) -> str | None
     same = f"{w}x{h} {target_mode}"
     if not origins or set(origins) == {same}:
         return None
-    kind = "RGB" if c == 3 else "grayscale" if c == 1 else f"grayscale repeated x{c}"
     parts = [f"{n} x {o}" + (" (unchanged)" if o == same else "")
              for o, n in sorted(origins.items(), key=lambda kv: -kv[1])[:4]]
     more = f", and {len(origins) - 4} more kinds" if len(origins) > 4 else ""
-    return f"images converted to the input {h}x{w}x{c} ({kind}): {', '.join(parts)}{more}"
+    return f"images converted to the input {input_text(spec_input)}: {', '.join(parts)}{more}"
 
 
 def read_image(path: str | Path, spec_input: ir.InputShape) -> np.ndarray:

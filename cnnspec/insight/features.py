@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import CnnSpecError
+from ..report.pictures import picture_path
 from .layers import Capture, Stage, centres, conv_stages, cut_points, pick
 
 
@@ -35,14 +36,14 @@ def open_image(loaded, image: str | Path) -> tuple[torch.Tensor, np.ndarray, str
     Raises:
         DataError: the file is missing, not a regular file, or not an image.
     """
-    from ..data.folder import conversion, read_image_with_origin
+    from ..data.folder import conversion, input_text, read_image_with_origin
     from ..training.inference import to_unit
 
     spec_input = loaded.model.spec.input
     pixels, origin = read_image_with_origin(image, spec_input)
-    note = conversion({origin: 1}, spec_input)
-    if note is not None:
-        note = f"{image}: {origin} " + note.split(": ")[0].replace("images converted", "converted")
+    note = None
+    if conversion({origin: 1}, spec_input) is not None:  # the file was not the input as is
+        note = f"{image}: {origin} converted to the input {input_text(spec_input)}"
     x = loaded.norm(to_unit(torch.from_numpy(pixels)[None], loaded.device))
     return x, pixels, note
 
@@ -55,17 +56,6 @@ def safe_name(text: str) -> str:
     ('evil', 'a_b_c')
     """
     return re.sub("_+", "_", re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "_", text)).strip("._") or "_"
-
-
-def output(path) -> Path:
-    """An output picture's path, checked before any work (see
-    :func:`cnnspec.files.check_target` and :func:`cnnspec.report.pictures.picture_format`)."""
-    from ..files import check_target
-    from ..report.pictures import picture_format
-
-    checked = check_target(path)
-    picture_format(checked)
-    return checked
 
 
 def kinds_of(spec) -> dict[str, str]:
@@ -106,7 +96,7 @@ def feature_maps(run: str | Path, image: str | Path, layers: list[str] | None = 
     folder = Path(out) if out is not None else loaded.folder.insight(
         f"features-{safe_name(Path(image).stem)}")
     for name in [s.name for s in chosen] + [f"filters-{stages[0].name}"]:
-        output(folder / f"{name}.png")  # every target writable before the first is written
+        picture_path(folder / f"{name}.png")  # every target writable before the first is written
     with Capture(loaded.model, chosen) as cap, torch.no_grad():
         probs = _probabilities(loaded, loaded.model.logits()(x))
     rows = []
@@ -204,7 +194,7 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
                                "Grad-CAM needs one")
     x, pixels, note = open_image(loaded, image)
     if out is not None:
-        output(out)
+        picture_path(out)
     model = loaded.model
     model.zero_grad(set_to_none=True)
     with Capture(model, [stage], gradients=True) as cap, torch.enable_grad():
@@ -217,7 +207,7 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
     cam = upsample(cam.float(), tuple(x.shape[-2:]), centres(spec.shaped, stage))
     cam = (cam / cam.max() if cam.max() > 0 else cam).cpu().numpy()
     name = loaded.classes[c]
-    file = Path(out) if out is not None else output(loaded.folder.insight(
+    file = Path(out) if out is not None else picture_path(loaded.folder.insight(
         f"gradcam-{safe_name(Path(image).stem)}-{safe_name(name)}-{stage.name}.png"))
     predicted = loaded.classes[int(probs.argmax())]
     gradcam_figure(pixels, cam, file, f"Grad-CAM for {name!r} ({probs[c]:.1%}) at {stage.name} "

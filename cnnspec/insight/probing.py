@@ -121,10 +121,11 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
         raise CnnSpecError(f"--folds {folds}: cross-validation needs at least 2 folds")
     if not 0 <= margin < 1:
         raise CnnSpecError(f"--margin {margin:g} must be in [0, 1) (0.02 = 2 points)")
-    from .features import output, safe_name
+    from ..report.pictures import picture_path
+    from .features import safe_name
 
     if out is not None:
-        output(out)
+        picture_path(out)
     loaded = load_run(run, weights, device)
     spec = loaded.model.spec
     stages = cut_points(spec.shaped)
@@ -179,7 +180,7 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
     name = "digits" if data is None else Path(str(data)).resolve().name or "data"
     if name in ("train", "val"):  # DIR/train: name DIR too
         name = f"{Path(str(data)).resolve().parent.name}/{name}"
-    file = Path(out) if out is not None else output(loaded.folder.insight(
+    file = Path(out) if out is not None else picture_path(loaded.folder.insight(
         f"probe-{safe_name(name.replace('/', '-'))}.png"))
     scored = "train/ and val/" if mask is not None else f"{len(pairs)}-fold cross-validation"
     probe_plot(rows, chance, pick["layer"], file,

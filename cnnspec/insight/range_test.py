@@ -98,9 +98,9 @@ def lr_find(spec: ir.Spec, data: str | Path | None = None, out: str | Path | Non
     if steps < 5:
         raise CnnSpecError(f"lr-find: --steps {steps} is too few; use 100 or more")
     from ..data.folder import conversion
-    from .features import output
+    from ..report.pictures import picture_path
 
-    file = output(out if out is not None else f"lr-find-{spec.name}.png")
+    file = picture_path(out if out is not None else f"lr-find-{spec.name}.png")
     console = console or Console(stderr=True, quiet=True)
     with tempfile.TemporaryDirectory(prefix="cnnspec-lr-find-") as scratch:
         cfg = spec.train.model_copy(update={"tensorboard": False})  # nothing is logged
@@ -113,6 +113,7 @@ def lr_find(spec: ir.Spec, data: str | Path | None = None, out: str | Path | Non
     ratios = [g["lr"] / groups[0]["lr"] for g in groups]  # a head's rate keeps its ratio
     growth = (end / start) ** (1 / (steps - 1))
     lrs, losses, stopped, epoch = [], [], None, 0
+    average, lowest = 0.0, math.inf  # the moving average of smooth(), kept as it goes
     batches = iter(trainer.train_loader)
     for k in range(steps):
         lr = start * growth ** k
@@ -128,11 +129,13 @@ def lr_find(spec: ir.Spec, data: str | Path | None = None, out: str | Path | Non
         _, loss = trainer.step(k, x, y.to(trainer.device, non_blocking=True))
         lrs.append(lr)
         losses.append(float(loss))
-        smoothed = smooth(losses)
         if not math.isfinite(losses[-1]):
             stopped = f"the loss became {losses[-1]} at lr {lr:.3g}"
             break
-        if k >= 10 and smoothed[-1] > DIVERGED * min(smoothed):
+        average = BETA * average + (1 - BETA) * losses[-1]
+        current = average / (1 - BETA ** (k + 1))
+        lowest = min(lowest, current)
+        if k >= 10 and current > DIVERGED * lowest:
             stopped = (f"the loss diverged at lr {lr:.3g} (smoothed loss over {DIVERGED:g} x "
                        "its minimum)")
             break

@@ -32,6 +32,20 @@ def picture_format(path: Path) -> str:
     return FORMATS[suffix]
 
 
+def picture_path(path: str | Path) -> Path:
+    """An output picture's path, checked before any work: a file that can be written
+    (:func:`cnnspec.files.check_target`) with a suffix of :data:`FORMATS`.
+
+    Raises:
+        CnnSpecError: either check fails.
+    """
+    from ..files import check_target
+
+    checked = check_target(path)
+    picture_format(checked)
+    return checked
+
+
 def _save(plt, fig, path: Path, dpi: int = 100) -> Path:
     fmt = picture_format(path)
     fig.tight_layout()
