@@ -241,9 +241,12 @@ def test_several_errors():
 
 @pytest.mark.parametrize("name", ["maxpool_zero", "label_clashes_with_auto_name",
                                   "param_unknown", "repeat_inline_call", "residual_body_call_fails",
-                                  "block_unknown_name", "block_default_uses_parameter"])
+                                  "block_unknown_name", "block_default_uses_parameter",
+                                  "lr_negative", "schedule_missing_colon",
+                                  "unknown_train_key_far"])
 def test_one_mistake_one_diagnostic(name):
-    """``maxpool 0`` is 0x0 but one mistake; a clashing label is not also 'used twice'; a
+    """``maxpool 0`` is 0x0 but one mistake; a syntax error on the only line of a block
+    does not also report the block as empty; a clashing label is not also 'used twice'; a
     mistake in a repeated body is reported once, not once per copy; a call that fails leaves
     no empty residual body, no 'spec has no layers', and no error at every later call."""
     _, err = _load_error(name)
@@ -382,3 +385,54 @@ def test_the_layer_limit_counts_every_layer_not_only_repeats():
     assert info.value.render().startswith(
         "t.cnn:10003:1: error: this spec has 10,002 layers after blocks and repeats are "
         "unrolled; a spec may have at most 10,000")
+
+
+SYNTAX_ERRORS = """\
+network T
+input 28x28x1
+conv 5x5x6 relu
+conve 3x3x8
+maxpool 2x2 stride 2
+dense 10 sofmax
+repeat 2:
+    conv 3x3x8 stide 2
+flatten
+train:
+    epochs 3
+      bach 4
+    optimizer sgd lr 0.1
+dense 10
+"""
+
+
+def test_syntax_errors_are_all_reported_in_one_run():
+    """After a syntax error the parser goes on: each mistaken line is reported at its place
+    with its did-you-mean, and the blanking that lets it go on (a block left empty, the
+    indented line's block) adds no error of its own."""
+    with pytest.raises(SpecError) as info:
+        cnnspec.loads(SYNTAX_ERRORS, "t.cnn")
+    got = [(d.span.line, d.span.col, d.message, d.hint.split(" (")[0])
+           for d in info.value.diagnostics]
+    assert got == [
+        (4, 1, "unknown word 'conve'", "did you mean 'conv'?"),
+        (6, 10, "unexpected 'sofmax'", "did you mean 'softmax'?"),
+        (8, 16, "unexpected 'stide'", "did you mean 'stride'?"),
+        (12, 1, "unexpected indentation", "only a line ending in ':' opens a block"),
+    ]
+
+
+def test_syntax_errors_are_capped_and_the_search_is_linear():
+    """At most MAX_SYNTAX_ERRORS per file; a large spec is parsed again only while the
+    characters parsed stay within a few parses of the largest spec (so ``check`` of a
+    1.5 MB file full of mistakes parses it twice, not 20 times)."""
+    from cnnspec.parser import _RECOVERY_BUDGET, MAX_SYNTAX_ERRORS
+
+    head = "network T\ninput 28x28x1\n"
+    with pytest.raises(SpecError) as info:
+        cnnspec.loads(head + "conve 3x3x8\n" * 30 + "flatten\ndense 10\n")
+    lines = [d.span.line for d in info.value.diagnostics]
+    assert lines == list(range(3, 3 + MAX_SYNTAX_ERRORS))
+    big = head + ("conve 3x3x8" + " " * 1000 + "\n") * 1500
+    with pytest.raises(SpecError) as info:
+        cnnspec.loads(big)
+    assert len(info.value.diagnostics) == _RECOVERY_BUDGET // len(big) == 2
