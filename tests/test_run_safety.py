@@ -225,6 +225,51 @@ def test_a_damaged_run_file_is_named_never_a_traceback(finished, tmp_path, capsy
             assert "error" in stderr
 
 
+@pytest.mark.parametrize("name, key, value", [
+    ("run.json", "data", -1), ("run.json", "device", -1), ("run.json", "normalize", "x"),
+    ("run.json", "overrides", []), ("spec.json", "train", None), ("spec.json", "train", "x"),
+    ("spec.json", "train", {"split": 7})])
+def test_a_run_file_entry_of_the_wrong_type_is_named(finished, tmp_path, capsys, name, key,
+                                                     value):
+    """Found by scripts/hostile.py: run.json's data or device as a number, spec.json's train
+    settings as null, gave a TypeError / AttributeError traceback in evaluate or resume."""
+    import shutil
+
+    run, _ = finished
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    doc = json.loads((copy / name).read_text())
+    (copy / name).write_text(json.dumps({**doc, key: value}))
+    for args in (["evaluate", copy], ["compile", "--resume", copy, "--epochs", "2"]):
+        code, stderr = _main(capsys, *args)
+        assert code == 1, (args, stderr[-2000:])
+        assert f"{copy / name}: damaged (" in stderr, (args, stderr)
+
+
+@pytest.mark.parametrize("name", ["run.json", "classes.json", "spec.cnn", "spec.json",
+                                  "last.ckpt"])
+def test_a_fifo_in_place_of_a_run_file_is_named_not_waited_on(finished, tmp_path, name):
+    """Found by scripts/hostile.py: a FIFO in place of a run file blocked evaluate, predict
+    and resume forever (opening it waits for a writer)."""
+    import os
+    import shutil
+
+    run, digit = finished
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / name).unlink()
+    os.mkfifo(copy / name)
+    for args in (["evaluate", copy], ["predict", copy, digit, "--backend", "torch"],
+                 ["compile", "--resume", copy, "--epochs", "2"]):
+        if (name == "last.ckpt" and args[0] != "compile") or (
+                name == "spec.json" and args[0] == "predict"):
+            continue  # files those commands do not read
+        r = subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)], check=False,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1, (args, r.stderr[-2000:])
+        assert f"{copy / name}: damaged (not a regular file)" in r.stderr, (args, r.stderr)
+
+
 def test_nan_weights_give_an_error_not_nan_percent(finished, tmp_path):
     import shutil
 

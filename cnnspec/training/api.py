@@ -176,7 +176,7 @@ def _resume(folder: RunFolder, epochs, device, export, console, callbacks, group
         resolved, info = folder.resolved(), folder.info()
         spec = loads(*folder.spec_source())
         ckpt = folder.load_checkpoint()
-        cfg = ir.TrainConfig.model_validate(resolved["train"])
+        cfg = folder.train_config()
         if epochs is not None:
             if epochs <= ckpt["epoch"]:
                 raise CnnSpecError(f"{run}: --epochs {epochs} is not more than the "

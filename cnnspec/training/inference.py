@@ -155,10 +155,10 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, weights: str =
     info = loaded.folder.info()
     own = info.get("data")
     if data is None or (own and Path(data).resolve() == Path(own).resolve()):
-        cfg = loaded.folder.resolved()["train"]
+        cfg = loaded.folder.train_config()
         data = own if data is None else data
         images = load_data(data, spec_input)
-        _, idx = split_indices(images, cfg["split"], cfg["seed"])
+        _, idx = split_indices(images, cfg.split, cfg.seed)
         subset = "the run's validation images"
     else:
         files = list_folder(data, min_classes=1)

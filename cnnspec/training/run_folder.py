@@ -42,6 +42,11 @@ if TYPE_CHECKING:  # torch is imported where a method needs it: predict on ONNX 
     from torch import nn
 
 START_FILES = ("spec.cnn", "spec.json", "classes.json", "run.json")
+# run.json entries that are read back, and the types they must have
+_INFO_TYPES: dict[str, tuple[type, ...]] = {
+    "data": (str, type(None)), "device": (str, type(None)), "normalize": (dict,),
+    "overrides": (dict,), "onnx_softmax": (bool,), "transfer": (dict, type(None)),
+    "world_size": (int,), "global_batch": (int,)}
 LOCK = "run.lock"
 WEIGHTS = ("weights", "best", "last")
 """The weights a finished run offers: after the last epoch, of the best epoch, of the latest."""
@@ -142,6 +147,8 @@ class RunFolder:
     def _holder(self) -> dict | None:
         """Who holds ``run.lock``, if that process still runs (None: stale or unreadable)."""
         try:
+            if not (self.path / LOCK).is_file():  # a FIFO would block: not a lock we wrote
+                return None
             holder = json.loads((self.path / LOCK).read_text())
             pid, host = int(holder["pid"]), str(holder["host"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -217,7 +224,7 @@ class RunFolder:
             FileNotFoundError: no such file (callers say "not a run folder").
             CnnSpecError: the file is damaged: not UTF-8, not JSON, or not a ``kind``.
         """
-        path = self.path / name
+        path = self._readable(self.path / name)
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -226,23 +233,61 @@ class RunFolder:
             raise self._damaged(path, f"a {type(value).__name__}, not a {kind.__name__}")
         return value
 
+    def _readable(self, path: Path) -> Path:
+        """``path``, unless something other than a file stands there (a FIFO would block the
+        read, a device never end it): then a damaged-file error."""
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise self._damaged(path, kind)
+        return path
+
     def _damaged(self, path: Path, why: str) -> CnnSpecError:
         return CnnSpecError(f"{path}: damaged ({why}); restore it from a copy, or train the "
                             "run again")
 
     def spec_source(self) -> tuple[str, str]:
         """(text of spec.cnn, its path for messages)."""
-        p = self.path / "spec.cnn"
+        p = self._readable(self.path / "spec.cnn")
         try:
             return p.read_text(encoding="utf-8"), str(p)
         except UnicodeDecodeError as exc:
             raise self._damaged(p, str(exc)) from None
 
     def resolved(self) -> dict:
+        """spec.json: the spec as it ran (overrides applied), a dict."""
         return self._json("spec.json")
 
+    def train_config(self):
+        """spec.json's ``train`` settings as an :class:`~cnnspec.ir.TrainConfig`.
+
+        Raises:
+            CnnSpecError: missing or not valid settings (a damaged spec.json).
+        """
+        from pydantic import ValidationError
+
+        from ..ir import TrainConfig
+
+        resolved = self.resolved()
+        try:
+            return TrainConfig.model_validate(resolved["train"])
+        except (KeyError, ValidationError) as exc:
+            why = "no train settings" if isinstance(exc, KeyError) else (
+                f"train settings not valid: {str(exc).splitlines()[0]}")
+            raise self._damaged(self.path / "spec.json", why) from None
+
     def info(self) -> dict:
-        return self._json("run.json")
+        """run.json: how the run was set up (data, device, normalisation, ...), a dict whose
+        entries that are read back have their types.
+
+        Raises:
+            CnnSpecError: damaged (an entry of the wrong type, not JSON, not a dict).
+        """
+        info = self._json("run.json")
+        for key, types in _INFO_TYPES.items():
+            if key in info and not isinstance(info[key], types):
+                raise self._damaged(self.path / "run.json", f"{key} is a "
+                                    f"{type(info[key]).__name__}")
+        return info
 
     def classes(self) -> list[str]:
         """The class names in output order (classes.json: a list of strings)."""
@@ -281,7 +326,8 @@ class RunFolder:
         """``last.ckpt`` read with PyTorch's restricted loader (tensors and plain data only)."""
         import torch
 
-        return torch.load(self.path / "last.ckpt", map_location="cpu", weights_only=True)
+        path = self._readable(self.path / "last.ckpt")
+        return torch.load(path, map_location="cpu", weights_only=True)
 
     def save_weights(self, which: str, model: nn.Module, network: str) -> Path:
         """``<which>.safetensors`` (``weights``, ``best``, ``last``, ``epoch-003``): the
