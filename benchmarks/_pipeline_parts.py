@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 import cnnspec
-from cnnspec.build import build
+from cnnspec.builder import build
 from cnnspec.training.api import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ class _Augmented(torch.utils.data.Dataset):
 def _plain(trainer, augment: bool):
     """A plain loop over the trainer's own data: same initial weights, optimizer, order."""
     cfg = trainer.cfg
-    model = build(trainer.spec.shaped, seed=cfg.seed)
+    model = build(cnnspec.infer_shapes(trainer.spec), seed=cfg.seed)
     model.load_state_dict(trainer.model.state_dict())
     opt = torch.optim.SGD(model.parameters(), lr=cfg.optimizer.lr,
                           momentum=cfg.optimizer.momentum)
@@ -284,7 +284,7 @@ def threads_ratio(repeats: int):
             with tempfile.TemporaryDirectory() as tmp:
                 trainer = prepare(spec, Path(tmp) / "run", console=QUIET, data=data_for(name),
                                   overrides={"epochs": 2 * repeats + 2})
-                default, _ = choose_threads(None, spec.shaped.macs, trainer.train_loader.num_workers)
+                default, _ = choose_threads(None, cnnspec.infer_shapes(spec).macs, trainer.train_loader.num_workers)
                 for cb in trainer.callbacks:
                     cb.on_train_start(trainer)
                 ips = {default: [], 1: []}

@@ -108,14 +108,14 @@ def train_rows(name, spec, args, device, peak, out: Path) -> list[tuple]:
         ips = args.batch / statistics.median(seconds[c])
         how = "bf16" + (" channels_last" if t.speed.channels_last else "") + (
             " compile" if c else "")
-        rows.append((name, "train", how, args.batch, ips, 6 * spec.shaped.macs * ips / peak,
+        rows.append((name, "train", how, args.batch, ips, 6 * cnnspec.infer_shapes(spec).macs * ips / peak,
                      f"compile {t.speed.compile}"))
     return rows
 
 
 def infer_rows(name, spec, args, device, out: Path, batches=None) -> list[tuple]:
     """Eager (float32, eval mode) vs ONNX Runtime images/s at batch 1 and ``infer_batch``."""
-    model = spec.build().to(device).eval()
+    model = cnnspec.build(spec).to(device).eval()
     onnx_path = out / f"{name}.onnx"
     export_onnx(model, spec, onnx_path)
     sess = session(onnx_path, device=device)

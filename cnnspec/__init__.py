@@ -3,7 +3,7 @@
 The public verbs, each usable from a notebook as from the CLI::
 
     spec = cnnspec.load("specs/lenet5.cnn")     # parse + validate + shapes (SpecError on mistakes)
-    model = spec.build()                         # torch.nn.Module, input (N, C, H, W)
+    model = cnnspec.build(spec)                  # torch.nn.Module, input (N, C, H, W)
     report = cnnspec.summarize(spec)             # per-layer parameters and MACs, as data
     run = cnnspec.train(spec, out="runs/lenet5") # train on the embedded digits or an image folder
     cnnspec.export_onnx(model, spec, "m.onnx")   # ONNX, checked against PyTorch with ONNX Runtime
@@ -11,11 +11,26 @@ The public verbs, each usable from a notebook as from the CLI::
 
 from __future__ import annotations
 
-from .errors import CnnSpecError, DataError, ExportError, SpecError, WeightsError
+from ._version import __version__ as __version__
+from .errors import CnnSpecError, DataError, ExportError, SpecError, TrainingError, WeightsError
 from .ir import Spec
 from .loader import load, loads
 
-__version__ = "0.1.0"
+
+def infer_shapes(spec: Spec):
+    """Shapes (C, H, W), parameters, buffers and MACs of every layer of a spec, as a
+    :class:`cnnspec.shapes.ShapedSpec` (computed afresh: about a millisecond for DenseNet-121)."""
+    from .shapes import infer
+
+    return infer(spec)
+
+
+def build(spec, seed: int | None = None):
+    """The ``torch.nn.Module`` of a spec: input (N, C, H, W) float32 (see
+    :func:`cnnspec.builder.build`)."""
+    from .builder import build as _build
+
+    return _build(spec, seed)
 
 
 def summarize(spec: Spec, depth: int | None = None):
@@ -45,8 +60,11 @@ __all__ = [
     "ExportError",
     "Spec",
     "SpecError",
+    "TrainingError",
     "WeightsError",
+    "build",
     "export_onnx",
+    "infer_shapes",
     "load",
     "loads",
     "summarize",

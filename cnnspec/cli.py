@@ -18,6 +18,7 @@ from .cli_insight import INSIGHT
 from .consoles import err, out
 from .errors import CnnSpecError
 from .report.render import FORMATS
+from .shapes import infer
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,7 +59,7 @@ def check(spec: str, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(s.model_dump_json(indent=2) + "\n")
         return
-    out.print(f"{spec}: ok ({s.name}, {len(s.layers)} layers, {s.shaped.params:,} parameters)")
+    out.print(f"{spec}: ok ({s.name}, {len(s.layers)} layers, {infer(s).params:,} parameters)")
 
 
 @cli.command()
@@ -132,7 +133,7 @@ def graph(spec: str, output: str) -> None:
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in ("svg", "png", "dot", "mmd"):
         raise CnnSpecError(f"{output}: use a .svg, .png, .dot or .mmd file name")
-    data = g.build_graph(s.shaped)
+    data = g.build_graph(infer(s))
     if suffix == "mmd":
         write_text(path, g.to_mermaid(data))
         return
@@ -185,7 +186,7 @@ def emit(spec: str, output: str | None) -> None:
     from . import load
     from .emit import emit as emit_source
 
-    source = emit_source(load(spec).shaped)
+    source = emit_source(infer(load(spec)))
     if output is not None:
         from pathlib import Path
 
@@ -440,10 +441,12 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
         except DataError:
             pass  # training reports the folder's problem with its path
     render(summarize(s), "table", out)
-    model = s.build()  # compile means build: the module exists and has the reported parameters
+    from .builder import build
+
+    model = build(s)  # compile means build: the module exists and has the reported parameters
     built = sum(p.numel() for p in model.parameters())
-    if built != s.shaped.params:
-        raise RuntimeError(f"built {built:,} parameters but the summary says {s.shaped.params:,}")
+    if built != infer(s).params:
+        raise RuntimeError(f"built {built:,} parameters but the summary says {infer(s).params:,}")
     out.print(f"built {type(model).__module__}.{type(model).__name__} {s.name}: {built:,} parameters")
     if onnx_path:
         from torch import nn

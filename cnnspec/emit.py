@@ -1,7 +1,7 @@
 """ShapedSpec -> readable PyTorch source: an ``nn.Sequential`` class a student can paste and run.
 
-The layers are written from the same :class:`~cnnspec.build.ModuleCall` data the builder
-instantiates, and the ``Concat`` / ``Residual`` helpers are copied from :mod:`cnnspec.build`,
+The layers are written from the same :class:`~cnnspec.builder.ModuleCall` data the builder
+instantiates, and the ``Concat`` / ``Residual`` helpers are copied from :mod:`cnnspec.builder`,
 so the emitted module has the compiled module's structure, ``state_dict`` keys and outputs.
 """
 
@@ -11,7 +11,7 @@ import inspect
 import keyword
 import re
 
-from . import build
+from . import builder
 from .shapes import ShapedSpec, fmt_shape
 
 INDENT = "    "
@@ -55,10 +55,10 @@ def _entries(infos, depth: int) -> list[str]:
             else:
                 lines.append(f"{pad}]), shortcut=None)),")
         else:
-            lines.append(f'{pad}("{info.name}", {build.LEAVES[kind](info).source()}),{comment}')
+            lines.append(f'{pad}("{info.name}", {builder.LEAVES[kind](info).source()}),{comment}')
         act = getattr(info.layer, "activation", None)
         if act:
-            lines.append(f'{pad}("{info.name}_{act}", {build.ACTIVATIONS[act].source()}),')
+            lines.append(f'{pad}("{info.name}_{act}", {builder.ACTIVATIONS[act].source()}),')
     return lines
 
 
@@ -85,7 +85,7 @@ def emit(shaped: ShapedSpec) -> str:
         "from torch import nn",
         "",
     ]
-    for helper, kind in ((build.Concat, "concat"), (build.Residual, "residual")):
+    for helper, kind in ((builder.Concat, "concat"), (builder.Residual, "residual")):
         if _uses(shaped.layers, kind):
             out += ["", inspect.getsource(helper).rstrip(), ""]
     out += [

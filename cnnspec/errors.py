@@ -98,6 +98,10 @@ class ExportError(CnnSpecError):
     """An ONNX export that fails or disagrees with PyTorch."""
 
 
+class TrainingError(CnnSpecError):
+    """Training cannot go on (a NaN or infinite loss); the last good checkpoint is kept."""
+
+
 class SourceText:
     """The text of a spec file (and of the files it includes), to quote lines in diagnostics."""
 

@@ -23,6 +23,7 @@ import numpy as np
 from . import ir
 from .errors import ExportError
 from .files import file_mode
+from .shapes import infer
 
 if TYPE_CHECKING:  # imported where needed: predict on ONNX Runtime runs without torch
     import torch
@@ -139,15 +140,15 @@ def metadata(spec: ir.Spec, output: str = "logits", classes: list[str] | None = 
     import hashlib
     import json
 
-    from . import __version__
+    from ._version import __version__
 
     c, h, w = spec.input.chw()
     meta = {"cnnspec_version": __version__, "network": spec.name,
             "spec_sha256": hashlib.sha256(spec.source.encode("utf-8")).hexdigest(),
             "input": f"float32 (N, {c}, {h}, {w}) pixels in [0, 1]",
             "input_size": f"{h}x{w}x{c}",
-            "output": (f"{output} (N, {spec.shaped.output_shape[0]})"
-                       if len(spec.shaped.output_shape) == 1 else output)}
+            "output": (f"{output} (N, {infer(spec).output_shape[0]})"
+                       if len(infer(spec).output_shape) == 1 else output)}
     if classes is not None:
         meta["classes"] = json.dumps(list(classes))
     if normalize is not None:

@@ -8,17 +8,11 @@ PyTorch's (N, C, H, W).
 
 from __future__ import annotations
 
-import functools
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from .errors import Span
-
-if TYPE_CHECKING:
-    from torch import nn
-
-    from .shapes import ShapedSpec
 
 ActivationName = Literal["relu", "tanh", "sigmoid", "softmax", "leakyrelu", "gelu", "silu"]
 Padding = Literal["same", "valid"] | NonNegativeInt | None
@@ -344,19 +338,6 @@ class TrainConfig(IRModel):
                              f"must be below the optimizer's lr {self.optimizer.lr:g}")
         return self
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of ``epoch``, counted from 1 as training prints it (see
-        :func:`cnnspec.schedule.lr_at`).
-
-        >>> t = TrainConfig(optimizer=Optimizer(lr=0.1), schedule=Schedule(
-        ...     kind="step", steps=[Milestone(epoch=20, lr=0.01)]), epochs=30)
-        >>> t.lr_at(19), t.lr_at(20)
-        (0.1, 0.01)
-        """
-        from .schedule import lr_at
-
-        return lr_at(self.schedule, epoch - 1, self.epochs, self.optimizer.lr)
-
 
 class Freeze(IRModel):
     """``freeze up to L`` | ``freeze all [except A, B]`` | ``train last N conv``."""
@@ -406,19 +387,6 @@ class Spec(BaseModel):
     source: str = Field(default="", exclude=True, repr=False)
     sources: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
     """Texts of included files, by path (to quote their lines in errors)."""
-
-    @functools.cached_property
-    def shaped(self) -> ShapedSpec:
-        """Shapes, parameters and MACs of every layer (computed once, no tensors)."""
-        from .shapes import infer
-
-        return infer(self)
-
-    def build(self) -> nn.Module:
-        """The PyTorch module: input (N, C, H, W) float32 -> output (N, features)."""
-        from .build import build
-
-        return build(self.shaped)
 
 
 SCHEMA_ID = "https://cnnspec.dev/schema/spec.json"

@@ -8,6 +8,7 @@ from . import ir
 from .errors import SourceText, SpecError
 from .expand import assign_names, expand
 from .parser import parse
+from .shapes import infer
 from .transform import to_raw
 from .validate import validate
 
@@ -48,7 +49,7 @@ def loads(text: str, file: str = "<string>") -> ir.Spec:
         raise SpecError(diagnostics)
     fields["sources"] = {f: s.text for f, s in src.others.items()}
     spec = ir.Spec.model_validate(fields)
-    spec.shaped  # noqa: B018 - infer shapes now, so that a loaded spec is a checked spec
+    infer(spec)  # infer shapes now, so that a loaded spec is a checked spec
     if spec.transfer is not None:
         from .transfer import check_names, with_classes
 
@@ -57,7 +58,7 @@ def loads(text: str, file: str = "<string>") -> ir.Spec:
             raise SpecError([src.diag(span, msg, hint) for span, msg, hint in mistakes])
         if isinstance(spec.transfer.classes, int):  # the new head, shown by summary and build
             spec = with_classes(spec, spec.transfer.classes)
-            spec.shaped  # noqa: B018
+            infer(spec)  # the new head's shapes are checked too
     return spec
 
 

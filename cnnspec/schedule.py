@@ -30,10 +30,8 @@ record them and ``--epochs`` counts them ("from epoch 20 use 0.01": the line pri
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .ir import Schedule
+from .ir import Schedule, TrainConfig
 
 ONECYCLE_PCT_START = 0.3
 ONECYCLE_DIV_FACTOR = 25.0
@@ -112,6 +110,19 @@ def lr_at(schedule: Schedule | None, epoch: int, epochs: int, base: float, step:
     if k < warmup * per:
         lr *= (k / per + 1) / (warmup + 1)
     return lr
+
+
+def epoch_lr(train: TrainConfig, epoch: int) -> float:
+    """Learning rate of ``epoch`` of a run with these settings, counted from 1 as training
+    prints it (:func:`lr_at` at the epoch's first step).
+
+    >>> from cnnspec.ir import Milestone, Optimizer
+    >>> t = TrainConfig(optimizer=Optimizer(lr=0.1), schedule=Schedule(
+    ...     kind="step", steps=[Milestone(epoch=20, lr=0.01)]), epochs=30)
+    >>> epoch_lr(t, 19), epoch_lr(t, 20)
+    (0.1, 0.01)
+    """
+    return lr_at(train.schedule, epoch - 1, train.epochs, train.optimizer.lr)
 
 
 def change_epochs(schedule: Schedule | None, epochs: int, base: float) -> list[tuple[int, float]]:

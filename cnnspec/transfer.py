@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import ir
 from .errors import CnnSpecError
+from .shapes import infer
 
 if TYPE_CHECKING:
     import torch
@@ -119,7 +120,7 @@ def freeze_plan(spec: ir.Spec) -> FreezePlan:
     end is frozen. The replaced head always trains; ``unfreeze A at epoch E`` lets A train
     from epoch E (counted from 1, as training prints epochs and ``schedule step:`` counts them).
     """
-    entries = [(path, info) for _, path, info in spec.shaped.walk()]
+    entries = [(path, info) for _, path, info in infer(spec).walk()]
     order = [p for p, _ in entries]
     leaves = [p for p, info in entries if info.params and not info.children]
     t = spec.transfer
@@ -166,7 +167,7 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
     t = spec.transfer
     if t is None:
         return []
-    names = [info.name for _, _, info in spec.shaped.walk()]
+    names = [info.name for _, _, info in infer(spec).walk()]
     out = []
 
     def check(node, name):
@@ -180,7 +181,7 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
         for name in [t.freeze.layer] if t.freeze.mode == "up_to" else t.freeze.keep:
             check(t.freeze, name)
         if t.freeze.mode == "last_conv":
-            n = sum(1 for _, _, info in spec.shaped.walk() if info.layer.kind == "conv")
+            n = sum(1 for _, _, info in infer(spec).walk() if info.layer.kind == "conv")
             if t.freeze.convs > n:
                 out.append((t.freeze.span, (f"transfer: train last {t.freeze.convs} conv, but the "
                              f"network has {n} conv layers"), f"at most train last {n} conv"))
@@ -212,7 +213,7 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
         update={"unfreeze": []})}))
     for u in t.unfreeze:
         for name in u.layers:
-            paths = [p for _, p, info in spec.shaped.walk() if info.name == name]
+            paths = [p for _, p, info in infer(spec).walk() if info.name == name]
             inside = [e for p, e in rule_only.starts.items()
                       if any(within(p, q) for q in paths)]
             if not inside or all(e == 0 for e in inside):

@@ -41,9 +41,9 @@ def outcome(text: str) -> str:
     except cnnspec.SpecError as exc:
         assert exc.render()  # a rendered message, every time
         return "spec error"
-    assert spec.shaped.params >= 0
-    assert cnnspec.loads(format_text(text, "fuzz.cnn"), "fuzz.cnn").shaped.params == \
-        spec.shaped.params  # a valid spec stays valid, and the same, after fmt
+    assert cnnspec.infer_shapes(spec).params >= 0
+    assert cnnspec.infer_shapes(cnnspec.loads(format_text(text, "fuzz.cnn"), "fuzz.cnn")).params == \
+        cnnspec.infer_shapes(spec).params  # a valid spec stays valid, and the same, after fmt
     return "loaded"
 
 

@@ -75,12 +75,12 @@ def test_compile_alexnet_onnx_matches_pytorch(tmp_path):
     import onnx
 
     model = onnx.load(str(path))
-    torch_model = spec.build().eval()
+    torch_model = cnnspec.build(spec).eval()
     # Every parameter is an initializer under its spec name (C1.weight, ...); other
     # initializers are small constants of the graph (the flatten's target shape).
     weights = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
     assert set(torch_model.state_dict()) <= set(weights)
-    assert sum(weights[k].numel() for k in torch_model.state_dict()) == spec.shaped.params == 61_100_840
+    assert sum(weights[k].numel() for k in torch_model.state_dict()) == cnnspec.infer_shapes(spec).params == 61_100_840
     torch_model.load_state_dict({k: weights[k] for k in torch_model.state_dict()})
     x = torch.rand(3, 3, 224, 224)
     got = session.run(None, {inp.name: x.numpy()})[0]

@@ -122,13 +122,13 @@ EMIT = ["lenet5", "alexnet2012", "vgg16_bn", "resnet18", "googlenet", "densenet1
 @pytest.mark.parametrize("name", EMIT)
 def test_emitted_source_runs_and_matches_the_compiled_module(name, tmp_path):
     spec = cnnspec.load(SPECS / f"{name}.cnn")
-    source = emit(spec.shaped)
+    source = emit(cnnspec.infer_shapes(spec))
     namespace: dict = {"__name__": "emitted"}
     exec(compile(source, f"{name}_emitted.py", "exec"), namespace)  # noqa: S102 - our own output
     torch.manual_seed(0)
-    emitted = namespace[emitted_class(spec.shaped)]().eval()
-    compiled = spec.build().eval()
-    assert sum(p.numel() for p in emitted.parameters()) == spec.shaped.params
+    emitted = namespace[emitted_class(cnnspec.infer_shapes(spec))]().eval()
+    compiled = cnnspec.build(spec).eval()
+    assert sum(p.numel() for p in emitted.parameters()) == cnnspec.infer_shapes(spec).params
     assert list(emitted.state_dict()) == list(compiled.state_dict())
     emitted.load_state_dict(compiled.state_dict())
     c, h, w = spec.input.chw()
@@ -154,5 +154,5 @@ def test_fmt_keeps_a_unicode_line_break_inside_a_comment_in_the_comment(ch):
             "flatten\ndense 10\n")
     out = format_text(text)
     assert f"# a comment{ch}dense 5 here" in out
-    assert cnnspec.loads(out).shaped.params == cnnspec.loads(text).shaped.params
+    assert cnnspec.infer_shapes(cnnspec.loads(out)).params == cnnspec.infer_shapes(cnnspec.loads(text)).params
     assert format_text(out) == out

@@ -25,7 +25,7 @@ dense 2
 
 
 def test_branches_side_by_side_and_joins():
-    g = build_graph(cnnspec.loads(INCEPTION).shaped)
+    g = build_graph(cnnspec.infer_shapes(cnnspec.loads(INCEPTION)))
     labels = list(g.nodes.values())
     assert labels[0] == "input\n28x28x16"
     join = next(n for n, label in g.nodes.items() if label.startswith("CAT1 concat"))
@@ -42,7 +42,7 @@ def test_branches_side_by_side_and_joins():
 
 
 def test_mermaid_and_dot_text():
-    g = build_graph(cnnspec.load(SPECS / "lenet5.cnn").shaped)
+    g = build_graph(cnnspec.infer_shapes(cnnspec.load(SPECS / "lenet5.cnn")))
     mmd = to_mermaid(g)
     assert mmd.splitlines()[0] == "flowchart TB"
     assert 'n1["C1 conv 5x5x6, stride 1, pad 0, tanh<br/>28x28x6"]' in mmd

@@ -45,7 +45,7 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 
 # ------------------------------------------------------------------ layers and geometry
 def test_stages_take_the_layers_that_follow_a_conv():
-    resnet = cnnspec.load(SPECS / "resnet18.cnn").shaped
+    resnet = cnnspec.infer_shapes(cnnspec.load(SPECS / "resnet18.cnn"))
     stages = conv_stages(resnet)
     assert len(stages) == 17  # 20 convs less the 3 shortcut projections
     stem = stages[0]
@@ -55,7 +55,7 @@ def test_stages_take_the_layers_that_follow_a_conv():
     tops = cut_points(resnet)
     assert [s.name for s in tops] == ["C1"] + [f"R{i}" for i in range(1, 9)]
     assert (tops[-1].tap, tops[-1].freeze, tops[-1].shape_text) == ("A8", "R8", "7x7x512")
-    lenet = cut_points(cnnspec.load(SPECS / "lenet5.cnn").shaped)
+    lenet = cut_points(cnnspec.infer_shapes(cnnspec.load(SPECS / "lenet5.cnn")))
     assert [(s.name, s.tap) for s in lenet] == [("C1", "C1_tanh"), ("C2", "C2_tanh")]
 
 
@@ -82,9 +82,9 @@ def test_map_cells_sit_where_their_receptive_fields_are_centred(text):
     output cell is symmetric about its receptive field's centre; its centroid must be where
     :func:`centres` puts the cell (LeNet's valid convolutions: 2 i + 6.5, not a stretch)."""
     spec = cnnspec.loads(text)
-    stage = cut_points(spec.shaped)[-1]
-    (sy, oy), (sx, ox) = centres(spec.shaped, stage)
-    model = spec.build().double()
+    stage = cut_points(cnnspec.infer_shapes(spec))[-1]
+    (sy, oy), (sx, ox) = centres(cnnspec.infer_shapes(spec), stage)
+    model = cnnspec.build(spec).double()
     for m in model.modules():
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.ones_(m.weight)

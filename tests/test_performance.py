@@ -120,7 +120,7 @@ def test_onnx_runtime_sessions_enable_every_graph_optimisation(tmp_path):
     from cnnspec.export import export_onnx, session
 
     spec = cnnspec.load(SPECS / "lenet5.cnn")
-    model = spec.build().eval()
+    model = cnnspec.build(spec).eval()
     export_onnx(model, spec, tmp_path / "m.onnx")
     sess = session(tmp_path / "m.onnx", threads=3)
     options = sess.get_session_options()

@@ -32,8 +32,8 @@ REFERENCE = [
 @pytest.mark.parametrize(("name", "make", "params"), REFERENCE, ids=[r[0] for r in REFERENCE])
 def test_matches_torchvision(name, make, params):
     spec = cnnspec.load(SPECS / f"{name}.cnn")
-    assert spec.shaped.params == params
-    assert spec.shaped.output_shape == (1000,)
+    assert cnnspec.infer_shapes(spec).params == params
+    assert cnnspec.infer_shapes(spec).output_shape == (1000,)
 
     torch.manual_seed(0)
     ref = make().eval()
@@ -43,7 +43,7 @@ def test_matches_torchvision(name, make, params):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 1.5)
-    model = spec.build().eval()
+    model = cnnspec.build(spec).eval()
     assert sum(p.numel() for p in model.parameters()) == params
     ours, theirs = model.state_dict(), ref.state_dict()
     assert [tuple(v.shape) for v in ours.values()] == [tuple(v.shape) for v in theirs.values()]
@@ -61,13 +61,13 @@ def test_alexnet2012_single_tower():
     227x227x3. Parameters by layer: 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992 (convs)
     + 37,752,832 + 16,781,312 + 4,097,000 (dense) = 62,378,344."""
     spec = cnnspec.load(SPECS / "alexnet2012.cnn")
-    infos = [i for _, _, i in spec.shaped.walk()]
+    infos = [i for _, _, i in cnnspec.infer_shapes(spec).walk()]
     convs = [i.params for i in infos if i.layer.kind == "conv"]
     assert convs == [34_944, 614_656, 885_120, 1_327_488, 884_992]
-    assert spec.shaped.params == 62_378_344
+    assert cnnspec.infer_shapes(spec).params == 62_378_344
     shapes = {i.name: i.out_shape for i in infos}
     assert shapes["C1"] == (96, 55, 55) and shapes["M3"] == (256, 6, 6)
-    model = spec.build().eval()
+    model = cnnspec.build(spec).eval()
     assert isinstance(model.N1, torch.nn.LocalResponseNorm) and model.N1.k == 2.0
     with torch.no_grad():
         assert model(torch.rand(1, 3, 227, 227)).shape == (1, 1000)

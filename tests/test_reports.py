@@ -100,7 +100,7 @@ def test_diff_json_cli_is_machine_readable():
 # VGG-16 15.47, ResNet-50 4.09).
 @pytest.mark.parametrize(("name", "gmacs"), [("alexnet", 0.71), ("vgg16", 15.47), ("resnet50", 4.09)])
 def test_macs_match_published_figures(name, gmacs):
-    macs = cnnspec.load(SPECS / f"{name}.cnn").shaped.macs
+    macs = cnnspec.infer_shapes(cnnspec.load(SPECS / f"{name}.cnn")).macs
     assert abs(macs / 1e9 - gmacs) / gmacs < 0.01
 
 
@@ -139,13 +139,13 @@ def test_three_way_parameters_and_hooked_macs(name, tmp_path):
 
     spec = cnnspec.load(SPECS / f"{name}.cnn")
     torch.manual_seed(0)
-    model = spec.build().eval()
+    model = cnnspec.build(spec).eval()
     unique = {p.data_ptr(): p.numel() for p in model.parameters()}
-    assert sum(unique.values()) == spec.shaped.params
+    assert sum(unique.values()) == cnnspec.infer_shapes(spec).params
 
     c, h, w = spec.input.chw()
     x = torch.rand(1, c, h, w)
-    assert _hooked_macs(model, x) == spec.shaped.macs
+    assert _hooked_macs(model, x) == cnnspec.infer_shapes(spec).macs
 
     # optimize=False: the exporter would otherwise fold eval-mode batch norms into the convs
     report = cnnspec.export_onnx(model, spec, tmp_path / "m.onnx", example=torch.rand(2, c, h, w),
@@ -154,7 +154,7 @@ def test_three_way_parameters_and_hooked_macs(name, tmp_path):
     names = {n for n, _ in model.named_parameters()}
     sizes = {t.name: int(torch.tensor(t.dims).prod()) if t.dims else 1 for t in graph.initializer}
     assert names <= set(sizes), sorted(names - set(sizes))[:5]
-    assert sum(sizes[n] for n in names) == spec.shaped.params
+    assert sum(sizes[n] for n in names) == cnnspec.infer_shapes(spec).params
     assert report.relative_error < 1e-4
 
 

@@ -12,7 +12,7 @@ import torch
 import cnnspec
 from cnnspec import ir
 from cnnspec.report.preview import schedule_preview
-from cnnspec.schedule import lr_at
+from cnnspec.schedule import epoch_lr, lr_at
 from cnnspec.training.optim import make_scheduler
 
 HEAD = "input 8x8x1\nflatten\ndense 2\ntrain:\n"
@@ -78,7 +78,7 @@ PINNED = {
 def test_every_epoch_rate_is_pinned(name):
     text, expected = PINNED[name]
     cfg = cfg_of(text)
-    assert [cfg.lr_at(e) for e in range(1, cfg.epochs + 1)] == pytest.approx(expected, rel=1e-9)
+    assert [epoch_lr(cfg, e) for e in range(1, cfg.epochs + 1)] == pytest.approx(expected, rel=1e-9)
     assert applied(cfg) == pytest.approx(expected, rel=1e-9)  # what training does
     assert applied(cfg, resume_at=3) == pytest.approx(expected, rel=1e-9)  # and after --resume
 

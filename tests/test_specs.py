@@ -43,7 +43,7 @@ def test_spec_starts_with_a_source_line(name):
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_analytic_parameters_match_reference(name):
     spec = cnnspec.load(SPECS / f"{name}.cnn")
-    assert spec.shaped.params == REFERENCE[name]
+    assert cnnspec.infer_shapes(spec).params == REFERENCE[name]
     assert cnnspec.summarize(spec).totals.params == REFERENCE[name]
 
 
@@ -51,20 +51,20 @@ def test_analytic_parameters_match_reference(name):
 def test_built_module_has_the_analytic_parameters(name):
     spec = cnnspec.load(SPECS / f"{name}.cnn")
     with torch.device("meta"):  # shapes only: 138M parameters without allocating them
-        model = spec.build()
+        model = cnnspec.build(spec)
     assert sum(p.numel() for p in model.parameters()) == REFERENCE[name]
-    for _, path, info in spec.shaped.walk():  # every layer, nested ones included
+    for _, path, info in cnnspec.infer_shapes(spec).walk():  # every layer, nested ones included
         module = model.get_submodule(path)
         assert sum(p.numel() for p in module.parameters()) == info.params, path
     buffers = sum(b.numel() for b in model.buffers())
-    assert buffers == spec.shaped.buffers  # batch-norm statistics, never counted as parameters
+    assert buffers == cnnspec.infer_shapes(spec).buffers  # batch-norm statistics, never counted as parameters
 
 
 def test_transition_saving():
     """Each 3x3x512 conv on 512 channels (2,359,808 params) becomes 1x1x128 (65,664) plus
     3x3x512 on 128 channels (590,336): the saving the course asks about."""
-    plain = cnnspec.load(SPECS / "vgg16.cnn").shaped.params
-    with_t = cnnspec.load(SPECS / "vgg16-transition.cnn").shaped.params
+    plain = cnnspec.infer_shapes(cnnspec.load(SPECS / "vgg16.cnn")).params
+    with_t = cnnspec.infer_shapes(cnnspec.load(SPECS / "vgg16-transition.cnn")).params
     # stage 4: first conv sees 256 channels: 1,180,160 -> 32,896 + 590,336;
     # then five convs on 512 channels: 2,359,808 -> 65,664 + 590,336 each.
     saving = (1_180_160 - 32_896 - 590_336) + 5 * (2_359_808 - 65_664 - 590_336)
@@ -73,21 +73,21 @@ def test_transition_saving():
 
 def test_lenet5_forward_shape_and_names():
     spec = cnnspec.load(SPECS / "lenet5.cnn")
-    model = spec.build()
+    model = cnnspec.build(spec)
     out = model(torch.zeros(3, 1, 32, 32))
     assert out.shape == (3, 10)
     assert list(model.state_dict())[:2] == ["C1.weight", "C1.bias"]
-    assert [i.out_shape for i in spec.shaped.layers][:4] == [(6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5)]
+    assert [i.out_shape for i in cnnspec.infer_shapes(spec).layers][:4] == [(6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5)]
 
 
 def test_alexnet_forward_at_native_size():
     spec = cnnspec.load(SPECS / "alexnet.cnn")
     torch.manual_seed(0)
-    model = spec.build().eval()
+    model = cnnspec.build(spec).eval()
     with torch.no_grad():
         out = model(torch.rand(1, 3, 224, 224))
     assert out.shape == (1, 1000)
-    shapes = {i.name: i.out_shape for i in spec.shaped.layers}
+    shapes = {i.name: i.out_shape for i in cnnspec.infer_shapes(spec).layers}
     assert shapes["C1"] == (64, 55, 55) and shapes["M3"] == (256, 6, 6)
 
 
@@ -96,7 +96,7 @@ def test_alexnet_accepts_torchvision_weights_in_order():
     from torchvision.models import alexnet
 
     ref = alexnet(weights=None).eval()
-    model = cnnspec.load(SPECS / "alexnet.cnn").build().eval()
+    model = cnnspec.build(cnnspec.load(SPECS / "alexnet.cnn")).eval()
     ours, theirs = model.state_dict(), ref.state_dict()
     assert [v.shape for v in ours.values()] == [v.shape for v in theirs.values()]
     model.load_state_dict(dict(zip(ours, theirs.values())))

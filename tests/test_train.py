@@ -39,7 +39,7 @@ def test_main_job_lenet5_reaches_97_percent_on_embedded_digits(tmp_path):
     assert run.export.relative_error < 1e-4
 
     # the saved weights reproduce the trained module's outputs
-    fresh = spec.build().eval()
+    fresh = cnnspec.build(spec).eval()
     fresh.load_state_dict(load_file(tmp_path / "run" / "weights.safetensors"))
     x = torch.rand(5, 1, 32, 32)
     with torch.no_grad():

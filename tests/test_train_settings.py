@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import cnnspec
 from cnnspec import ir
-from cnnspec.build import build
+from cnnspec.builder import build
 from cnnspec.data import augmentation
 from cnnspec.errors import CnnSpecError
 from cnnspec.training import resume
@@ -39,7 +39,7 @@ def tiny(extra: str = "", epochs: int = 2) -> ir.Spec:
 def test_weight_decay_exempts_biases_and_batchnorm():
     spec = tiny("    optimizer sgd lr 0.1 momentum 0.9 nesterov\n"
                 "    weight_decay 5e-4 except bias, batchnorm\n")
-    groups = param_groups(spec.build(), spec.train)
+    groups = param_groups(cnnspec.build(spec), spec.train)
     # conv 3x3x1x4 = 36 and dense 14*14*4*10 = 7,840 weights decay (a stride-2 conv pads
     # 'same' by default: 28 -> 14); the batchnorm's 4 + 4 and the dense layer's 10 biases do not
     assert [(g["name"], sum(p.numel() for p in g["params"]), g["weight_decay"])
@@ -47,7 +47,7 @@ def test_weight_decay_exempts_biases_and_batchnorm():
     opt = make_optimizer(spec.train, groups)
     assert type(opt) is torch.optim.SGD and opt.defaults["nesterov"] is True
     plain = tiny("    weight_decay 5e-4\n")
-    assert [g["name"] for g in param_groups(plain.build(), plain.train)] == ["decay"]
+    assert [g["name"] for g in param_groups(cnnspec.build(plain), plain.train)] == ["decay"]
 
 
 @pytest.mark.parametrize(("line", "cls", "setting"), [
@@ -57,7 +57,7 @@ def test_weight_decay_exempts_biases_and_batchnorm():
 ])
 def test_optimizers_are_torch_optimizers_with_the_written_settings(line, cls, setting):
     spec = tiny(f"    {line}\n")
-    opt = make_optimizer(spec.train, param_groups(spec.build(), spec.train))
+    opt = make_optimizer(spec.train, param_groups(cnnspec.build(spec), spec.train))
     assert type(opt) is cls
     assert opt.defaults[setting[0]] == setting[1]
     assert opt.defaults["lr"] == spec.train.optimizer.lr
@@ -69,7 +69,7 @@ def test_clip_grad_norm_bounds_every_step(tmp_path):
     spec = tiny("    optimizer sgd lr 1.0\n    clip_grad_norm 1e-4\n", epochs=1)
     # train() builds with the spec's seed: these are its initial weights
     start = torch.nn.utils.parameters_to_vector(
-        build(spec.shaped, seed=spec.train.seed).parameters()).detach()
+        build(cnnspec.infer_shapes(spec), seed=spec.train.seed).parameters()).detach()
     run = cnnspec.train(spec, out=tmp_path / "run", export=False)
     moved = (torch.nn.utils.parameters_to_vector(run.model.parameters()).detach() - start).norm()
     steps = -(-4000 // 128)

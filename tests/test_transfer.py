@@ -85,7 +85,7 @@ def test_unfreeze_at_epoch_and_separate_head_rate(tmp_path, source_run, digit_fo
     plan = freeze_plan(spec)
     assert plan.starts == {"C1": NEVER, "BN1": NEVER, "C2": NEVER, "BN2": NEVER, "C3": 1,
                            "F1": NEVER, "F2": 0}
-    groups = param_groups(spec.build(), spec.train, plan, spec.transfer)
+    groups = param_groups(cnnspec.build(spec), spec.train, plan, spec.transfer)
     assert [(g["name"], g["lr"], sum(p.numel() for p in g["params"])) for g in groups] == [
         ("decay", 0.001, 3 * 3 * 16 * 16 + 16), ("head", 0.01, 32 * 3 + 3)]
     run = cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", export=False)
@@ -133,7 +133,7 @@ def test_torchvision_vgg16_state_dict_into_vgg16_with_3_classes(tmp_path):
     spec = cnnspec.loads((SPECS / "vgg16.cnn").read_text()
                          + f'\ntransfer:\n    from "{tmp_path / "vgg16.pth"}"\n    freeze up to C13\n'
                          "    classes 3\n", str(SPECS / "vgg16.cnn"))
-    model = spec.build()
+    model = cnnspec.build(spec)
     head = freeze_plan(spec).head
     m, _where = load_into(model, spec, tmp_path / "vgg16.pth", head)
     assert m.method == "by order" and head == "F3"
@@ -233,7 +233,7 @@ def test_freeze_rules_that_cannot_train_are_spec_errors(source_run, rules, messa
 
 def test_weights_files_in_other_shapes(tmp_path, source_run):
     spec = target(source_run, "    freeze up to C2\n    classes 3\n")
-    model = spec.build()
+    model = cnnspec.build(spec)
     weights = load_file(source_run / "weights.safetensors")
     # a training checkpoint: the state_dict beside other entries
     torch.save({"epoch": 3, "best_acc": torch.tensor(0.9), "state_dict": weights},
@@ -250,7 +250,7 @@ def test_weights_files_in_other_shapes(tmp_path, source_run):
     other = dict(weights, **{"F2.weight": torch.zeros(3, 32), "F2.bias": torch.zeros(3)})
     save_file(other, tmp_path / "three.safetensors")
     with pytest.raises(cnnspec.CnnSpecError, match="F2 is the last dense layer.*classes from data"):
-        load_into(no_head.build(), no_head, tmp_path / "three.safetensors", None)
+        load_into(cnnspec.build(no_head), no_head, tmp_path / "three.safetensors", None)
 
 
 def test_lr_override_is_refused_when_transfer_sets_the_rates(tmp_path, source_run, digit_folder):

@@ -26,6 +26,7 @@ import torch
 
 from ..errors import CnnSpecError
 from ..report.pictures import picture_path
+from ..shapes import infer
 from .layers import Capture, Stage, centres, conv_stages, cut_points, pick
 
 
@@ -60,7 +61,7 @@ def safe_name(text: str) -> str:
 
 def kinds_of(spec) -> dict[str, str]:
     """Every layer's name -> its kind (``conv``, ``dense``, ``residual``, ...)."""
-    return {info.name: info.layer.kind for _, _, info in spec.shaped.walk()}
+    return {info.name: info.layer.kind for _, _, info in infer(spec).walk()}
 
 
 def _probabilities(loaded, logits: torch.Tensor) -> np.ndarray:
@@ -88,7 +89,7 @@ def feature_maps(run: str | Path, image: str | Path, layers: list[str] | None = 
 
     loaded = load_run(run, weights, device)
     spec = loaded.model.spec
-    stages = conv_stages(spec.shaped)
+    stages = conv_stages(infer(spec))
     if not stages:
         raise CnnSpecError(f"{spec.name} has no convolution whose output is a feature map")
     chosen = pick(stages, layers, spec.name, kinds_of(spec)) if layers else stages
@@ -183,7 +184,7 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
 
     loaded = load_run(run, weights, device)
     spec = loaded.model.spec
-    tops, convs = cut_points(spec.shaped), conv_stages(spec.shaped)
+    tops, convs = cut_points(infer(spec)), conv_stages(infer(spec))
     stages = tops + [s for s in convs if s.path not in {t.path for t in tops}]
     if layer is not None:
         stage = pick(stages, [layer], spec.name, kinds_of(spec))[0]
@@ -204,7 +205,7 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
         logits[0, c].backward()
     a, g = cap.outputs[stage.path][0].detach(), cap.gradients[stage.path][0]
     cam = torch.relu((g.mean((1, 2))[:, None, None] * a).sum(0))
-    cam = upsample(cam.float(), tuple(x.shape[-2:]), centres(spec.shaped, stage))
+    cam = upsample(cam.float(), tuple(x.shape[-2:]), centres(infer(spec), stage))
     cam = (cam / cam.max() if cam.max() > 0 else cam).cpu().numpy()
     name = loaded.classes[c]
     file = Path(out) if out is not None else picture_path(loaded.folder.insight(

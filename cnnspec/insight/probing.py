@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnSpecError, DataError
+from ..shapes import infer
 from .layers import Capture, cut_points
 
 L2 = 1e-3
@@ -128,7 +129,7 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
         picture_path(out)
     loaded = load_run(run, weights, device)
     spec = loaded.model.spec
-    stages = cut_points(spec.shaped)
+    stages = cut_points(infer(spec))
     if not stages:
         raise CnnSpecError(f"{spec.name} has no conv layer with a feature map to probe")
     if data is None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from .summary import Summary
 from .tables import html, show
+
+if TYPE_CHECKING:  # the data it renders (summary.py renders through this module)
+    from .summary import Summary
 
 FORMATS = ("table", "markdown", "csv", "json")
 COLUMNS = ("Layer", "Type", "Arguments", "Output (HxWxC)", "Params", "% params", "MACs")

@@ -32,7 +32,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from ..ir import Spec, TrainConfig
-from ..shapes import LayerInfo, fmt_shape
+from ..shapes import LayerInfo, fmt_shape, infer
 from .preview import schedule_preview
 
 BYTES_PER_PARAM = 4  # float32
@@ -185,7 +185,7 @@ def summarize(spec: Spec, depth: int | None = None) -> Summary:
     ``depth`` folds nested rows: only rows at most that deep are kept (0: top level); a
     folded concat or residual row still carries its whole parameters and MACs.
     """
-    shaped = spec.shaped
+    shaped = infer(spec)
     total = shaped.params
     rows = [r for r in _rows(shaped.layers, 0, "", total) if depth is None or r.depth <= depth]
     transfer = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.markup import escape
 
 from ..data.folder import conversion
+from ..shapes import infer
 from ..transfer import NEVER, FreezePlan
 
 
@@ -30,7 +31,7 @@ def announce(trainer, images, record: dict) -> None:
                f"too few to share between the {record['world_size']} processes")
         console.print(f"[yellow]note[/]: each epoch leaves out its last {dropped} training "
                       f"image(s) ({why}); different ones each epoch", highlight=False)
-    outputs, classes = trainer.spec.shaped.output_shape[0], len(images.classes)
+    outputs, classes = infer(trainer.spec).output_shape[0], len(images.classes)
     if outputs > classes:  # e.g. ResNet-50's 1000-way head on 2 classes of photos
         console.print(f"[yellow]warning[/]: {escape(trainer.spec.name)} ends in {outputs} outputs "
                       f"but the data has {classes} classes: outputs {classes}..{outputs - 1} are "

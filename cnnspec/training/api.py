@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 
 from .. import ir
-from ..build import Network
+from ..builder import Network
 from ..errors import CnnSpecError
 from .callbacks import Callback, early_stop_due
 from .distributed import Group, join, leave

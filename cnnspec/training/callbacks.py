@@ -21,14 +21,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from .. import ir
-from ..errors import CnnSpecError
+from ..errors import TrainingError
 
 if TYPE_CHECKING:
     from .loop import Trainer
-
-
-class TrainingError(CnnSpecError):
-    """Training cannot go on (a NaN or infinite loss); the last good checkpoint is kept."""
 
 
 class Callback:

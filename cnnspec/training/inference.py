@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..builder import build
 from ..errors import CnnSpecError, DataError, WeightsError
 from .run_folder import RunFolder
 
@@ -121,7 +122,7 @@ def load_run(run: str | Path, weights: str = "weights", device: str | None = Non
         spec = with_classes(spec, len(classes))  # the head as it was trained
     state = folder.load_weights(weights)
     dev = pick_device(device)
-    model = spec.build()
+    model = build(spec)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -18,7 +18,7 @@ from rich.console import Console
 from torch import nn
 
 from .. import ir
-from ..build import Network
+from ..builder import Network
 from ..transfer import FreezePlan, apply_plan, freeze_batchnorm
 from .callbacks import Callback
 from .distributed import SINGLE, Group, wrap

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .shapes import LayerInfo, ShapedSpec
+from . import ir
+from .shapes import LayerInfo, ShapedSpec, infer
 
 
 @dataclass(frozen=True)
@@ -169,12 +170,15 @@ class Network(nn.Sequential):
         return self
 
 
-def build(shaped: ShapedSpec, seed: int | None = None) -> Network:
-    """Build the module; ``seed`` makes the initial weights reproducible.
+def build(spec: ir.Spec | ShapedSpec, seed: int | None = None) -> Network:
+    """The ``torch.nn.Module`` of a spec (or of its shapes, when they are at hand): input
+    (N, C, H, W) float32, output (N, F) for a network ending in a dense layer. ``seed``
+    makes the initial weights reproducible.
 
     Weights use PyTorch's default initialisation of each layer
     (Kaiming-uniform for ``Conv2d`` and ``Linear``, see their docs).
     """
+    shaped = spec if isinstance(spec, ShapedSpec) else infer(spec)
     if seed is not None:
         torch.manual_seed(seed)
     return Network(shaped)

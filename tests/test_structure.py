@@ -1,0 +1,88 @@
+"""The package's shape (issue 16): no import cycles between its modules, counting imports
+inside functions too (a lazy import is still a dependency) but not those only for type
+checkers (``if TYPE_CHECKING:``); the IR is plain data that imports no later stage."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+
+PACKAGE = Path(__file__).resolve().parents[1] / "cnnspec"
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = path
+    return mods
+
+
+def _type_checking_lines(tree: ast.AST) -> set[int]:
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for inner in node.body:
+                lines.update(range(inner.lineno, (inner.end_lineno or inner.lineno) + 1))
+    return lines
+
+
+def import_graph() -> nx.DiGraph:
+    """module -> the package modules it imports (at any depth, except type-only imports)."""
+    mods = _modules()
+    graph = nx.DiGraph()
+    graph.add_nodes_from(mods)
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        tree = ast.parse(path.read_text())
+        skip = _type_checking_lines(tree)
+        for node in ast.walk(tree):
+            if getattr(node, "lineno", None) in skip:
+                continue
+            targets = []
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base
+                           for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            graph.add_edges_from((name, t) for t in targets if t in mods and t != name)
+    return graph
+
+
+def test_the_graph_is_read():
+    graph = import_graph()
+    assert graph.has_edge("cnnspec.loader", "cnnspec.parser")
+    assert graph.has_edge("cnnspec.builder", "cnnspec.shapes")
+    assert graph.number_of_nodes() > 50
+
+
+def test_no_import_cycles():
+    cycles = [sorted(c) for c in nx.strongly_connected_components(import_graph()) if len(c) > 1]
+    assert cycles == []
+
+
+def test_the_ir_imports_no_later_stage():
+    """ir.py is data: it may use errors (spans) and nothing after it in the pipeline."""
+    assert set(import_graph().successors("cnnspec.ir")) <= {"cnnspec.errors"}
+
+
+def test_a_copied_spec_has_the_shapes_of_its_own_layers():
+    """Spec.shaped was a cached property: ``model_copy(update=...)`` returned a spec that
+    still carried the original's shapes. Shapes are now computed from the spec given."""
+    import cnnspec
+
+    spec = cnnspec.loads("network T\ninput 8x8x1\nflatten\ndense 10\n")
+    assert cnnspec.infer_shapes(spec).params == 650
+    fewer = spec.model_copy(update={"layers": [spec.layers[0],
+                                               spec.layers[1].model_copy(
+                                                   update={"out_features": 2})]})
+    assert cnnspec.infer_shapes(fewer).params == 130
+    assert sum(p.numel() for p in cnnspec.build(fewer).parameters()) == 130
