@@ -86,3 +86,17 @@ def test_a_copied_spec_has_the_shapes_of_its_own_layers():
                                                    update={"out_features": 2})]})
     assert cnnspec.infer_shapes(fewer).params == 130
     assert sum(p.numel() for p in cnnspec.build(fewer).parameters()) == 130
+
+
+def test_the_architecture_page_names_every_module_and_only_real_ones():
+    """docs/architecture.md stays true: its table lists every module of the package, and
+    every path it names exists."""
+    import re
+
+    root = PACKAGE.parent
+    page = (root / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`((?:cnnspec|grammar)/[\w/]+\.(?:py|lark))`", page))
+    modules = {str(p.relative_to(root)) for p in PACKAGE.rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert modules - named == set()  # a module the page does not mention
+    assert {n for n in named if not (root / n).exists()} == set()  # a path that is not there
