@@ -10,43 +10,14 @@ Input (N, C, H, W) float32; output (N, F) for a network ending in a dense layer.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from . import ir
+from .layers.activations import ACTIVATIONS
+from .layers.calls import ModuleCall
 from .shapes import LayerInfo, ShapedSpec, infer
-
-
-@dataclass(frozen=True)
-class ModuleCall:
-    """One ``torch.nn`` layer as data: its class name and arguments. :func:`build` makes the
-    module from it and :mod:`cnnspec.emit` writes it as source, so both always agree."""
-
-    cls: str
-    args: tuple = ()
-    kwargs: dict = field(default_factory=dict)
-
-    def make(self) -> nn.Module:
-        return getattr(nn, self.cls)(*self.args, **self.kwargs)
-
-    def source(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"nn.{self.cls}({', '.join(parts)})"
-
-
-# Not in place: inside a residual body or a branch, an in-place activation would overwrite
-# the input that the shortcut or the other branches still need.
-ACTIVATIONS = {
-    "relu": ModuleCall("ReLU"),
-    "tanh": ModuleCall("Tanh"),
-    "sigmoid": ModuleCall("Sigmoid"),
-    "softmax": ModuleCall("Softmax", kwargs={"dim": 1}),
-    "leakyrelu": ModuleCall("LeakyReLU"),  # negative slope 0.01, PyTorch's default
-    "gelu": ModuleCall("GELU"),
-    "silu": ModuleCall("SiLU"),
-}
 
 
 def _conv(info: LayerInfo) -> ModuleCall:

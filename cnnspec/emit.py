@@ -12,6 +12,7 @@ import keyword
 import re
 
 from . import builder
+from .layers.activations import ACTIVATIONS
 from .shapes import ShapedSpec, fmt_shape
 
 INDENT = "    "
@@ -58,7 +59,7 @@ def _entries(infos, depth: int) -> list[str]:
             lines.append(f'{pad}("{info.name}", {builder.LEAVES[kind](info).source()}),{comment}')
         act = getattr(info.layer, "activation", None)
         if act:
-            lines.append(f'{pad}("{info.name}_{act}", {builder.ACTIVATIONS[act].source()}),')
+            lines.append(f'{pad}("{info.name}_{act}", {ACTIVATIONS[act].source()}),')
     return lines
 
 

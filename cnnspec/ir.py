@@ -13,8 +13,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from .errors import Span
+from .layers.activations import ACTIVATIONS
 
-ActivationName = Literal["relu", "tanh", "sigmoid", "softmax", "leakyrelu", "gelu", "silu"]
+ActivationName = Literal[tuple(ACTIVATIONS)]  # the words of cnnspec/layers/activations.py
 Padding = Literal["same", "valid"] | NonNegativeInt | None
 
 

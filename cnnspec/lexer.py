@@ -21,7 +21,6 @@ import json
 import re
 import sys
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from pygments.lexer import RegexLexer, words
@@ -56,7 +55,9 @@ def vocabulary() -> dict[str, tuple[str, ...]]:
         AssertionError: a word listed here as structure or layer is not in the grammar (the
             lists above went stale).
     """
-    text = resources.files("cnnspec.grammar").joinpath("cnnspec.lark").read_text("utf-8")
+    from .parser import grammar_text
+
+    text = grammar_text()
     literals = set(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', text))
     act_rule = re.search(r"^!act:(.*)$", text, flags=re.MULTILINE).group(1)
     activations = tuple(re.findall(r'"([a-z0-9_]+)"', act_rule))

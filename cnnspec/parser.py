@@ -55,8 +55,12 @@ class _CnnIndenter(Indenter):
 
 @functools.cache
 def grammar_text() -> str:
-    """The grammar shipped in the package (``grammar/cnnspec.lark`` in the source tree)."""
-    return resources.files("cnnspec.grammar").joinpath("cnnspec.lark").read_text("utf-8")
+    """The grammar shipped in the package (``grammar/cnnspec.lark`` in the source tree), with
+    the ``act`` rule made from :data:`cnnspec.layers.activations.ACTIVATIONS`."""
+    from .layers.activations import ACTIVATIONS
+
+    text = resources.files("cnnspec.grammar").joinpath("cnnspec.lark").read_text("utf-8")
+    return text + "!act: " + " | ".join(f'"{name}"' for name in ACTIVATIONS) + "\n"
 
 
 @functools.cache

@@ -116,7 +116,8 @@ def test_fmt_refuses_a_broken_spec(tmp_path):
     assert spec.read_text() == "input 32x32x1\nconv 3x3x8 rellu\n"
 
 
-EMIT = ["lenet5", "alexnet2012", "vgg16_bn", "resnet18", "googlenet", "densenet121"]
+EMIT = ["lenet5", "alexnet2012", "vgg16_bn", "resnet18", "googlenet", "densenet121",
+        "mobilenet_v2"]
 
 
 @pytest.mark.parametrize("name", EMIT)

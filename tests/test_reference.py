@@ -26,6 +26,7 @@ REFERENCE = [
     ("googlenet", lambda: models.googlenet(weights=None, aux_logits=False, init_weights=True),
      6_624_904),
     ("densenet121", lambda: models.densenet121(weights=None), 7_978_856),
+    ("mobilenet_v2", lambda: models.mobilenet_v2(weights=None), 3_504_872),
 ]
 
 
@@ -54,6 +55,20 @@ def test_matches_torchvision(name, make, params):
         got, expected = model(x), ref(x)
     assert got.shape == (1, 1000)
     assert (got - expected).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize(("name", "make", "params"), REFERENCE, ids=[r[0] for r in REFERENCE])
+def test_macs_equal_torchs_flop_counter(name, make, params):
+    """MACs per 224x224 image equal torch.utils.flop_counter.FlopCounterMode's count on the
+    torchvision model, halved (it counts FLOPs = 2 x MACs of convolutions and matrix
+    products; batch norms, pooling and activations are not counted on either side)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ref = make().eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        ref(torch.rand(1, 3, 224, 224))
+    assert cnnspec.infer_shapes(cnnspec.load(SPECS / f"{name}.cnn")).macs == \
+        counter.get_total_flops() // 2
 
 
 def test_alexnet2012_single_tower():

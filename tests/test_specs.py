@@ -27,6 +27,7 @@ REFERENCE = {
     "resnet50": 25_557_032,
     "googlenet": 6_624_904,
     "densenet121": 7_978_856,
+    "mobilenet_v2": 3_504_872,
 }
 
 
