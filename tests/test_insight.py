@@ -378,7 +378,8 @@ def test_damaged_run_files_and_odd_class_names(run, tmp_path, capsys):
     info = json.loads((copy / "run.json").read_text())
     (copy / "run.json").write_text(json.dumps({**info, "data": 42}))
     code, _, err = cli(capsys, "probe", copy)
-    assert code == 1 and "run.json is damaged" in err
+    assert code == 1 and "run.json: damaged (data is '42', not a folder name)" in err
+    (copy / "run.json").write_text(json.dumps(info))
     classes = json.loads((copy / "classes.json").read_text())
     classes[7] = "../../evil"
     (copy / "classes.json").write_text(json.dumps(classes))

@@ -133,10 +133,7 @@ def probe(run: str | Path, data: str | Path | None = None, out: str | Path | Non
     if not stages:
         raise CnnSpecError(f"{spec.name} has no conv layer with a feature map to probe")
     if data is None:
-        data = loaded.folder.info().get("data")
-        if data is not None and not isinstance(data, str):
-            raise CnnSpecError(f"{loaded.folder.path / 'run.json'} is damaged: its data is "
-                               f"{data!r}, not a folder name; give --data DIR")
+        data = loaded.folder.info().get("data")  # a damaged entry is named there
     from ..data.folder import conversion
 
     images = load_data(data, spec.input)

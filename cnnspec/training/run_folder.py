@@ -43,10 +43,11 @@ if TYPE_CHECKING:  # torch is imported where a method needs it: predict on ONNX 
 
 START_FILES = ("spec.cnn", "spec.json", "classes.json", "run.json")
 # run.json entries that are read back, and the types they must have
-_INFO_TYPES: dict[str, tuple[type, ...]] = {
-    "data": (str, type(None)), "device": (str, type(None)), "normalize": (dict,),
-    "overrides": (dict,), "onnx_softmax": (bool,), "transfer": (dict, type(None)),
-    "world_size": (int,), "global_batch": (int,)}
+_INFO_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "data": ((str, type(None)), "a folder name"), "device": ((str, type(None)), "a device"),
+    "normalize": ((dict,), "a mean and std"), "overrides": ((dict,), "a table of settings"),
+    "onnx_softmax": ((bool,), "true or false"), "transfer": ((dict, type(None)), "a table"),
+    "world_size": ((int,), "a whole number"), "global_batch": ((int,), "a whole number")}
 LOCK = "run.lock"
 WEIGHTS = ("weights", "best", "last")
 """The weights a finished run offers: after the last epoch, of the best epoch, of the latest."""
@@ -283,10 +284,10 @@ class RunFolder:
             CnnSpecError: damaged (an entry of the wrong type, not JSON, not a dict).
         """
         info = self._json("run.json")
-        for key, types in _INFO_TYPES.items():
+        for key, (types, what) in _INFO_TYPES.items():
             if key in info and not isinstance(info[key], types):
-                raise self._damaged(self.path / "run.json", f"{key} is a "
-                                    f"{type(info[key]).__name__}")
+                raise self._damaged(self.path / "run.json",
+                                    f"{key} is {str(info[key])[:40]!r}, not {what}")
         return info
 
     def classes(self) -> list[str]:
