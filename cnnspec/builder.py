@@ -39,6 +39,8 @@ def _pool(info: LayerInfo) -> ModuleCall:
         kw["padding"] = layer.padding
     if layer.ceil_mode:
         kw["ceil_mode"] = True
+    if not layer.count_include_pad:
+        kw["count_include_pad"] = False
     return ModuleCall("MaxPool2d" if layer.kind == "maxpool" else "AvgPool2d", (), kw)
 
 

@@ -61,6 +61,9 @@ class Pool(Node):
     padding: NonNegativeInt = 0
     ceil_mode: bool = False
     """Round the output size up (``ceil``), as GoogLeNet's pools do."""
+    count_include_pad: bool = True
+    """avgpool only: divide by the whole window, padded zeros included (PyTorch's default);
+    ``count_include_pad off`` divides by the pixels of the input the window covers."""
 
 
 class AdaptiveAvgPool(Node):

@@ -277,6 +277,9 @@ class ToRaw(Transformer):
     def ceil(self, items):
         return self._opt("ceil_mode", items[0], True)
 
+    def count_pad(self, items):
+        return self._opt("count_include_pad", items[0], str(items[0]) == "on")
+
     @v_args(meta=True)
     def lrn(self, meta, items):
         return self._raw("lrn", meta, [self._opt("size", items[0], self._int(items[0]))], items[1:])

@@ -210,6 +210,10 @@ class Validator:
                 return self.error_at(raw, raw.spans["padding"], f"{what}: the padding must be a number of "
                                   f"pixels, got pad {f['padding']}",
                                   "'same' and 'valid' are for convolutions; write pad 0 or pad 1")
+            if what == "maxpool" and "count_include_pad" in f:
+                return self.error_at(raw, raw.spans["count_include_pad"], "maxpool: "
+                                     "count_include_pad is an avgpool setting (a maximum "
+                                     "ignores the padding)", "remove it, or use avgpool")
             pair = dims * 2 if len(dims) == 1 else dims
             f["output_size" if what == "adaptiveavgpool" else "kernel_size"] = pair
             if what != "adaptiveavgpool":

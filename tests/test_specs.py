@@ -137,3 +137,26 @@ def test_option_and_section_words_name_block_parameters_and_repeat_counts():
 def test_python_keywords_cannot_name_layers_or_parameters(text, message):
     with pytest.raises(cnnspec.SpecError, match=message):
         cnnspec.loads(text)
+
+
+def test_avgpool_count_include_pad_off_averages_only_the_input():
+    """``count_include_pad off`` (PyTorch's count_include_pad=False): a padded 3x3 window at
+    a corner of an all-ones map averages the 4 input pixels it covers (1.0), where the
+    default divides by all 9 (4/9); a maxpool refuses the setting at its place."""
+    import torch
+
+    spec = cnnspec.loads("network P\ninput 4x4x1\navgpool 3 stride 1 pad 1 count_include_pad off\n"
+                         "avgpool 3 stride 1 pad 1 as AVG\n")
+    model = cnnspec.build(spec).eval()
+    assert model.M1.count_include_pad is False and model.AVG.count_include_pad is True
+    ones = torch.ones(1, 1, 4, 4)
+    assert model.M1(ones)[0, 0, 0, 0].item() == 1.0
+    assert abs(model.AVG(ones)[0, 0, 0, 0].item() - 4 / 9) < 1e-7
+    from cnnspec.emit import emit
+
+    assert "nn.AvgPool2d(kernel_size=(3, 3), stride=1, padding=1, count_include_pad=False)" in \
+        emit(cnnspec.infer_shapes(spec))
+    with pytest.raises(cnnspec.SpecError) as info:
+        cnnspec.loads("network P\ninput 4x4x1\nmaxpool 3 pad 1 count_include_pad off\n", "p.cnn")
+    assert str(info.value.diagnostics[0].span).startswith("p.cnn:3:")
+    assert "count_include_pad is an avgpool setting" in info.value.diagnostics[0].message

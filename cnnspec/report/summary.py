@@ -122,7 +122,9 @@ def describe(info: LayerInfo) -> tuple[str, str]:
         kh, kw = layer.kernel_size
         stride = layer.stride or (kh if kh == kw else f"{kh}x{kw}")
         return layer.kind, (f"{kh}x{kw}, stride {stride}" + (f", pad {layer.padding}" if layer.padding
-                                                            else "") + (", ceil" if layer.ceil_mode else ""))
+                                                            else "") + (", ceil" if layer.ceil_mode else "")
+                                                            + ("" if layer.count_include_pad
+                                                               else ", count_include_pad off"))
     if layer.kind == "concat":
         return "concat", f"{len(layer.branches)} branches, on channels"
     if layer.kind == "residual":
