@@ -1,7 +1,7 @@
 """Kill a training run with SIGKILL *inside* its file writes, resume it each time, and check
 that it ends exactly where an uninterrupted run ends (issue 13: crash-consistent run folders).
 
-    python scripts/kill_in_writes.py --kills 20           # the full check (a few minutes)
+    python scripts/kill_in_writes.py --kills 20 --epochs 40   # the full check (~10 min)
     python scripts/kill_in_writes.py --kills 4 --json     # what the test suite runs
 
 ``scripts/kill_resume.py`` kills at random times, and its kills almost never land inside a

@@ -131,7 +131,7 @@ def test_killed_inside_its_file_writes_and_resumed_it_ends_as_an_uninterrupted_r
     """scripts/kill_in_writes.py at CI size: SIGKILL from inside a write (a half-written
     temporary file, a complete one not yet renamed, a renamed one whose folder entry is not
     flushed), in turn, resumed each time; the end equals an uninterrupted run exactly. The
-    full check is ``python scripts/kill_in_writes.py --kills 20``."""
+    full check is ``python scripts/kill_in_writes.py --kills 20 --epochs 40``."""
     r = subprocess.run([sys.executable, str(SPECS.parent / "scripts" / "kill_in_writes.py"),
                         "--kills", "3", "--epochs", "4", "--seed", "1", "--json"],
                        check=False, capture_output=True, text=True, timeout=900)
