@@ -429,6 +429,12 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
     for flag, value in (("--out", out_dir), ("--onnx", onnx_path), ("--data", data)):
         if value is not None and not value.strip():  # "" would mean the current folder
             raise click.UsageError(f"{flag}: empty; give a {'file' if flag == '--onnx' else 'folder'}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if epochs is not None:
+        given["epochs"] = epochs
+    if given and not do_train:
+        raise click.UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} "
+                               f"only appl{'ies' if len(given) == 1 else 'y'} with --train")
     s = load(spec)
     if do_train and s.transfer is not None and s.transfer.classes == "data":
         from .data.folder import class_names
@@ -459,12 +465,6 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
             model) else model
         out.print(str(export_onnx(exported, s, onnx_path, meta=metadata(
             s, "probabilities" if probabilities else "logits"))))
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if epochs is not None:
-        given["epochs"] = epochs
-    if given and not do_train:
-        raise click.UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} "
-                               f"only appl{'ies' if len(given) == 1 else 'y'} with --train")
     if do_train:
         from .report.preview import schedule_preview
         from .training import train

@@ -193,8 +193,11 @@ def parse(text: str, file: str = "<string>") -> Tree:
             if any(d.span == diag.span for d in found):
                 raise SpecError(found)  # blanking did not move the parser on
             found.append(diag)
-        if fatal or len(found) >= MAX_SYNTAX_ERRORS or budget < len(text) or not (
-                1 <= line <= len(lines) and lines[line - 1].strip()):
+        if len(found) >= MAX_SYNTAX_ERRORS or (budget < len(text) and not fatal):
+            found[-1].notes.append(f"stopped looking after {len(found)} syntax error(s); fix "
+                                   "these and check again")
+            raise SpecError(found)
+        if fatal or not (1 <= line <= len(lines) and lines[line - 1].strip()):
             raise SpecError(found)
         blanked |= _blank(lines, line - 1)
 

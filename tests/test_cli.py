@@ -119,6 +119,7 @@ def test_compile_bad_override_is_a_clear_error(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
     r = run("compile", str(SPECS / "lenet5.cnn"), "--lr", "0.1")
     assert r.returncode == 2 and "--lr only applies with --train" in r.stderr
+    assert "built" not in r.stdout and "Total params" not in r.stdout  # refused before any work
 
 
 def test_check_refuses_devices_fifos_and_huge_files(tmp_path):

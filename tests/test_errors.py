@@ -432,6 +432,8 @@ def test_syntax_errors_are_capped_and_the_search_is_linear():
         cnnspec.loads(head + "conve 3x3x8\n" * 30 + "flatten\ndense 10\n")
     lines = [d.span.line for d in info.value.diagnostics]
     assert lines == list(range(3, 3 + MAX_SYNTAX_ERRORS))
+    assert info.value.diagnostics[-1].notes == [  # the cut-off is said, not silent
+        f"stopped looking after {MAX_SYNTAX_ERRORS} syntax error(s); fix these and check again"]
     big = head + ("conve 3x3x8" + " " * 200 + "\n") * 1500
     with pytest.raises(SpecError) as info:
         cnnspec.loads(big)
