@@ -23,18 +23,15 @@ file left, no lock left.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import random
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kill_resume import SPEC, _cnnspec, _finished, _state
+from kill_resume import SPEC, _cnnspec, _finished, _state, cli
 
 PHASES = ("mid-write", "before-rename", "after-rename")
 
@@ -122,23 +119,7 @@ def kill_in_writes(work: Path, kills: int, epochs: int, seed: int) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--kills", type=int, default=20)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = kill_in_writes(Path(tmp), args.kills, args.epochs, args.seed)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for entry in result["log"]:
-            print(entry)
-        print({k: v for k, v in result.items() if k != "log"})
-    ok = result["same_metrics"] and result["same_weights"] and not result["lock_left"] \
-        and not result["leftover_temporaries"]
-    sys.exit(0 if ok else 1)
+    cli(kill_in_writes, __doc__)
 
 
 if __name__ == "__main__":

@@ -114,23 +114,31 @@ def kill_and_resume(work: Path, kills: int, epochs: int, seed: int) -> dict:
             "uninterrupted_s": round(whole_seconds, 1), "log": log}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def cli(experiment, doc: str) -> None:
+    """The command line of both kill scripts: ``--kills``, ``--epochs``, ``--seed``,
+    ``--json``; ``experiment(work, kills, epochs, seed)`` returns the result. Exits 1 unless
+    the killed run ended as the uninterrupted one with no temporary file or lock left."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--kills", type=int, default=20)
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        result = kill_and_resume(Path(tmp), args.kills, args.epochs, args.seed)
+        result = experiment(Path(tmp), args.kills, args.epochs, args.seed)
     if args.json:
         print(json.dumps(result))
-        return
-    for entry in result["log"]:
-        print(entry)
-    print({k: v for k, v in result.items() if k != "log"})
-    ok = result["same_metrics"] and result["same_weights"] and not result["lock_left"]
+    else:
+        for entry in result["log"]:
+            print(entry)
+        print({k: v for k, v in result.items() if k != "log"})
+    ok = result["same_metrics"] and result["same_weights"] and not result["lock_left"] \
+        and not result["leftover_temporaries"]
     sys.exit(0 if ok else 1)
+
+
+def main() -> None:
+    cli(kill_and_resume, __doc__)
 
 
 if __name__ == "__main__":
