@@ -366,6 +366,7 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
         line, col = exc.line, exc.column
         word = _word_at(src.line(line) or "", col)
     span = Span(src.file, line, col, col + len(word))
+    expected = _without_second_activation(expected, (src.line(line) or "")[: col - 1])
     keyword = word in _keywords({t.name for t in _parser().terminals})
     starts_line = (src.line(line) or "")[: col - 1].strip() == ""
     if keyword and starts_line and word in _MISPLACED:  # `branch:` outside a concat
@@ -385,6 +386,26 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
     if not word.isprintable():  # a control character: show it as \x0c, not as itself
         word = word.encode("unicode_escape").decode("ascii")
     return src.diag(span, f"{noun} '{word}'", hint)
+
+
+def _without_second_activation(expected: set[str], before: str) -> set[str]:
+    """``expected`` less the activation words when the line already has one before the
+    error (``conv 3x3x8 relu6 stide 2``: the hint should not offer a second activation)."""
+    from .layers.activations import ACTIVATIONS
+
+    if not set(re.findall(r"[A-Za-z_]\w*", before.split("#")[0])) & set(ACTIVATIONS):
+        return expected
+    parser = _parser()
+    keep = set()
+    for name in expected:
+        try:
+            pattern = parser.get_terminal(name).pattern
+        except KeyError:
+            keep.add(name)
+            continue
+        if not (pattern.type == "str" and pattern.value in ACTIVATIONS):
+            keep.add(name)
+    return keep
 
 
 def _unexpected_end(exc, line, expected, src):

@@ -438,3 +438,14 @@ def test_syntax_errors_are_capped_and_the_search_is_linear():
     with pytest.raises(SpecError) as info:
         cnnspec.loads(big)
     assert len(info.value.diagnostics) == _RECOVERY_BUDGET // len(big) == 3
+
+
+def test_the_hint_offers_no_second_activation():
+    """After ``relu6`` the expected words are the conv's other options, not activations
+    (found by a newcomer: the list offered 'gelu', 'relu' ... after one)."""
+    with pytest.raises(SpecError) as info:
+        cnnspec.loads("network T\ninput 8x8x1\nconv 3x3x8 relu6 stide 2\nconv 3x3x8 stide 2\n")
+    after, plain = (d.hint for d in info.value.diagnostics)
+    assert after == ("did you mean 'stride'? (expected 'as', 'bias', 'dilation', 'groups', "
+                     "'pad', 'same', 'stride', 'valid', end of line)")
+    assert "'relu'" in plain and "'gelu'" in plain
