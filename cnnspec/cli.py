@@ -450,9 +450,9 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
     from .builder import build
 
     model = build(s)  # compile means build: the module exists and has the reported parameters
-    built = sum(p.numel() for p in model.parameters())
-    if built != infer(s).params:
-        raise RuntimeError(f"built {built:,} parameters but the summary says {infer(s).params:,}")
+    built, reported = sum(p.numel() for p in model.parameters()), infer(s).params
+    if built != reported:
+        raise RuntimeError(f"built {built:,} parameters but the summary says {reported:,}")
     out.print(f"built {type(model).__module__}.{type(model).__name__} {s.name}: {built:,} parameters")
     if onnx_path:
         from torch import nn

@@ -143,12 +143,12 @@ def metadata(spec: ir.Spec, output: str = "logits", classes: list[str] | None = 
     from ._version import __version__
 
     c, h, w = spec.input.chw()
+    out_shape = infer(spec).output_shape
     meta = {"cnnspec_version": __version__, "network": spec.name,
             "spec_sha256": hashlib.sha256(spec.source.encode("utf-8")).hexdigest(),
             "input": f"float32 (N, {c}, {h}, {w}) pixels in [0, 1]",
             "input_size": f"{h}x{w}x{c}",
-            "output": (f"{output} (N, {infer(spec).output_shape[0]})"
-                       if len(infer(spec).output_shape) == 1 else output)}
+            "output": f"{output} (N, {out_shape[0]})" if len(out_shape) == 1 else output}
     if classes is not None:
         meta["classes"] = json.dumps(list(classes))
     if normalize is not None:

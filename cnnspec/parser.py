@@ -395,17 +395,7 @@ def _without_second_activation(expected: set[str], before: str) -> set[str]:
 
     if not set(re.findall(r"[A-Za-z_]\w*", before.split("#")[0])) & set(ACTIVATIONS):
         return expected
-    parser = _parser()
-    keep = set()
-    for name in expected:
-        try:
-            pattern = parser.get_terminal(name).pattern
-        except KeyError:
-            keep.add(name)
-            continue
-        if not (pattern.type == "str" and pattern.value in ACTIVATIONS):
-            keep.add(name)
-    return keep
+    return {name for name in expected if not set(_keywords({name})) & set(ACTIVATIONS)}
 
 
 def _unexpected_end(exc, line, expected, src):

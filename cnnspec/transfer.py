@@ -167,7 +167,8 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
     t = spec.transfer
     if t is None:
         return []
-    names = [info.name for _, _, info in infer(spec).walk()]
+    walked = list(infer(spec).walk())  # (depth, module path, info) of every layer
+    names = [info.name for _, _, info in walked]
     out = []
 
     def check(node, name):
@@ -181,7 +182,7 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
         for name in [t.freeze.layer] if t.freeze.mode == "up_to" else t.freeze.keep:
             check(t.freeze, name)
         if t.freeze.mode == "last_conv":
-            n = sum(1 for _, _, info in infer(spec).walk() if info.layer.kind == "conv")
+            n = sum(1 for _, _, info in walked if info.layer.kind == "conv")
             if t.freeze.convs > n:
                 out.append((t.freeze.span, (f"transfer: train last {t.freeze.convs} conv, but the "
                              f"network has {n} conv layers"), f"at most train last {n} conv"))
@@ -213,7 +214,7 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
         update={"unfreeze": []})}))
     for u in t.unfreeze:
         for name in u.layers:
-            paths = [p for _, p, info in infer(spec).walk() if info.name == name]
+            paths = [p for _, p, info in walked if info.name == name]
             inside = [e for p, e in rule_only.starts.items()
                       if any(within(p, q) for q in paths)]
             if not inside or all(e == 0 for e in inside):

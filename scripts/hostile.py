@@ -179,42 +179,19 @@ SECTION_WORDS = ["augment", "batch", "bn", "checkpoint", "classes", "clip_grad_n
                  "workers"]
 
 
-def _fuzz(strategy, outcome, n: int, t: float) -> list[str | None]:
-    """What ``outcome`` made of ``n`` inputs drawn from ``strategy``: None, or the failure."""
-    from hypothesis import HealthCheck, given, settings
-
-    results: list[str | None] = []
-
-    @settings(max_examples=n, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def one(text):
-        signal.setitimer(signal.ITIMER_REAL, t)
-        try:
-            outcome(text)
-            results.append(None)
-        except Hang:
-            results.append("hang")
-        except Exception as exc:  # noqa: BLE001 - a bug, counted
-            results.append(f"{type(exc).__name__}: {str(exc)[:80]}")
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-
-    one()
-    return results
-
-
 def group_specs(work: Path, t: float, fuzz: int):
     sys.path.insert(0, str(ROOT / "tests"))
-    from fuzzing import SHIPPED, grammar_specs, mutated, outcome, word_streams
+    from fuzzing import SHIPPED, grammar_specs, mutated, outcomes, word_streams
 
     here = os.getcwd()
     os.chdir(work)
     try:
         for name, strategy in (("mutated", mutated), ("words", word_streams),
                                ("grammar", grammar_specs)):
-            for i, r in enumerate(_fuzz(strategy(), outcome, fuzz, t)):
-                yield f"fuzz {name} #{i}", (lambda r=r: r)
+            runs = outcomes(strategy(), fuzz, t, derandomize=True)
+            for i, (_, what) in enumerate(runs):
+                failure = None if what in ("loaded", "spec error") else what
+                yield f"fuzz {name} #{i}", (lambda r=failure: r)
     finally:
         os.chdir(here)
 

@@ -8,11 +8,14 @@ scripts/fuzz.py (the long run, with counts).
   reaches the later stages (expansion, checks, shapes, fmt) with odd values.
 
 ``outcome(text)`` loads the text and returns ``"loaded"`` or ``"spec error"``; anything
-else it raises: a bug.
+else it raises: a bug. ``outcomes(strategy, n, timeout)`` runs many inputs without stopping
+at the first failure (for the long runs in scripts/).
 """
 
 from __future__ import annotations
 
+import signal
+import traceback
 from pathlib import Path
 
 from hypothesis import strategies as st
@@ -45,6 +48,44 @@ def outcome(text: str) -> str:
     assert cnnspec.infer_shapes(cnnspec.loads(format_text(text, "fuzz.cnn"), "fuzz.cnn")).params == \
         cnnspec.infer_shapes(spec).params  # a valid spec stays valid, and the same, after fmt
     return "loaded"
+
+
+class Hang(Exception):
+    """An input took longer than its time limit."""
+
+
+def _alarm(signum, frame):
+    raise Hang
+
+
+def outcomes(strategy, n: int, timeout: float, derandomize: bool = False) -> list[tuple[str, str]]:
+    """(text, what became of it) for ``n`` inputs drawn from ``strategy``: what
+    :func:`outcome` returned ("loaded", "spec error"), "hang" (over ``timeout`` seconds, by
+    SIGALRM: call it from the main thread), or "bug: " and the end of the traceback."""
+    from hypothesis import HealthCheck, given, settings
+
+    results: list[tuple[str, str]] = []
+
+    @settings(max_examples=n, deadline=None, database=None, derandomize=derandomize,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def one(text):
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            results.append((text, outcome(text)))
+        except Hang:
+            results.append((text, "hang"))
+        except Exception:  # noqa: BLE001 - a bug, recorded with its traceback
+            results.append((text, "bug: " + traceback.format_exc(limit=-3)))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        one()
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return results
 
 
 @st.composite

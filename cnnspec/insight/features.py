@@ -184,7 +184,8 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
 
     loaded = load_run(run, weights, device)
     spec = loaded.model.spec
-    tops, convs = cut_points(infer(spec)), conv_stages(infer(spec))
+    shaped = infer(spec)
+    tops, convs = cut_points(shaped), conv_stages(shaped)
     stages = tops + [s for s in convs if s.path not in {t.path for t in tops}]
     if layer is not None:
         stage = pick(stages, [layer], spec.name, kinds_of(spec))[0]
@@ -205,7 +206,7 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
         logits[0, c].backward()
     a, g = cap.outputs[stage.path][0].detach(), cap.gradients[stage.path][0]
     cam = torch.relu((g.mean((1, 2))[:, None, None] * a).sum(0))
-    cam = upsample(cam.float(), tuple(x.shape[-2:]), centres(infer(spec), stage))
+    cam = upsample(cam.float(), tuple(x.shape[-2:]), centres(shaped, stage))
     cam = (cam / cam.max() if cam.max() > 0 else cam).cpu().numpy()
     name = loaded.classes[c]
     file = Path(out) if out is not None else picture_path(loaded.folder.insight(

@@ -74,7 +74,8 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     t = spec.transfer
     if t is not None and t.classes == "data":
         spec = with_classes(spec, len(images.classes))
-    n_out = infer(spec).output_shape
+    shaped = infer(spec)
+    n_out = shaped.output_shape
     if len(n_out) != 1 or n_out[0] < len(images.classes):
         shown = n_out[0] if len(n_out) == 1 else "x".join(map(str, n_out))
         raise DataError(f"{spec.name} ends in {shown} outputs but the data has "
@@ -90,10 +91,10 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
         mean, std, norm_source = norm["mean"], norm["std"], norm.get("source", "")
     else:
         mean, std, norm_source = normalization(cfg, spec, images, train_idx)
-    threads, why = choose_threads(cfg.threads, infer(spec).macs, workers,
+    threads, why = choose_threads(cfg.threads, shaped.macs, workers,
                                   group.local_world_size)
     torch.set_num_threads(threads)
-    model = build(infer(spec), seed=cfg.seed)
+    model = build(shaped, seed=cfg.seed)
     plan, info = None, None
     if t is not None:
         plan = freeze_plan(spec)
