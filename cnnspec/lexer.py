@@ -55,12 +55,11 @@ def vocabulary() -> dict[str, tuple[str, ...]]:
         AssertionError: a word listed here as structure or layer is not in the grammar (the
             lists above went stale).
     """
+    from .layers.activations import ACTIVATIONS
     from .parser import grammar_text
 
-    text = grammar_text()
-    literals = set(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', text))
-    act_rule = re.search(r"^!act:(.*)$", text, flags=re.MULTILINE).group(1)
-    activations = tuple(re.findall(r'"([a-z0-9_]+)"', act_rule))
+    literals = set(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', grammar_text()))
+    activations = tuple(ACTIVATIONS)
     stale = (set(STRUCTURE) | set(LAYERS)) - literals
     assert not stale, f"not words of the grammar any more: {sorted(stale)}"
     settings = literals - set(STRUCTURE) - set(LAYERS) - set(activations)

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModuleCall:
-    """One ``torch.nn`` layer as data: its class name and arguments. :func:`build` makes the
-    module from it and :mod:`cnnspec.emit` writes it as source, so both always agree."""
+    """One ``torch.nn`` layer as data: its class name and arguments. :func:`cnnspec.builder.build` makes
+    the module from it and :mod:`cnnspec.emit` writes it as source, so both always agree."""
 
     cls: str
     args: tuple = ()
