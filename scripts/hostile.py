@@ -28,7 +28,6 @@ import contextlib
 import io
 import json
 import os
-import random
 import resource
 import shutil
 import signal
@@ -610,5 +609,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    random.seed(0)
     sys.exit(main())
