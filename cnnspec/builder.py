@@ -1,4 +1,5 @@
-"""ShapedSpec -> ``torch.nn.Module``: one builder per layer kind, trusting the IR's shapes.
+"""ShapedSpec -> ``torch.nn.Module``: each layer's module as its kind declares it, trusting the
+IR's shapes.
 
 The module is an ``nn.Sequential`` whose children are named like the spec's layers
 (``C1``, ``M1``, ``F1`` or the ``as`` label), so ``state_dict`` keys read ``C1.weight``.
@@ -15,65 +16,16 @@ import torch
 from torch import nn
 
 from . import ir
+from .layers import BY_KIND
 from .layers.activations import ACTIVATIONS
 from .layers.calls import ModuleCall
 from .shapes import LayerInfo, ShapedSpec, infer
 
 
-def _conv(info: LayerInfo) -> ModuleCall:
-    layer = info.layer
-    kw = {"kernel_size": layer.kernel_size, "stride": layer.stride, "padding": info.padding}
-    if not layer.bias:
-        kw["bias"] = False
-    if layer.groups > 1:
-        kw["groups"] = layer.groups
-    if layer.dilation > 1:
-        kw["dilation"] = layer.dilation
-    return ModuleCall("Conv2d", (info.in_shape[0], layer.out_channels), kw)
-
-
-def _pool(info: LayerInfo) -> ModuleCall:
-    layer = info.layer
-    kw = {"kernel_size": layer.kernel_size, "stride": layer.stride or layer.kernel_size}
-    if layer.padding:
-        kw["padding"] = layer.padding
-    if layer.ceil_mode:
-        kw["ceil_mode"] = True
-    if not layer.count_include_pad:
-        kw["count_include_pad"] = False
-    return ModuleCall("MaxPool2d" if layer.kind == "maxpool" else "AvgPool2d", (), kw)
-
-
-def _batchnorm(info: LayerInfo) -> ModuleCall:
-    cls = "BatchNorm2d" if len(info.in_shape) == 3 else "BatchNorm1d"
-    kw = {"eps": info.layer.eps} if info.layer.eps != 1e-5 else {}
-    return ModuleCall(cls, (info.in_shape[0],), kw)
-
-
-def _lrn(info: LayerInfo) -> ModuleCall:
-    layer = info.layer
-    return ModuleCall("LocalResponseNorm", (layer.size,),
-                      {"alpha": layer.alpha, "beta": layer.beta, "k": layer.k})
-
-
-def _dense(info: LayerInfo) -> ModuleCall:
-    kw = {} if info.layer.bias else {"bias": False}
-    return ModuleCall("Linear", (info.in_shape[0], info.layer.out_features), kw)
-
-
-LEAVES = {
-    "conv": _conv,
-    "maxpool": _pool,
-    "avgpool": _pool,
-    "adaptiveavgpool": lambda info: ModuleCall("AdaptiveAvgPool2d", (info.layer.output_size,)),
-    "globalavgpool": lambda info: ModuleCall("AdaptiveAvgPool2d", (1,)),
-    "batchnorm": _batchnorm,
-    "lrn": _lrn,
-    "dropout": lambda info: ModuleCall("Dropout", (info.layer.p,)),
-    "flatten": lambda info: ModuleCall("Flatten"),
-    "dense": _dense,
-    "activation": lambda info: ACTIVATIONS[info.layer.function],
-}
+def leaf(info: LayerInfo) -> ModuleCall:
+    """The module of a layer that is not a concat or a residual, from its kind's declaration
+    (``cnnspec/layers/<kind>.py``)."""
+    return BY_KIND[info.layer.kind].module(info)
 
 
 def sequence(infos) -> OrderedDict[str, nn.Module]:
@@ -89,7 +41,7 @@ def sequence(infos) -> OrderedDict[str, nn.Module]:
                         else None)
             children[info.name] = Residual(sequence(info.children[0]), shortcut)
         else:
-            children[info.name] = LEAVES[kind](info).make()
+            children[info.name] = leaf(info).make()
         act = getattr(info.layer, "activation", None)
         if act:
             children[f"{info.name}_{act}"] = ACTIVATIONS[act].make()

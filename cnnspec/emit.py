@@ -19,7 +19,8 @@ INDENT = "    "
 
 
 # Names the emitted file defines or imports; the network's class must not shadow them.
-_TAKEN = {"Concat", "Residual", "torch", "nn", "OrderedDict", "model"}
+_TAKEN = {"Concat", "Residual", "torch", "nn", "OrderedDict", "model", "F", "LayerNorm2d",
+          "LayerScale", "PointwiseLinear", "SqueezeExcitation", "StochasticDepth"}
 
 
 def _identifier(name: str) -> str:
@@ -56,11 +57,25 @@ def _entries(infos, depth: int) -> list[str]:
             else:
                 lines.append(f"{pad}]), shortcut=None)),")
         else:
-            lines.append(f'{pad}("{info.name}", {builder.LEAVES[kind](info).source()}),{comment}')
+            lines.append(f'{pad}("{info.name}", {builder.leaf(info).source()}),{comment}')
         act = getattr(info.layer, "activation", None)
         if act:
             lines.append(f'{pad}("{info.name}_{act}", {ACTIVATIONS[act].source()}),')
     return lines
+
+
+def _preambles(infos) -> list[str]:
+    """Import lines and class definitions the layers' modules need, each once, in order."""
+    seen: dict[str, None] = {}
+    for info in infos:
+        if info.layer.kind not in ("concat", "residual"):
+            text = builder.leaf(info).preamble()
+            if text:
+                seen.setdefault(text)
+        for group in info.children:
+            for text in _preambles(group):
+                seen.setdefault(text)
+    return list(seen)
 
 
 def _uses(infos, kind: str) -> bool:
@@ -86,9 +101,16 @@ def emit(shaped: ShapedSpec) -> str:
         "from torch import nn",
         "",
     ]
+    needs = _preambles(shaped.layers)
+    imports = [t for t in needs if t.startswith("from ")]
+    if imports:
+        out += imports
     for helper, kind in ((builder.Concat, "concat"), (builder.Residual, "residual")):
         if _uses(shaped.layers, kind):
             out += ["", inspect.getsource(helper).rstrip(), ""]
+    for text in needs:
+        if not text.startswith("from "):
+            out += ["", text, ""]
     out += [
         "",
         f"class {cls}(nn.Sequential):",

@@ -22,24 +22,12 @@ from collections import Counter
 from pathlib import Path
 
 from .errors import Diagnostic, SourceText, Span, did_you_mean
+from .layers import KINDS
 from .parser import MAX_NESTING
 from .transform import Opt, Param, Raw
 
-PREFIX = {
-    "conv": "C",
-    "maxpool": "M",
-    "avgpool": "M",
-    "adaptiveavgpool": "M",
-    "globalavgpool": "M",
-    "dense": "F",
-    "batchnorm": "BN",
-    "lrn": "N",
-    "dropout": "D",
-    "flatten": "FL",
-    "activation": "A",
-    "concat": "CAT",
-    "residual": "R",
-}
+PREFIX = {**{word: k.prefix for k in KINDS for word in k.words}, "concat": "CAT", "residual": "R"}
+"""Automatic names by layer kind: C1, C2, ... (each kind's prefix, cnnspec/layers/<kind>.py)."""
 
 # Names a label cannot take: attributes of torch.nn.Module / nn.Sequential and of cnnspec's
 # own modules (a child module under such a name would shadow or be refused by PyTorch).

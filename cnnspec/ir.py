@@ -8,126 +8,26 @@ PyTorch's (N, C, H, W).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from .errors import Span
-from .layers.activations import ACTIVATIONS
+from .layers import KINDS
+from .layers.activation import Activation  # noqa: F401
+from .layers.adaptiveavgpool import AdaptiveAvgPool  # noqa: F401
+from .layers.base import ActivationName, IRModel, Node  # noqa: F401
+from .layers.batchnorm import BatchNorm  # noqa: F401
+from .layers.conv import Conv  # noqa: F401
+from .layers.dense import Dense  # noqa: F401
+from .layers.dropout import Dropout  # noqa: F401
+from .layers.flatten import Flatten  # noqa: F401
+from .layers.globalavgpool import GlobalAvgPool  # noqa: F401
+from .layers.lrn import LRN  # noqa: F401
+from .layers.pool import Pool  # noqa: F401
 
-ActivationName = Literal[tuple(ACTIVATIONS)]  # the words of cnnspec/layers/activations.py
-Padding = Literal["same", "valid"] | NonNegativeInt | None
-
-
-class IRModel(BaseModel):
-    """Base of every IR model: unknown fields are errors; the span is kept out of dumps."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    span: Span | None = Field(default=None, exclude=True, repr=False)
-    trace: tuple[Span, ...] = Field(default=(), exclude=True, repr=False)
-    """The block calls a node was expanded from, innermost first (for error notes)."""
-
-
-class Node(IRModel):
-    """Base of the layers."""
-
-    name: str | None = None
-    """Automatic (C1, M1, F1, ...) or given with ``as NAME``; set by :mod:`cnnspec.expand`."""
-    labelled: bool = Field(default=False, exclude=True, repr=False)
-
-
-class Conv(Node):
-    """``conv KxKxF`` or ``transition 1x1xF`` -> ``nn.Conv2d``."""
-
-    kind: Literal["conv"] = "conv"
-    kernel_size: tuple[PositiveInt, PositiveInt]
-    out_channels: PositiveInt
-    stride: PositiveInt = 1
-    padding: Padding = None
-    """None: half the (dilated) kernel, ``dilation * (k - 1) // 2``; 'same', 'valid' or N."""
-    bias: bool = True
-    activation: ActivationName | None = None
-    transition: bool = False
-    groups: PositiveInt = 1
-    dilation: PositiveInt = 1
-
-
-class Pool(Node):
-    """``maxpool K`` / ``avgpool K`` -> ``nn.MaxPool2d`` / ``nn.AvgPool2d``; stride defaults to K."""
-
-    kind: Literal["maxpool", "avgpool"]
-    kernel_size: tuple[PositiveInt, PositiveInt]
-    stride: PositiveInt | None = None
-    padding: NonNegativeInt = 0
-    ceil_mode: bool = False
-    """Round the output size up (``ceil``), as GoogLeNet's pools do."""
-    count_include_pad: bool = True
-    """avgpool only: divide by the whole window, padded zeros included (PyTorch's default);
-    ``count_include_pad off`` divides by the pixels of the input the window covers."""
-
-
-class AdaptiveAvgPool(Node):
-    """``adaptiveavgpool HxW`` -> ``nn.AdaptiveAvgPool2d((H, W))``."""
-
-    kind: Literal["adaptiveavgpool"] = "adaptiveavgpool"
-    output_size: tuple[PositiveInt, PositiveInt]
-
-
-class GlobalAvgPool(Node):
-    """``globalavgpool`` -> ``nn.AdaptiveAvgPool2d(1)``: HxWxC -> 1x1xC."""
-
-    kind: Literal["globalavgpool"] = "globalavgpool"
-
-
-class BatchNorm(Node):
-    """``batchnorm`` -> ``nn.BatchNorm2d`` on HxWxC maps, ``nn.BatchNorm1d`` on flat ones."""
-
-    kind: Literal["batchnorm"] = "batchnorm"
-    activation: ActivationName | None = None
-    eps: Annotated[float, Field(gt=0.0)] = 1e-5
-
-
-class LRN(Node):
-    """``lrn N [alpha A] [beta B] [k K]`` -> ``nn.LocalResponseNorm(N, A, B, K)`` across N channels.
-
-    PyTorch divides ``alpha`` by ``N``: the AlexNet paper's alpha = 1e-4 is ``alpha 5e-4`` here
-    for N = 5 (Krizhevsky et al. 2012, section 3.3; ``torch.nn.LocalResponseNorm`` docs).
-    """
-
-    kind: Literal["lrn"] = "lrn"
-    size: PositiveInt
-    alpha: Annotated[float, Field(ge=0.0)] = 1e-4
-    beta: Annotated[float, Field(ge=0.0)] = 0.75
-    k: Annotated[float, Field(gt=0.0)] = 1.0
-
-
-class Dropout(Node):
-    """``dropout P`` -> ``nn.Dropout(p=P)``; P is the probability of zeroing a unit."""
-
-    kind: Literal["dropout"] = "dropout"
-    p: Annotated[float, Field(ge=0.0, lt=1.0)]
-
-
-class Flatten(Node):
-    """``flatten`` -> ``nn.Flatten()``: HxWxC -> C*H*W features, in PyTorch's (C, H, W) order."""
-
-    kind: Literal["flatten"] = "flatten"
-
-
-class Dense(Node):
-    """``dense N`` -> ``nn.Linear(in_features, N)``."""
-
-    kind: Literal["dense"] = "dense"
-    out_features: PositiveInt
-    bias: bool = True
-    activation: ActivationName | None = None
-
-
-class Activation(Node):
-    """``relu``, ``tanh``, ``sigmoid`` or ``softmax`` written as a layer of its own."""
-
-    kind: Literal["activation"] = "activation"
-    function: ActivationName
+# The leaf layer models are declared with their kinds (cnnspec/layers/<kind>.py) and
+# re-exported here under their old names; the Layer union below takes every kind there is.
 
 
 class Concat(Node):
@@ -150,8 +50,7 @@ class Residual(Node):
 
 
 Layer = Annotated[
-    Conv | Pool | AdaptiveAvgPool | GlobalAvgPool | BatchNorm | LRN | Dropout | Flatten | Dense
-    | Activation | Concat | Residual,
+    Union[tuple(k.model for k in KINDS) + (Concat, Residual)],  # noqa: UP007 - built from data
     Field(discriminator="kind"),
 ]
 Concat.model_rebuild()

@@ -35,10 +35,12 @@ from pygments.token import (
     Whitespace,
 )
 
+from .layers import BY_WORD
+
 STRUCTURE = ("network", "input", "include", "block", "repeat", "concat", "branch", "identity",
              "residual", "shortcut", "as", "train", "transfer")
-LAYERS = ("conv", "transition", "maxpool", "avgpool", "adaptiveavgpool", "globalavgpool",
-          "batchnorm", "lrn", "dropout", "flatten", "dense")
+LAYERS = tuple(word for word in BY_WORD if word != "activation")
+"""The words that start a layer: every kind's (cnnspec/layers/<kind>.py)."""
 
 DIMS = r"(?:[0-9]+|\{[^{}\n]*\})(?:x(?:[0-9]+|\{[^{}\n]*\}))+"
 PARAM = r"\{[^{}\n]*\}"

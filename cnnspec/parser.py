@@ -56,11 +56,21 @@ class _CnnIndenter(Indenter):
 @functools.cache
 def grammar_text() -> str:
     """The grammar shipped in the package (``grammar/cnnspec.lark`` in the source tree), with
-    the ``act`` rule made from :data:`cnnspec.layers.activations.ACTIVATIONS`."""
+    each layer kind's rules (``Kind.grammar`` of ``cnnspec/layers/<kind>.py``), the ``?layer``
+    rule that lists them, and the ``act`` rule made from
+    :data:`cnnspec.layers.activations.ACTIVATIONS`."""
+    from .layers import KINDS
     from .layers.activations import ACTIVATIONS
 
     text = resources.files("cnnspec.grammar").joinpath("cnnspec.lark").read_text("utf-8")
-    return text + "!act: " + " | ".join(f'"{name}"' for name in ACTIVATIONS) + "\n"
+    rules = [r for k in KINDS for r in k.rules]
+    return "\n".join([
+        text.rstrip(), "",
+        "// ---------------------------------------------------------------- layer kinds",
+        "// (appended by cnnspec.parser.grammar_text from cnnspec/layers/<kind>.py)",
+        "?layer: " + "\n      | ".join(rules),
+        *(k.grammar.strip() for k in KINDS),
+        "!act: " + " | ".join(f'"{name}"' for name in ACTIVATIONS), ""])
 
 
 @functools.cache

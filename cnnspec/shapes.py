@@ -1,7 +1,8 @@
 """Shapes, parameters and multiply-accumulates of every layer, computed once and analytically.
 
-Small pure functions hold the formulas (each cites its source and has a doctest);
-:func:`infer` walks the layers and returns a :class:`ShapedSpec` that the builder,
+The formulas live in :mod:`cnnspec.layers.formulas` (each cites its source and has a
+doctest) and each kind's shape rule in its ``cnnspec/layers/<kind>.py``; :func:`infer` walks
+the layers, composes concatenations and residuals, and returns a :class:`ShapedSpec` that the builder,
 the reports and the exporter read. Nothing here allocates a tensor.
 
 Shapes are PyTorch's channel-first ``(C, H, W)`` for feature maps and ``(F,)`` for flat
@@ -15,126 +16,22 @@ from dataclasses import dataclass
 
 from . import ir
 from .errors import SourceText, SpecError
+from .layers import BY_KIND
+from .layers.base import LayerInfo, Shape, fmt_shape
+from .layers.base import ShapeError as _ShapeError
+from .layers.conv import resolve_padding
+from .layers.formulas import (
+    batchnorm_counts,
+    conv_macs,
+    conv_out,
+    conv_params,
+    dense_params,
+    pool_out,
+)
 
-Shape = tuple[int, ...]
-
-
-def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """Output length of a convolution or pooling window along one axis.
-
-    ``floor((size + 2*padding - dilation*(kernel-1) - 1) / stride) + 1``, from the
-    ``torch.nn.Conv2d`` and ``torch.nn.MaxPool2d`` docs (shape section).
-
-    >>> conv_out(224, 11, stride=4, padding=2)   # AlexNet's first convolution
-    55
-    >>> conv_out(32, 5)                          # LeNet-5's C1, no padding
-    28
-    """
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def pool_out(size: int, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False,
-             dilation: int = 1) -> int:
-    """Output length of a pooling window, with PyTorch's ``ceil_mode`` rule: round up, but a
-    window must start inside the input or its left padding (``torch.nn.MaxPool2d`` docs;
-    ``pooling_output_shape`` in ATen's Pool.h).
-
-    >>> pool_out(112, 3, 2, ceil_mode=True), pool_out(112, 3, 2)   # GoogLeNet's maxpool1
-    (56, 55)
-    >>> pool_out(14, 2, 2, ceil_mode=True)
-    7
-    """
-    if not ceil_mode:
-        return conv_out(size, kernel, stride, padding, dilation)
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    out = -(-span // stride) + 1
-    if (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
-
-
-def conv_params(in_channels: int, out_channels: int, kernel: tuple[int, int], bias: bool = True,
-                groups: int = 1) -> int:
-    """Weights ``out * (in / groups) * kh * kw`` plus one bias per filter.
-
-    >>> conv_params(512, 512, (3, 3))    # VGG's 3x3x512 convolution
-    2359808
-    >>> conv_params(512, 128, (1, 1))    # a transition 1x1x128
-    65664
-    """
-    return out_channels * (in_channels // groups) * kernel[0] * kernel[1] + (out_channels if bias else 0)
-
-
-def conv_macs(out_shape: Shape, in_channels: int, kernel: tuple[int, int], groups: int = 1) -> int:
-    """One multiply-accumulate per weight per output position: ``Ho*Wo*Co * (Ci/groups)*kh*kw``.
-
-    The usual count (torchvision's model docs, fvcore, ptflops); biases are not counted.
-
-    >>> conv_macs((64, 224, 224), 3, (3, 3))   # VGG-16's first convolution
-    86704128
-    """
-    c, h, w = out_shape
-    return h * w * c * (in_channels // groups) * kernel[0] * kernel[1]
-
-
-def dense_params(in_features: int, out_features: int, bias: bool = True) -> int:
-    """``in * out`` weights plus ``out`` biases (``torch.nn.Linear``).
-
-    >>> dense_params(400, 120)   # LeNet-5's F1 (C5 in the paper)
-    48120
-    """
-    return in_features * out_features + (out_features if bias else 0)
-
-
-def batchnorm_counts(channels: int) -> tuple[int, int]:
-    """(parameters, buffers) of ``torch.nn.BatchNorm2d``: weight + bias; running mean + var
-    + ``num_batches_tracked``. Buffers are state, never parameters.
-
-    >>> batchnorm_counts(64)
-    (128, 129)
-    """
-    return 2 * channels, 2 * channels + 1
-
-
-def resolve_padding(layer: ir.Conv) -> tuple[int, int] | str:
-    """Padding per axis: the default is half the (dilated) kernel, ``d * (k - 1) // 2``;
-    ``valid`` is 0; ``same`` with an even kernel stays the string 'same' (PyTorch then pads
-    asymmetrically).
-
-    >>> resolve_padding(ir.Conv(kernel_size=(3, 3), out_channels=8, dilation=2))
-    (2, 2)
-    """
-    kh, kw = layer.kernel_size
-    d = layer.dilation
-    half = (d * (kh - 1) // 2, d * (kw - 1) // 2)
-    if layer.padding is None:
-        return half
-    if layer.padding == "valid":
-        return (0, 0)
-    if layer.padding == "same":
-        return half if kh % 2 and kw % 2 else "same"
-    return (layer.padding, layer.padding)
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """What one layer does to one image: shapes (C, H, W) or (F,), parameters, MACs."""
-
-    layer: ir.Layer
-    in_shape: Shape
-    out_shape: Shape
-    params: int = 0
-    buffers: int = 0
-    macs: int = 0
-    padding: tuple[int, int] | str = (0, 0)
-    children: tuple[tuple[LayerInfo, ...], ...] = ()
-    """Concat: one tuple per branch. Residual: (body,) or (body, shortcut)."""
-    projection: bool = False
-    """Residual only: the shortcut is an automatic 1x1 convolution + batch norm."""
-
-    @property
-    def name(self) -> str:
-        return self.layer.name
+__all__ = ["MAX_TENSOR", "LayerInfo", "ShapedSpec", "batchnorm_counts", "conv_macs", "conv_out",
+           "conv_params", "dense_params", "fmt_shape", "infer", "pool_out", "projection_stride",
+           "resolve_padding", "walk"]
 
 
 def walk(infos, depth: int = 0, prefix: str = ""):
@@ -183,78 +80,6 @@ class ShapedSpec:
     def walk(self):
         """(depth, path, info) of every layer, nested ones included (see :func:`walk`)."""
         return walk(self.layers)
-
-
-def fmt_shape(shape: Shape) -> str:
-    """(C, H, W) -> 'HxWxC'; (F,) -> 'F'.
-
-    >>> fmt_shape((64, 224, 224)), fmt_shape((4096,))
-    ('224x224x64', '4096')
-    """
-    if len(shape) == 3:
-        c, h, w = shape
-        return f"{h}x{w}x{c}"
-    return "x".join(map(str, shape))
-
-
-class _ShapeError(Exception):
-    def __init__(self, message: str, hint: str | None = None, layer=None):
-        self.message, self.hint, self.layer = message, hint, layer
-
-
-def _need_map(layer, shape: Shape) -> None:
-    if len(shape) != 3:
-        raise _ShapeError(f"{layer.kind} needs an HxWxC input, got a flat input of {shape[0]}",
-                          "feature maps become flat after 'flatten'; move this layer before it")
-
-
-def _window(layer, shape: Shape, kernel, stride: int | tuple[int, int], pad, what: str,
-            ceil_mode=False, dilation=1) -> Shape:
-    _need_map(layer, shape)
-    c, h, w = shape
-    if isinstance(pad, str):  # 'same' with an even kernel: size kept (stride is 1, checked)
-        return shape
-    sh, sw = stride if isinstance(stride, tuple) else (stride, stride)
-    oh = pool_out(h, kernel[0], sh, pad[0], ceil_mode, dilation)
-    ow = pool_out(w, kernel[1], sw, pad[1], ceil_mode, dilation)
-    # The output is empty exactly when the window does not fit in the padded input
-    # (conv_out < 1 <=> kernel > size + 2 * padding), so one check covers both mistakes.
-    if oh < 1 or ow < 1:
-        padded = "" if pad == (0, 0) else f" (padding {pad[0]})"
-        window = "kernel" if what == "conv" else "window"
-        raise _ShapeError(
-            f"{what} {kernel[0]}x{kernel[1]} on a {fmt_shape(shape)} input{padded}; the {window} "
-            f"is larger than the input, so the spatial size would shrink to {max(oh, 0)}x{max(ow, 0)}",
-            "use a smaller kernel, add padding, or remove a pooling layer before it")
-    return (c, oh, ow)
-
-
-def _conv(layer: ir.Conv, shape: Shape) -> LayerInfo:
-    pad = resolve_padding(layer)
-    if pad == "same" and layer.stride != 1:
-        raise _ShapeError(f"pad same with an even {layer.kernel_size[0]}x{layer.kernel_size[1]}"
-                          f" kernel needs stride 1, got stride {layer.stride}",
-                          "write the padding as a number: pad N")
-    _need_map(layer, shape)
-    g = layer.groups
-    if shape[0] % g or layer.out_channels % g:
-        raise _ShapeError(f"groups {g} must divide both the input channels ({shape[0]}) and the "
-                          f"filters ({layer.out_channels})", "each group convolves C/groups channels")
-    out = _window(layer, shape, layer.kernel_size, layer.stride, pad, "conv", dilation=layer.dilation)
-    out = (layer.out_channels, *out[1:])
-    return LayerInfo(layer, shape, out,
-                     params=conv_params(shape[0], layer.out_channels, layer.kernel_size, layer.bias, g),
-                     macs=conv_macs(out, shape[0], layer.kernel_size, g), padding=pad)
-
-
-def _pool(layer: ir.Pool, shape: Shape) -> LayerInfo:
-    pad = (layer.padding, layer.padding)
-    if layer.padding * 2 > min(layer.kernel_size):
-        raise _ShapeError(f"pad {layer.padding} is more than half the {layer.kind} window",
-                          "PyTorch allows at most half the window as padding")
-    out = _window(layer, shape, layer.kernel_size, layer.stride or layer.kernel_size, pad,
-                  layer.kind, layer.ceil_mode)
-    return LayerInfo(layer, shape, out, padding=pad)
 
 
 def _concat(layer: ir.Concat, shape: Shape) -> LayerInfo:
@@ -321,7 +146,7 @@ def _residual(layer: ir.Residual, shape: Shape) -> LayerInfo:
         conv = ir.Conv(name="conv", kernel_size=(1, 1), out_channels=out[0], stride=stride,
                        padding="valid", bias=False, span=layer.span)
         bn = ir.BatchNorm(name="bn", span=layer.span)
-        conv_info = _conv(conv, shape)
+        conv_info = _infer_one(conv, shape)
         groups, projection = (body, (conv_info, _infer_one(bn, conv_info.out_shape))), True
     infos = [i for g in groups for i in g]
     return LayerInfo(layer, shape, out, params=sum(i.params for i in infos),
@@ -330,40 +155,11 @@ def _residual(layer: ir.Residual, shape: Shape) -> LayerInfo:
 
 
 def _infer_one(layer, shape: Shape) -> LayerInfo:
-    kind = layer.kind
-    if kind == "conv":
-        return _conv(layer, shape)
-    if kind in ("maxpool", "avgpool"):
-        return _pool(layer, shape)
-    if kind == "concat":
+    if layer.kind == "concat":
         return _concat(layer, shape)
-    if kind == "residual":
+    if layer.kind == "residual":
         return _residual(layer, shape)
-    if kind == "adaptiveavgpool":
-        _need_map(layer, shape)
-        return LayerInfo(layer, shape, (shape[0], *layer.output_size))
-    if kind == "globalavgpool":
-        _need_map(layer, shape)
-        return LayerInfo(layer, shape, (shape[0], 1, 1))
-    if kind == "batchnorm":
-        params, buffers = batchnorm_counts(shape[0])
-        return LayerInfo(layer, shape, shape, params=params, buffers=buffers)
-    if kind == "lrn":
-        _need_map(layer, shape)
-        return LayerInfo(layer, shape, shape)
-    if kind == "flatten":
-        n = 1
-        for d in shape:
-            n *= d
-        return LayerInfo(layer, shape, (n,))
-    if kind == "dense":
-        if len(shape) != 1:
-            raise _ShapeError(f"dense needs a flat input, got {fmt_shape(shape)}",
-                              "add 'flatten' (or 'globalavgpool' then 'flatten') before it")
-        return LayerInfo(layer, shape, (layer.out_features,),
-                         params=dense_params(shape[0], layer.out_features, layer.bias),
-                         macs=shape[0] * layer.out_features)
-    return LayerInfo(layer, shape, shape)  # dropout, activation
+    return BY_KIND[layer.kind].infer(layer, shape)
 
 
 MAX_TENSOR = 2**34

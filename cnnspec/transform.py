@@ -12,6 +12,8 @@ from typing import Any
 from lark import Token, Transformer, v_args
 
 from .errors import Span
+from .layers import BY_RULE
+from .layers.base import Kind
 
 
 @dataclass
@@ -119,6 +121,15 @@ class ToRaw(Transformer):
             col += len(p) + 1
         return tuple(out)
 
+    def _arg(self, how: str, tok: Token) -> Opt:
+        """A positional argument of a layer (:data:`cnnspec.layers.base.ArgType`)."""
+        if how == "dims" or (how == "window" and tok.type == "DIMS"):
+            return self._dims(tok)
+        if how in ("int", "window"):
+            value = self._int(tok)
+            return (value,) if how == "window" else value
+        return self._num(tok) if how == "num" else str(tok)
+
     def _raw(self, kind: str, meta, first: list[Opt] = (), opts: list = ()) -> Raw:
         raw = Raw(kind, self._mspan(meta))
         for o in [*first, *opts]:
@@ -169,54 +180,6 @@ class ToRaw(Transformer):
 
     def activation(self, items):
         return self._opt("activation", items[0], str(items[0]))
-
-    # -- layers
-    @v_args(meta=True)
-    def conv(self, meta, items):
-        return self._raw("conv", meta, [self._opt("dims", items[0], self._dims(items[0]))], items[1:])
-
-    @v_args(meta=True)
-    def transition(self, meta, items):
-        raw = self.conv(meta, items)
-        raw.kind = "transition"
-        return raw
-
-    @v_args(meta=True)
-    def pool(self, meta, items):
-        kind_tok, window = items[0], items[1]
-        dims = self._dims(window) if window.type == "DIMS" else (self._int(window),)
-        return self._raw(str(kind_tok), meta, [self._opt("dims", window, dims)], items[2:])
-
-    @v_args(meta=True)
-    def adaptiveavgpool(self, meta, items):
-        tok = items[0]
-        dims = self._dims(tok) if tok.type == "DIMS" else (self._int(tok),)
-        return self._raw("adaptiveavgpool", meta, [self._opt("dims", tok, dims)])
-
-    @v_args(meta=True)
-    def globalavgpool(self, meta, items):
-        return self._raw("globalavgpool", meta)
-
-    @v_args(meta=True)
-    def batchnorm(self, meta, items):
-        return self._raw("batchnorm", meta, opts=items)
-
-    @v_args(meta=True)
-    def dropout(self, meta, items):
-        return self._raw("dropout", meta, [self._opt("p", items[0], self._num(items[0]))])
-
-    @v_args(meta=True)
-    def flatten(self, meta, items):
-        return self._raw("flatten", meta)
-
-    @v_args(meta=True)
-    def dense(self, meta, items):
-        first = [self._opt("out_features", items[0], self._int(items[0]))]
-        return self._raw("dense", meta, first, items[1:])
-
-    @v_args(meta=True)
-    def activation_layer(self, meta, items):
-        return self._raw("activation", meta, [self._opt("function", items[0], str(items[0]))])
 
     # -- train section
     @v_args(meta=True)
@@ -279,10 +242,6 @@ class ToRaw(Transformer):
 
     def count_pad(self, items):
         return self._opt("count_include_pad", items[0], str(items[0]) == "on")
-
-    @v_args(meta=True)
-    def lrn(self, meta, items):
-        return self._raw("lrn", meta, [self._opt("size", items[0], self._int(items[0]))], items[1:])
 
     # -- structure: blocks, calls, repeats, branches, residuals, includes
     def _body(self, items) -> list:
@@ -560,3 +519,21 @@ class ToRaw(Transformer):
 def to_raw(tree, file: str) -> list[Raw]:
     """The statements of a parsed spec, in order."""
     return ToRaw(file).transform(tree)
+
+
+def _layer_method(word: str, kind: Kind):
+    """The transform of a layer kind's rule: ``Raw(word)`` with the kind's positional
+    arguments (``Kind.args``) then its options."""
+
+    @v_args(meta=True)
+    def method(self, meta, items):
+        first = [self._opt(field, tok, self._arg(how, tok))
+                 for (field, how), tok in zip(kind.args, items, strict=False)]
+        return self._raw(word, meta, first, items[len(kind.args):])
+
+    method.__name__ = word
+    return method
+
+
+for _rule, _kind in BY_RULE.items():
+    setattr(ToRaw, _rule, _layer_method(_kind.word or _rule, _kind))

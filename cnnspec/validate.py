@@ -16,35 +16,15 @@ from pydantic import BaseModel, ValidationError
 
 from . import ir
 from .errors import Diagnostic, SourceText, Span
+from .layers import BY_WORD
+from .layers.base import FieldError
 from .transform import Raw
-
-LAYER_MODELS: dict[str, type[BaseModel]] = {
-    "conv": ir.Conv,
-    "transition": ir.Conv,
-    "maxpool": ir.Pool,
-    "avgpool": ir.Pool,
-    "adaptiveavgpool": ir.AdaptiveAvgPool,
-    "globalavgpool": ir.GlobalAvgPool,
-    "batchnorm": ir.BatchNorm,
-    "lrn": ir.LRN,
-    "concat": ir.Concat,
-    "residual": ir.Residual,
-    "dropout": ir.Dropout,
-    "flatten": ir.Flatten,
-    "dense": ir.Dense,
-    "activation": ir.Activation,
-}
 
 # What each field is called in a sentence, and what to tell the user about it.
 LABELS: dict[str, tuple[str, str | None]] = {
     "kernel_size": ("the kernel size", "sizes are whole numbers of at least 1"),
-    "out_channels": ("the number of filters", "write conv KxKxF with F >= 1"),
-    "output_size": ("the output size", None),
     "stride": ("the stride", "stride 1 keeps the size, stride 2 halves it"),
     "padding": ("the padding", None),
-    "p": ("the dropout probability", ("dropout P zeroes each unit with probability P in [0, 1); "
-          "0.3 and 0.5 are the usual values")),
-    "out_features": ("the number of units", "dense N needs N >= 1"),
     "height": ("the input height", "write input HxWxC, e.g. input 32x32x1"),
     "width": ("the input width", "write input HxWxC, e.g. input 32x32x1"),
     "channels": ("the input channels", "1 for grayscale, 3 for RGB"),
@@ -86,8 +66,6 @@ LABELS: dict[str, tuple[str, str | None]] = {
 # Fields whose name means something else in another statement: (statement, field) -> label.
 KIND_LABELS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("random_erasing", "p"): ("the probability", "a probability in [0, 1]"),
-    ("lrn", "size"): ("the number of channels", ("lrn N normalises across N neighbouring "
-                      "channels; AlexNet uses lrn 5")),
 }
 
 _OPS = {
@@ -99,10 +77,12 @@ _OPS = {
 
 
 def _message(err: dict[str, Any], what: str) -> tuple[str, str | None]:
-    field = next((p for p in err["loc"] if isinstance(p, str) and p in LABELS), None)
+    own = BY_WORD[what].labels if what in BY_WORD else {}  # a layer kind's own labels
+    field = next((p for p in err["loc"] if isinstance(p, str) and (p in own or p in LABELS)), None)
     if field is None:  # a field with no entry: name it as the language writes it
         field = next((p for p in err["loc"] if isinstance(p, str)), None)
-    label, hint = KIND_LABELS.get((what, field)) or LABELS.get(field, (field or what, None))
+    label, hint = (own.get(field) or KIND_LABELS.get((what, field))
+                   or LABELS.get(field, (field or what, None)))
     if err["type"] in _OPS:
         op, key = _OPS[err["type"]]
         return f"{what}: {label} must be {op} {err['ctx'][key]}, got {err['input']}", hint
@@ -184,41 +164,19 @@ class Validator:
             return self.model(ir.Residual, raw, {**fields, "body": body, "shortcut": shortcut},
                               "residual")
         f = dict(raw.fields)
-        dims = f.pop("dims", None)
+        dims = f.get("dims")
         if dims is not None and None in dims:
             return None  # a parameter that could not be evaluated: already reported
         keys = {"kernel_size": "dims", "out_channels": "dims", "output_size": "dims"}
-        what = raw.kind
         if "name" in raw.spans and raw.span.end_col is not None:  # underline 'as NAME' too
             raw.span = replace(raw.span, end_col=raw.spans["name"].end_col)
-        if raw.kind in ("conv", "transition"):
-            if len(dims) != 3:
-                return self.error_at(raw, raw.spans["dims"], f"{what} needs KxKxF (kernel height x "
-                                  f"width x filters), got {'x'.join(map(str, dims))}",
-                                  f"for example: {what} {'1x1x128' if what == 'transition' else '3x3x64'}")
-            if raw.kind == "transition" and dims[:2] != (1, 1):
-                return self.error_at(raw, raw.spans["dims"], "a transition is a 1x1 convolution, got a "
-                                  f"{dims[0]}x{dims[1]} kernel",
-                                  f"write transition 1x1x{dims[2]}, or conv {'x'.join(map(str, dims))}")
-            f.update(kernel_size=dims[:2], out_channels=dims[2], transition=raw.kind == "transition")
-        elif raw.kind in ("maxpool", "avgpool", "adaptiveavgpool"):
-            if len(dims) > 2:
-                arg = "an output size" if what == "adaptiveavgpool" else "a window"
-                return self.error_at(raw, raw.spans["dims"], f"{what} takes {arg} K or KxK, got "
-                                  f"{'x'.join(map(str, dims))}", "pooling keeps the channels")
-            if isinstance(f.get("padding"), str):
-                return self.error_at(raw, raw.spans["padding"], f"{what}: the padding must be a number of "
-                                  f"pixels, got pad {f['padding']}",
-                                  "'same' and 'valid' are for convolutions; write pad 0 or pad 1")
-            if what == "maxpool" and "count_include_pad" in f:
-                return self.error_at(raw, raw.spans["count_include_pad"], "maxpool: "
-                                     "count_include_pad is an avgpool setting (a maximum "
-                                     "ignores the padding)", "remove it, or use avgpool")
-            pair = dims * 2 if len(dims) == 1 else dims
-            f["output_size" if what == "adaptiveavgpool" else "kernel_size"] = pair
-            if what != "adaptiveavgpool":
-                f["kind"] = what
-        return self.model(LAYER_MODELS[raw.kind], raw, f, what, keys)
+        kind = BY_WORD[raw.kind]
+        if kind.fields is not None:
+            try:
+                f = kind.fields(raw.kind, f)
+            except FieldError as exc:
+                return self.error_at(raw, raw.spans.get(exc.field, raw.span), exc.message, exc.hint)
+        return self.model(kind.model, raw, f, raw.kind, keys)
 
     # -- train section
     def train(self, raw: Raw) -> ir.TrainConfig | None:

@@ -117,7 +117,7 @@ def test_fmt_refuses_a_broken_spec(tmp_path):
 
 
 EMIT = ["lenet5", "alexnet2012", "vgg16_bn", "resnet18", "googlenet", "densenet121",
-        "mobilenet_v2"]
+        "mobilenet_v2", "efficientnet_b0", "convnext_tiny"]
 
 
 @pytest.mark.parametrize("name", EMIT)

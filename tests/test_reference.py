@@ -27,7 +27,26 @@ REFERENCE = [
      6_624_904),
     ("densenet121", lambda: models.densenet121(weights=None), 7_978_856),
     ("mobilenet_v2", lambda: models.mobilenet_v2(weights=None), 3_504_872),
+    ("efficientnet_b0", lambda: models.efficientnet_b0(weights=None), 5_288_548),
+    ("convnext_tiny", lambda: models.convnext_tiny(weights=None), 28_589_128),
 ]
+
+
+def layer_scale_last(keys: list[str]) -> list[str]:
+    """torchvision's ConvNeXt block registers ``layer_scale`` on itself, so its state_dict
+    lists it before the block's layers (``features.1.0.layer_scale``, then
+    ``features.1.0.block.0.weight``); in the spec it is a layer after the second pointwise
+    one. The same tensors, with each layer scale moved after its block's last tensor."""
+    out = [k for k in keys if not k.endswith(".layer_scale")]
+    for key in (k for k in keys if k.endswith(".layer_scale")):
+        block = key.removesuffix("layer_scale")
+        last = max(i for i, k in enumerate(out) if k.startswith(block))
+        out.insert(last + 1, key)
+    return out
+
+
+# How torchvision's state_dict keys are ordered to match the spec's (the identity elsewhere).
+KEY_ORDER = {"convnext_tiny": layer_scale_last}
 
 
 @pytest.mark.parametrize(("name", "make", "params"), REFERENCE, ids=[r[0] for r in REFERENCE])
@@ -44,9 +63,21 @@ def test_matches_torchvision(name, make, params):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 1.5)
+        # Layer norms and layer scales start as constants (1, 0, 1e-6): random values, so
+        # that a tensor loaded into the wrong layer, or a block that counts for nothing
+        # (1e-6 x its output), would show in the outputs.
+        if isinstance(m, torch.nn.LayerNorm):
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    with torch.no_grad():
+        for key, p in ref.named_parameters():
+            if key.endswith("layer_scale"):
+                p.uniform_(0.5, 1.5)
     model = cnnspec.build(spec).eval()
     assert sum(p.numel() for p in model.parameters()) == params
     ours, theirs = model.state_dict(), ref.state_dict()
+    theirs = {k: theirs[k] for k in KEY_ORDER.get(name, list)(list(theirs))}
     assert [tuple(v.shape) for v in ours.values()] == [tuple(v.shape) for v in theirs.values()]
     model.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
 

@@ -33,7 +33,8 @@ def in_root(monkeypatch):
     monkeypatch.chdir(SPECS.parent)
 
 
-@pytest.mark.parametrize("name", ["lenet5", "vgg16", "vgg16-transition", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["lenet5", "vgg16", "vgg16-transition", "mobilenet_v2",
+                                  "efficientnet_b0", "convnext_tiny"])
 @pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
 def test_summary_golden(name, fmt, golden, in_root):
     summary = cnnspec.summarize(cnnspec.load(f"specs/{name}.cnn"))

@@ -28,6 +28,8 @@ REFERENCE = {
     "googlenet": 6_624_904,
     "densenet121": 7_978_856,
     "mobilenet_v2": 3_504_872,
+    "efficientnet_b0": 5_288_548,
+    "convnext_tiny": 28_589_128,
 }
 
 

@@ -17,10 +17,12 @@ import torch
 from torch import nn
 
 from ..errors import CnnSpecError
+from ..layers import KINDS
 from ..shapes import LayerInfo, ShapedSpec, fmt_shape
 
-POINTWISE = {"batchnorm", "activation", "lrn", "dropout"}
-"""Layers that keep a conv's map shape channel by channel: they belong to its stage."""
+POINTWISE = {word for kind in KINDS if kind.pointwise for word in kind.words}
+"""Layers that keep a conv's map shape channel by channel: they belong to its stage
+(batch norm, activations, dropout, ...: ``Kind.pointwise`` in cnnspec/layers/<kind>.py)."""
 
 
 class LayerNameError(CnnSpecError):

@@ -32,6 +32,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from ..ir import Spec, TrainConfig
+from ..layers import BY_KIND
 from ..shapes import LayerInfo, fmt_shape, infer
 from .preview import schedule_preview
 
@@ -104,27 +105,9 @@ class Summary:
 
 
 def describe(info: LayerInfo) -> tuple[str, str]:
-    """(type, key arguments) of a layer as the summary prints them."""
+    """(type, key arguments) of a layer as the summary prints them: the kind's own words
+    (``cnnspec/layers/<kind>.py``), then its activation."""
     layer = info.layer
-    act = getattr(layer, "activation", None)
-    tail = f", {act}" if act else ""
-    if layer.kind == "conv":
-        pad = info.padding if isinstance(info.padding, str) else (
-            info.padding[0] if info.padding[0] == info.padding[1] else "x".join(map(str, info.padding)))
-        kind = "transition" if layer.transition else "conv"
-        extra = "".join([
-            "" if layer.bias else ", bias off",
-            f", groups {layer.groups}" if layer.groups > 1 else "",
-            f", dilation {layer.dilation}" if layer.dilation > 1 else ""])
-        kh, kw = layer.kernel_size
-        return kind, f"{kh}x{kw}x{layer.out_channels}, stride {layer.stride}, pad {pad}{extra}{tail}"
-    if layer.kind in ("maxpool", "avgpool"):
-        kh, kw = layer.kernel_size
-        stride = layer.stride or (kh if kh == kw else f"{kh}x{kw}")
-        return layer.kind, (f"{kh}x{kw}, stride {stride}" + (f", pad {layer.padding}" if layer.padding
-                                                            else "") + (", ceil" if layer.ceil_mode else "")
-                                                            + ("" if layer.count_include_pad
-                                                               else ", count_include_pad off"))
     if layer.kind == "concat":
         return "concat", f"{len(layer.branches)} branches, on channels"
     if layer.kind == "residual":
@@ -133,19 +116,9 @@ def describe(info: LayerInfo) -> tuple[str, str]:
             return "residual", (f"body + shortcut: automatic 1x1 projection, stride {conv.stride} "
                                 "(channels or size change)")
         return "residual", "body + " + ("shortcut" if layer.shortcut is not None else "identity shortcut")
-    if layer.kind == "lrn":
-        return "lrn", f"size {layer.size}, alpha {layer.alpha:g}, beta {layer.beta:g}, k {layer.k:g}"
-    if layer.kind == "batchnorm" and layer.eps != 1e-5:
-        return "batchnorm", f"eps {layer.eps:g}{tail}"
-    if layer.kind == "adaptiveavgpool":
-        return layer.kind, "x".join(map(str, layer.output_size))
-    if layer.kind == "dense":
-        return "dense", f"{layer.out_features}" + ("" if layer.bias else ", bias off") + tail
-    if layer.kind == "dropout":
-        return "dropout", f"p={layer.p:g}"
-    if layer.kind == "activation":
-        return layer.function, ""
-    return layer.kind, tail[2:]
+    kind = BY_KIND[layer.kind]
+    act = getattr(layer, "activation", None)
+    return kind.title(layer), ", ".join(a for a in (kind.describe(info), act) if a)
 
 
 def _key(info: LayerInfo, kind: str) -> str:
