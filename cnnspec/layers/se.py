@@ -52,5 +52,5 @@ KIND = Kind(SqueezeExcite, grammar=GRAMMAR, rules=("se",), prefix="SE",
                 lib="torchvision.ops"),
             describe=lambda info: (f"squeeze {info.layer.squeeze_channels}, "
                                    f"{info.layer.hidden_activation}, sigmoid gate"),
-            labels={"squeeze_channels": ("the squeeze channels", "se N: N channels between the "
-                                         "two 1x1 convolutions, e.g. a quarter of the input's")})
+            labels={"squeeze_channels": ("the squeeze channels", ("se N: N channels between the "
+                                         "two 1x1 convolutions, e.g. a quarter of the input's"))})

@@ -30,5 +30,5 @@ KIND = Kind(StochasticDepth, grammar=GRAMMAR, rules=("stochastic_depth",), prefi
             module=lambda info: ModuleCall("StochasticDepth", (info.layer.p, "row"),
                                            lib="torchvision.ops"),
             describe=lambda info: f"p={info.layer.p:g}, per image",
-            labels={"p": ("the drop probability", "a probability in [0, 1), e.g. 0.1; "
-                          "deeper blocks usually get more")})
+            labels={"p": ("the drop probability", ("a probability in [0, 1), e.g. 0.1; "
+                          "deeper blocks usually get more"))})
