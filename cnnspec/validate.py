@@ -143,19 +143,21 @@ class Validator:
     def error_at(self, raw: Raw, span: Span | None, message: str, hint: str | None = None) -> None:
         self.error(span, message, hint, raw.trace)
 
-    def layer(self, raw: Raw):
+    def layer(self, raw: Raw, within: str = "network"):
+        """The IR layer of a raw statement (None after reporting its mistakes); ``within``:
+        what holds it (network, branch, residual body, shortcut)."""
         if raw.kind == "failed":
             return None  # a call or repeat that could not be expanded: already reported
         if raw.kind == "concat":
-            branches = [[self.layer(r) for r in b] for b in raw.fields["branches"]]
+            branches = [[self.layer(r, "branch") for r in b] for b in raw.fields["branches"]]
             fields = {k: v for k, v in raw.fields.items() if k != "branches"}
             if any(None in b for b in branches):
                 return None
             return self.model(ir.Concat, raw, {**fields, "branches": branches}, "concat")
         if raw.kind == "residual":
-            body = [self.layer(r) for r in raw.fields["body"]]
+            body = [self.layer(r, "residual body") for r in raw.fields["body"]]
             sc = raw.fields["shortcut"]
-            shortcut = None if sc is None else [self.layer(r) for r in sc]
+            shortcut = None if sc is None else [self.layer(r, "shortcut") for r in sc]
             if None in body or (shortcut is not None and None in shortcut):
                 return None
             if not body:
@@ -171,6 +173,12 @@ class Validator:
         if "name" in raw.spans and raw.span.end_col is not None:  # underline 'as NAME' too
             raw.span = replace(raw.span, end_col=raw.spans["name"].end_col)
         kind = BY_WORD[raw.kind]
+        if kind.residual_body_only and within != "residual body":
+            place = {"network": "at the top level", "branch": "in a concat branch",
+                     "shortcut": "in a shortcut"}[within]
+            return self.error_at(raw, raw.span, f"{raw.kind} belongs in a residual: body, not "
+                                 f"{place}: there it would drop the whole signal of an image",
+                                 "write it as the last line of the residual's body")
         if kind.fields is not None:
             try:
                 f = kind.fields(raw.kind, f)

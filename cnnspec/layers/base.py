@@ -142,6 +142,8 @@ class Kind:
     """(word, fields) -> the model's fields; raises FieldError."""
     labels: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     """Field -> (its name in a sentence, a hint), for this kind's value errors."""
+    residual_body_only: bool = False
+    """Only a ``residual:`` body may hold it (stochastic depth drops the body)."""
     pointwise: bool = False
     """Keeps a map's shape and grid, channel by channel (batch norm, activations, ...): such
     a layer belongs to the stage of the convolution before it (``cnnspec.insight``)."""

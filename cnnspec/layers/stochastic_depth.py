@@ -26,7 +26,7 @@ stochastic_depth: "stochastic_depth" number
 """
 
 KIND = Kind(StochasticDepth, grammar=GRAMMAR, rules=("stochastic_depth",), prefix="SD",
-            args=(("p", "num"),), infer=same_shape,
+            args=(("p", "num"),), infer=same_shape, residual_body_only=True,
             module=lambda info: ModuleCall("StochasticDepth", (info.layer.p, "row"),
                                            lib="torchvision.ops"),
             describe=lambda info: f"p={info.layer.p:g}, per image",
