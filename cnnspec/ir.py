@@ -273,6 +273,9 @@ class Transfer(IRModel):
     """The new head's outputs: a number, or the number of classes of the data."""
     bn_train: bool = False
     """Frozen layers' batch norms keep updating their running statistics."""
+    bias_train: bool = False
+    """Frozen layers' biases keep training, their weights stay (``bias train``; bias-only
+    fine-tuning, BitFit: Ben Zaken, Ravfogel & Goldberg, ACL 2022)."""
     lr_backbone: Rate | None = None
     lr_head: Rate | None = None
 

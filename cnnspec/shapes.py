@@ -102,6 +102,7 @@ def _concat(layer: ir.Concat, shape: Shape) -> LayerInfo:
     out = (sum(o[0] for o in outs), *outs[0][1:])
     return LayerInfo(layer, shape, out, params=sum(i.params for b in branches for i in b),
                      buffers=sum(i.buffers for b in branches for i in b),
+                     biases=sum(i.biases for b in branches for i in b),
                      macs=sum(i.macs for b in branches for i in b), children=branches)
 
 
@@ -150,7 +151,8 @@ def _residual(layer: ir.Residual, shape: Shape) -> LayerInfo:
         groups, projection = (body, (conv_info, _infer_one(bn, conv_info.out_shape))), True
     infos = [i for g in groups for i in g]
     return LayerInfo(layer, shape, out, params=sum(i.params for i in infos),
-                     buffers=sum(i.buffers for i in infos), macs=sum(i.macs for i in infos),
+                     buffers=sum(i.buffers for i in infos), biases=sum(i.biases for i in infos),
+                     macs=sum(i.macs for i in infos),
                      children=groups, projection=projection)
 
 

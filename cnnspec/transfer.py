@@ -90,6 +90,8 @@ class FreezePlan:
     """Path of the replaced head (``classes``), or None."""
     order: list[str] = field(default_factory=list)
     """Every layer path, depth first (containers included)."""
+    bias_train: bool = False
+    """``bias train``: parameters named ``bias`` train even in frozen layers."""
 
     def status(self, path: str) -> str:
         """'trainable', 'frozen', 'frozen until epoch E', 'partly frozen' (a container
@@ -109,6 +111,20 @@ class FreezePlan:
 
     def trains(self, path: str, epoch: int) -> bool:
         return self.starts.get(path, 0) <= epoch
+
+    def layer_of(self, key: str) -> str:
+        """The layer a ``state_dict`` key belongs to: ``R1.SE1.fc1.weight`` -> ``R1.SE1``
+        (a kind's module may hold sub-modules)."""
+        path = key.rsplit(".", 1)[0]
+        while path not in self.starts and "." in path:
+            path = path.rsplit(".", 1)[0]
+        return path
+
+    def param_trains(self, key: str, epoch: int) -> bool:
+        """Whether the parameter ``key`` (a ``state_dict`` key) trains in ``epoch`` (0-based)."""
+        if self.bias_train and key.rsplit(".", 1)[-1] == "bias":
+            return True
+        return self.trains(self.layer_of(key), epoch)
 
 
 def freeze_plan(spec: ir.Spec) -> FreezePlan:
@@ -130,7 +146,7 @@ def freeze_plan(spec: ir.Spec) -> FreezePlan:
         head = spec.layers[i].name if i is not None else None
     starts = {p: 0.0 for p in leaves}
     if t is None or t.freeze is None:
-        return FreezePlan(starts, head, order)
+        return FreezePlan(starts, head, order, bool(t and t.bias_train))
 
     def span_end(name: str) -> int:  # the last index of a layer and its contents
         path = next(p for p, info in entries if info.name == name)
@@ -156,7 +172,7 @@ def freeze_plan(spec: ir.Spec) -> FreezePlan:
         for p in leaves:
             if named(p, u.layers) and starts[p] > u.epoch - 1:
                 starts[p] = float(u.epoch - 1)
-    return FreezePlan(starts, head, order)
+    return FreezePlan(starts, head, order, t.bias_train)
 
 
 def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
@@ -408,7 +424,7 @@ def load_into(model: nn.Module, spec: ir.Spec, path: Path, head: str | None) -> 
 def apply_plan(model: nn.Module, plan: FreezePlan, epoch: int) -> None:
     """``requires_grad`` of every parameter as the plan says for ``epoch``."""
     for key, p in model.named_parameters():
-        p.requires_grad_(plan.trains(key.rsplit(".", 1)[0], epoch))
+        p.requires_grad_(plan.param_trains(key, epoch))
 
 
 def freeze_batchnorm(model: nn.Module, plan: FreezePlan, epoch: int) -> None:

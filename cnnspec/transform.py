@@ -511,6 +511,10 @@ class ToRaw(Transformer):
     def bn_train(self, meta, items):
         return Opt("bn_train", True, self._mspan(meta))
 
+    @v_args(meta=True)
+    def bias_train(self, meta, items):
+        return Opt("bias_train", True, self._mspan(meta))
+
     def lr_split(self, items):
         return [self._opt("lr_backbone", items[0], self._num(items[0])),
                 self._opt("lr_head", items[1], self._num(items[1]))]

@@ -311,7 +311,8 @@ class Validator:
                 self.error(dup.span, "transfer: freeze, train last or freeze all is given twice",
                            "one freeze rule per transfer section; use unfreeze for later epochs")
             else:
-                name = {"source": "from", "lr_backbone": "lr backbone", "bn_train": "bn train"}
+                name = {"source": "from", "lr_backbone": "lr backbone", "bn_train": "bn train",
+                        "bias_train": "bias train"}
                 self.error(dup.span, f"transfer: {name.get(dup.key, dup.key)} is given twice",
                            "keep one of them")
         raw = replace(raw, duplicates=[])

@@ -184,3 +184,13 @@ def test_a_new_kind_is_one_file(tmp_path):
     assert lines[0] == "X1 (1, 4, 4) 34"
     assert "scale2" in lines[1] and "x 0.5" in lines[1]
     assert lines[2] == "torch.Size([1, 2]) True"
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet2012", "resnet18", "googlenet",
+                                  "densenet121", "efficientnet_b0", "convnext_tiny"])
+def test_bias_counts_equal_the_built_modules(name):
+    """LayerInfo.biases (what ``bias train`` keeps training) = the parameters named bias."""
+    spec = cnnspec.load(SPECS / f"{name}.cnn")
+    model = cnnspec.build(spec)
+    expected = sum(p.numel() for k, p in model.named_parameters() if k.endswith(".bias"))
+    assert sum(i.biases for i in cnnspec.infer_shapes(spec).layers) == expected > 0

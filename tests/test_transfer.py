@@ -79,6 +79,29 @@ def test_freeze_up_to_c2_keeps_c1_c2_and_their_statistics(tmp_path, source_run, 
     assert report["accuracy"] > 0.8 and len(report["classes"]) == 3
 
 
+def test_bias_train_trains_the_biases_of_frozen_layers_only(tmp_path, source_run, digit_folder):
+    """``bias train``: in frozen layers the biases train (and are in the optimizer), the
+    weights stay bit-identical; the summary counts the biases as trainable."""
+    spec = target(source_run, "    freeze up to C3\n    bias train\n    classes from data\n", 1)
+    cnnspec.train(spec, data=digit_folder, out=tmp_path / "run", export=False)
+    before = load_file(source_run / "weights.safetensors")
+    after = load_file(tmp_path / "run" / "weights.safetensors")
+    for key in ("C1.weight", "BN1.weight", "C2.weight", "BN2.weight", "C3.weight",
+                "BN1.running_mean"):
+        assert torch.equal(before[key], after[key]), key
+    for key in ("BN1.bias", "BN2.bias", "C3.bias", "F1.weight"):
+        assert not torch.equal(before[key], after[key]), key
+    plan = freeze_plan(spec)
+    groups = param_groups(cnnspec.build(spec), spec.train, plan, spec.transfer)
+    # in the optimizer: the frozen layers' biases (BN1 8, BN2 16, C3 16), F1 and F2 (10
+    # outputs here: `classes from data` is set when training); no frozen weight
+    assert sum(p.numel() for g in groups for p in g["params"]) == 8 + 16 + 16 + 785 * 32 + 33 * 10
+    totals = summarize(spec).totals
+    # frozen weights: C1 72, BN1 8, C2 1,152, BN2 16, C3 2,304 (their 8 + 16 + 16 biases train)
+    assert totals.non_trainable_params == 72 + 8 + 1152 + 16 + 2304
+    assert "bias train" in str(summarize(spec))
+
+
 def test_unfreeze_at_epoch_and_separate_head_rate(tmp_path, source_run, digit_folder):
     spec = target(source_run, "    freeze all except F2\n    unfreeze C3 at epoch 2\n"
                   "    classes 3\n    lr backbone 0.001 head 0.01\n")
@@ -275,3 +298,18 @@ def test_check_names_a_source_that_cannot_be_one(tmp_path, source, message):
     r = subprocess.run([sys.executable, "-m", "cnnspec", "check", str(spec)],
                        capture_output=True, text=True, check=False, timeout=120)
     assert r.returncode == 1 and message in r.stderr, r.stderr
+
+
+def test_a_frozen_layer_with_sub_modules_is_frozen_whole():
+    """se's module holds fc1 and fc2: their keys (SE1.fc1.weight) belong to layer SE1."""
+    from cnnspec.transfer import apply_plan
+
+    spec = cnnspec.loads("network T\ninput 8x8x4\nse 2\nconv 3x3x4\nflatten\ndense 2\n"
+                         'transfer:\n    from "w.safetensors"\n    freeze up to SE1\n'
+                         "    bias train\n")
+    model = cnnspec.build(spec)
+    apply_plan(model, freeze_plan(spec), 0)
+    trains = {k: p.requires_grad for k, p in model.named_parameters()}
+    assert trains == {"SE1.fc1.weight": False, "SE1.fc1.bias": True, "SE1.fc2.weight": False,
+                      "SE1.fc2.bias": True, "C1.weight": True, "C1.bias": True,
+                      "F1.weight": True, "F1.bias": True}

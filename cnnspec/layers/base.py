@@ -49,6 +49,8 @@ class LayerInfo:
     out_shape: Shape
     params: int = 0
     buffers: int = 0
+    biases: int = 0
+    """Of ``params``, those in tensors named ``bias`` (``bias train`` keeps them training)."""
     macs: int = 0
     """Multiply-accumulates per image (one multiply plus one add; FLOPs = 2 x MACs)."""
     padding: tuple[int, int] | str = (0, 0)

@@ -22,7 +22,7 @@ class BatchNorm(Node):
 
 def infer(layer: BatchNorm, shape) -> LayerInfo:
     params, buffers = batchnorm_counts(shape[0])
-    return LayerInfo(layer, shape, shape, params=params, buffers=buffers)
+    return LayerInfo(layer, shape, shape, params=params, buffers=buffers, biases=shape[0])
 
 
 def module(info: LayerInfo) -> ModuleCall:

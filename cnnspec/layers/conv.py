@@ -84,6 +84,7 @@ def infer(layer: Conv, shape) -> LayerInfo:
     out = (layer.out_channels, *out[1:])
     return LayerInfo(layer, shape, out,
                      params=conv_params(shape[0], layer.out_channels, layer.kernel_size, layer.bias, g),
+                     biases=layer.out_channels if layer.bias else 0,
                      macs=conv_macs(out, shape[0], layer.kernel_size, g), padding=pad)
 
 

@@ -26,6 +26,7 @@ def infer(layer: Dense, shape) -> LayerInfo:
                          "add 'flatten' (or 'globalavgpool' then 'flatten') before it")
     return LayerInfo(layer, shape, (layer.out_features,),
                      params=dense_params(shape[0], layer.out_features, layer.bias),
+                     biases=layer.out_features if layer.bias else 0,
                      macs=shape[0] * layer.out_features)
 
 

@@ -34,7 +34,8 @@ layernorm: "layernorm" layernorm_opt*
 """
 
 KIND = Kind(LayerNorm, grammar=GRAMMAR, rules=("layernorm",), prefix="LN",
-            infer=lambda layer, shape: LayerInfo(layer, shape, shape, params=2 * shape[0]),
+            infer=lambda layer, shape: LayerInfo(layer, shape, shape, params=2 * shape[0],
+                                                 biases=shape[0]),
             module=module, pointwise=True,
             describe=lambda info: ("over channels" if len(info.in_shape) == 3 else "over features")
             + (f", eps {info.layer.eps:g}" if info.layer.eps != 1e-5 else ""))

@@ -30,6 +30,7 @@ def infer(layer: Pointwise, shape) -> LayerInfo:
     c, h, w = shape
     return LayerInfo(layer, shape, (layer.out_features, h, w),
                      params=dense_params(c, layer.out_features, layer.bias),
+                     biases=layer.out_features if layer.bias else 0,
                      macs=h * w * c * layer.out_features)
 
 

@@ -31,7 +31,8 @@ def infer(layer: SqueezeExcite, shape) -> LayerInfo:
     c, n = shape[0], layer.squeeze_channels
     # fc1: C -> N and fc2: N -> C, 1x1 convolutions with biases on the pooled 1x1 map; the
     # pooling and the gating product are not multiply-accumulates (as FlopCounterMode).
-    return LayerInfo(layer, shape, shape, params=c * n + n + n * c + c, macs=2 * c * n)
+    return LayerInfo(layer, shape, shape, params=c * n + n + n * c + c, biases=n + c,
+                     macs=2 * c * n)
 
 
 def fields(word: str, f: dict) -> dict:

@@ -73,6 +73,8 @@ def transfer_lines(tr: dict) -> list[str]:
               f"{u['epoch']}" for u in tr["unfreeze"]]
     if tr["bn_train"]:
         lines.append("Frozen layers' batch norms keep updating their running statistics (bn train)")
+    if tr.get("bias_train"):
+        lines.append("Frozen layers' biases keep training, their weights stay (bias train)")
     return lines
 
 

@@ -14,7 +14,7 @@ JSON schema (``--format json``), stable for scripts::
      "training": {"epochs", "batch", "optimizer", "weight_decay", "schedule", "schedule_kind",
                   "schedule_head", "lr_by_epoch", "extras", "warnings"},
      "transfer": {} | {"source", "frozen_params", "trainable_params", "head", "classes",
-                       "bn_train", "unfreeze"}}
+                       "bn_train", "bias_train", "unfreeze"}}
 
 Layers are listed depth first: a concat or residual row (depth d) is followed by its
 branches' / body's layers (depth d + 1); its parameters and MACs include theirs, so the
@@ -171,11 +171,13 @@ def summarize(spec: Spec, depth: int | None = None) -> Summary:
         rows = [replace(r, status=status, trainable=status in ("trainable", "partly frozen",
                                                                "new head"))
                 for r, status in ((r, plan.status(r.path)) for r in rows)]
-        params = {path: info.params for _, path, info in shaped.walk()}
-        frozen = sum(params[p] for p, e in plan.starts.items() if e > 0)
         t = spec.transfer
+        infos = {path: info for _, path, info in shaped.walk()}
+        frozen = sum(infos[p].params - (infos[p].biases if t.bias_train else 0)
+                     for p, e in plan.starts.items() if e > 0)
         transfer = {"source": t.source, "frozen_params": frozen, "trainable_params": total - frozen,
                     "head": plan.head, "classes": t.classes, "bn_train": t.bn_train,
+                    "bias_train": t.bias_train,
                     "unfreeze": [{"layers": u.layers, "epoch": u.epoch} for u in t.unfreeze]}
         trainable = total - frozen
     else:

@@ -107,7 +107,7 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
                     # the epoch (from 1, as written) each layer joins at
                     "unfreeze": {p: int(e) + 1 for p, e in plan.starts.items()
                                  if 0 < e < NEVER},
-                    "bn_train": t.bn_train}
+                    "bn_train": t.bn_train, "bias_train": t.bias_train}
     synced = cfg.sync_batchnorm and sync_batchnorm(model, group, device)
     model = model.to(device)
     speed = configure(cfg, device, model)
