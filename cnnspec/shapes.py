@@ -30,8 +30,18 @@ from .layers.formulas import (
 )
 
 __all__ = ["MAX_TENSOR", "LayerInfo", "ShapedSpec", "batchnorm_counts", "conv_macs", "conv_out",
-           "conv_params", "dense_params", "fmt_shape", "infer", "pool_out", "projection_stride",
+           "conv_params", "dense_params", "fmt_shape", "group_name", "infer", "pool_out", "projection_stride",
            "resolve_padding", "walk"]
+
+
+def group_name(info: LayerInfo, i: int) -> str | None:
+    """The module name of a container's i-th group of layers: a concat's branches are
+    ``b1``, ``b2``, ...; a residual's shortcut is ``shortcut``; its body has none (its layers
+    are the residual's own children). The one rule for module paths (walk, the summary;
+    ``builder.Concat`` and ``builder.Residual`` name their children so)."""
+    if info.layer.kind == "concat":
+        return f"b{i + 1}"
+    return "shortcut" if i == 1 else None
 
 
 def walk(infos, depth: int = 0, prefix: str = ""):
@@ -41,13 +51,8 @@ def walk(infos, depth: int = 0, prefix: str = ""):
         path = f"{prefix}{info.name}"
         yield depth, path, info
         for i, group in enumerate(info.children):
-            if info.layer.kind == "concat":
-                sub = f"{path}.b{i + 1}."
-            elif i == 1:
-                sub = f"{path}.shortcut."
-            else:
-                sub = f"{path}."
-            yield from walk(group, depth + 1, sub)
+            name = group_name(info, i)
+            yield from walk(group, depth + 1, f"{path}.{name}." if name else f"{path}.")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from ..ir import Spec, TrainConfig
 from ..layers import BY_KIND
-from ..shapes import LayerInfo, fmt_shape, infer
+from ..shapes import LayerInfo, fmt_shape, group_name, infer
 from .preview import schedule_preview
 
 BYTES_PER_PARAM = 4  # float32
@@ -139,14 +139,13 @@ def _rows(infos, depth: int, prefix: str, total: int):
         yield Row(info.name, path, depth, kind, args, fmt_shape(info.out_shape), info.params,
                   share(info.params), info.macs, True, key=_key(info, kind))
         for i, group in enumerate(info.children):
-            if info.layer.kind == "concat":
-                name, what = f"b{i + 1}", ("identity: the input itself" if not group else "")
-            elif i == 1:
-                name, what = "shortcut", ("automatic 1x1 projection + batchnorm" if info.projection
-                                          else "")
-            else:
+            name = group_name(info, i)
+            if name is None:  # a residual's body: its layers are the residual's children
                 yield from _rows(group, depth + 1, f"{path}.", total)
                 continue
+            what = ("identity: the input itself" if info.layer.kind == "concat" and not group
+                    else "automatic 1x1 projection + batchnorm" if name == "shortcut"
+                    and info.projection else "")
             out = group[-1].out_shape if group else info.in_shape
             params, macs = sum(g.params for g in group), sum(g.macs for g in group)
             yield Row(name, f"{path}.{name}", depth + 1, "branch" if name != "shortcut" else "shortcut",
