@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import traceback
 
 import click
@@ -37,25 +36,9 @@ def cli(debug: bool) -> None:
               "as usual, nothing on stdout, exit status 1.")
 def check(spec: str, fmt: str) -> None:
     """Parse and validate SPEC; report every mistake with file:line:col."""
-    from . import load
+    from .compiler import check as check_spec
 
-    s = load(spec)
-    if s.transfer is not None:
-        from pathlib import Path
-
-        from .transfer import resolve_source, source_problem
-
-        source = resolve_source(s.transfer.source, s.file)
-        problem = source_problem(source)
-        if problem is not None:
-            from .errors import SourceText, SpecError
-
-            src = SourceText(s.source, s.file)  # the caret line, as every spec error has it
-            raise SpecError([src.diag(
-                s.transfer.span, f"transfer: from \"{s.transfer.source}\": {source.resolve()} "
-                f"{problem}", f"a path in a spec is relative to the spec's folder "
-                f"({Path(s.file).resolve().parent}); train the source run first, or fix the "
-                "path")])
+    s = check_spec(spec)
     if fmt == "json":
         sys.stdout.write(s.model_dump_json(indent=2) + "\n")
         return
@@ -122,31 +105,10 @@ def diff(spec_a: str, spec_b: str, fmt: str, changed_only: bool, wide: bool,
               help="net.svg, net.png (need Graphviz), net.dot or net.mmd (Mermaid).")
 def graph(spec: str, output: str) -> None:
     """Draw SPEC: one box per layer with its output shape, branches side by side."""
-    from pathlib import Path
-
     from . import load
-    from .files import atomic_write, write_text
-    from .report import graph as g
+    from .report.graph import write_graph
 
-    s = load(spec)
-    path = Path(output)
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix not in ("svg", "png", "dot", "mmd"):
-        raise CnnSpecError(f"{output}: use a .svg, .png, .dot or .mmd file name")
-    data = g.build_graph(infer(s))
-    if suffix == "mmd":
-        write_text(path, g.to_mermaid(data))
-        return
-    dot = g.to_dot(data, s.name)
-    if suffix == "dot":
-        write_text(path, dot)
-        return
-    if not g.dot_available():
-        write_text(path.with_suffix(".dot"), dot)
-        raise CnnSpecError(f"cannot render {output}: {g.INSTALL_HINT}. "
-                           f"Wrote the text form to {path.with_suffix('.dot')}")
-    image = g.render_image(dot, suffix)
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(image))
+    write_graph(infer(load(spec)), output)
     err.print(f"wrote {output}", markup=False)
 
 
@@ -216,25 +178,14 @@ def evaluate(run: str, data: str | None, weights: str, fmt: str, wide: bool) -> 
     (default: the run's own validation images)."""
     import json
 
-    from .report.tables import show
+    from .report.results import render_evaluation
     from .training import evaluate_run
 
     r = evaluate_run(run, data, weights)
     if fmt == "json":
         sys.stdout.write(json.dumps(r, indent=2) + "\n")
-        return
-    out.print(f"{r['run']} on {r['data']}: {r['images']} images ({r['subset']}), accuracy "
-              f"{r['accuracy']:.2%}")
-    rows = [(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
-             str(m["support"])) for name, m in zip(r["classes"], r["per_class"], strict=True)]
-    show(out, ("class", "precision", "recall", "F1", "support"), rows, numeric=(1, 2, 3, 4),
-         wrap=(0,), wide=wide)
-    k = len(r["classes"])
-    show(out, ("true \\ predicted", *r["classes"]),
-         [(name, *map(str, row)) for name, row in zip(r["classes"], r["confusion"], strict=True)],
-         numeric=tuple(range(1, k + 1)), wrap=(0,), title="confusion matrix", wide=wide)
-    for path in r["skipped"]:
-        err.print(f"skipped unreadable image {path}", markup=False)
+    else:
+        render_evaluation(r, out, err, wide)
 
 
 @cli.command()
@@ -260,12 +211,13 @@ def predict(run: str, images: tuple[str, ...], top_k: int, weights: str, backend
         from .training.inference import predict as predict_images
 
         results = predict_images(run, list(images), top_k, weights, device)
+    from .report.results import prediction_line
+
     for r in results:
         if "error" in r:
             _error(r["error"])
             continue
-        ranked = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
-        out.print(f"{r['image']}: {ranked}", markup=False)
+        out.print(prediction_line(r), markup=False)
     failed = sum("error" in r for r in results)
     if failed:
         _error(f"{failed} of {len(results)} image(s) could not be read")
@@ -284,29 +236,13 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str, wide: bool
     import json
 
     from .data.report import data_report
-    from .report.tables import show
+    from .report.results import render_data_report
 
     r = data_report(folder, min_classes, min_per_class)
     if fmt == "json":
         sys.stdout.write(json.dumps(r, indent=2) + "\n")
     else:
-        rows = [(c["name"], str(c["images"]), ", ".join(f"{k}: {v}" for k, v in c["sizes"].items()),
-                 ", ".join(f"{k}: {v}" for k, v in c["modes"].items())) for c in r["classes"]]
-        show(out, ("class", "images", "sizes (WxH: count)", "modes"), rows, numeric=(1,),
-             wrap=(0, 2, 3), title=f"{r['root']}: {len(r['classes'])} classes, "
-             f"{r['total_images']} images", wide=wide)
-        for u in r["unreadable"]:
-            out.print(f"unreadable: {u['path']} ({u['reason']})")
-        for a, b in r["duplicates"]:
-            out.print(f"duplicate: {b} has the same bytes as {a}")
-        for w in r["warnings"]:
-            out.print(f"warning: {w}", markup=False)
-        if min_classes or min_per_class:
-            out.print(f"minimum {min_classes} classes x {min_per_class} images: " +
-                      ("met" if r["meets_minimum"] else "NOT met: " + "; ".join(r["problems"])))
-        else:
-            for problem in r["problems"]:
-                out.print(f"error: {problem}", markup=False)
+        render_data_report(r, out, min_classes, min_per_class, wide)
     if not r["meets_minimum"]:
         sys.exit(1)
 
@@ -409,20 +345,17 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
 
     Train settings given on the command line (--epochs, --lr, --batch, ...) replace the
     spec's for this run and are recorded in the run folder (run.json, spec.json)."""
-    from . import load, summarize
-    from .report.render import render
+    from .compiler import compile_spec
+    from .compiler import resume_run as resume
 
     if resume_run:
-        from .training import resume
-
         ignored = [name for name, v in (("SPEC", spec), ("--onnx", onnx_path), ("--data", data),
                                         ("--out", out_dir), ("--softmax", softmax)) if v]
         ignored += [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
         if ignored:
             raise click.UsageError(f"--resume continues a run as it was set up (only --epochs "
                                    f"can extend it); it takes no {', '.join(ignored)}")
-        t0 = time.perf_counter()
-        _report_run(resume(resume_run, epochs=epochs, device=device, console=err), t0)
+        resume(resume_run, out, epochs=epochs, device=device, messages=err)
         return
     if spec is None:
         raise click.UsageError("give a SPEC, or --resume RUN")
@@ -435,80 +368,12 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
     if given and not do_train:
         raise click.UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} "
                                f"only appl{'ies' if len(given) == 1 else 'y'} with --train")
-    s = load(spec)
-    if do_train and s.transfer is not None and s.transfer.classes == "data":
-        from .data.folder import class_names
-        from .errors import DataError
-        from .training.settings import data_path_of
-        from .transfer import with_classes
-
-        try:  # show and build the head training will have: one output per class
-            s = with_classes(s, len(class_names(data_path_of(s, data))))
-        except DataError:
-            pass  # training reports the folder's problem with its path
-    render(summarize(s), "table", out)
-    from .builder import build
-
-    model = build(s)  # compile means build: the module exists and has the reported parameters
-    built, reported = sum(p.numel() for p in model.parameters()), infer(s).params
-    if built != reported:
-        raise RuntimeError(f"built {built:,} parameters but the summary says {reported:,}")
-    out.print(f"built {type(model).__module__}.{type(model).__name__} {s.name}: {built:,} parameters")
-    if onnx_path:
-        from torch import nn
-
-        from .export import export_onnx, metadata
-        from .training.api import ends_in_softmax
-
-        probabilities = softmax or ends_in_softmax(model)
-        exported = nn.Sequential(model, nn.Softmax(dim=1)) if softmax and not ends_in_softmax(
-            model) else model
-        out.print(str(export_onnx(exported, s, onnx_path, meta=metadata(
-            s, "probabilities" if probabilities else "logits"))))
-    if do_train:
-        from .report.preview import schedule_preview
-        from .training import train
-        from .training.settings import apply_overrides
-
-        if given:
-            preview = schedule_preview(apply_overrides(s.train, given))
-            out.print(f"With {' '.join(_flag(k, v) for k, v in given.items())}, learning rate by "
-                      f"epoch: {preview.text().removeprefix('epochs ')}")
-            own = set(schedule_preview(s.train).warnings)  # shown with the summary already
-            beyond = [w for w in preview.warnings if w not in own and "beyond the last" in w]
-            if beyond and "epochs" in given:  # the user shortened the run on purpose
-                out.print(f"note: with --epochs {given['epochs']} the run ends before "
-                          f"{len(beyond)} change(s) of its schedule")
-            for warning in preview.warnings:
-                if warning not in own and warning not in beyond:
-                    out.print(f"warning: {warning}")
-
-        t0 = time.perf_counter()
-        _report_run(train(s, data=data, out=out_dir, overrides=given, device=device, console=err,
-                          softmax=softmax),
-                    t0)
+    compile_spec(spec, out, onnx=onnx_path, train=do_train, softmax=softmax, data=data,
+                 overrides=given, out=out_dir, device=device, messages=err)
 
 
 for _command in INSIGHT:
     cli.add_command(_command)
-
-
-def _flag(key: str, value) -> str:
-    """An override as it was typed: ``--lr 0.01``, ``--compile``, ``--no-compile``."""
-    name = key.replace("_", "-")
-    if isinstance(value, bool):
-        return f"--{name}" if value else f"--no-{name}"
-    return f"--{name} {value}"
-
-
-def _report_run(run, t0: float) -> None:
-    final = run.final
-    out.print(f"val accuracy {final['val_accuracy']:.2%} (val loss {final['val_loss']:.4f}) "
-              f"after {final['epoch']} epoch{'s' if final['epoch'] != 1 else ''}; training took {run.seconds:.1f} s, "
-              f"{time.perf_counter() - t0:.1f} s with data and export")
-    if run.export is not None:
-        out.print(str(run.export))
-    out.print(f"run folder: {run.out}")
 
 
 def _error(text: str) -> None:

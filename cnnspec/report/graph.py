@@ -100,3 +100,36 @@ def render_image(dot_text: str, fmt: str) -> bytes:
     import graphviz
 
     return graphviz.Source(dot_text).pipe(format=fmt)
+
+
+def write_graph(shaped: ShapedSpec, output: str) -> None:
+    """Draw the network to ``output``: .mmd (Mermaid) and .dot (Graphviz text) are written
+    directly; .svg and .png are rendered by Graphviz's ``dot``. Writes are atomic.
+
+    Raises:
+        CnnSpecError: another suffix; or .svg/.png without Graphviz (the .dot text is then
+            written beside, and the message says where).
+    """
+    from pathlib import Path
+
+    from ..errors import CnnSpecError
+    from ..files import atomic_write, write_text
+
+    path = Path(output)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in ("svg", "png", "dot", "mmd"):
+        raise CnnSpecError(f"{output}: use a .svg, .png, .dot or .mmd file name")
+    data = build_graph(shaped)
+    if suffix == "mmd":
+        write_text(path, to_mermaid(data))
+        return
+    dot = to_dot(data, shaped.spec.name)
+    if suffix == "dot":
+        write_text(path, dot)
+        return
+    if not dot_available():
+        write_text(path.with_suffix(".dot"), dot)
+        raise CnnSpecError(f"cannot render {output}: {INSTALL_HINT}. "
+                           f"Wrote the text form to {path.with_suffix('.dot')}")
+    image = render_image(dot, suffix)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(image))

@@ -79,3 +79,32 @@ def schedule_preview(cfg: TrainConfig, epochs: int | None = None) -> SchedulePre
         note = (f"then x{sched.factor:g} after {sched.patience} epochs without {sched.monitor} "
                 f"improving" + (f" (not below {sched.min_lr:g})" if sched.min_lr else ""))
     return SchedulePreview(ranges, warnings, note)
+
+
+def flag(key: str, value) -> str:
+    """An override as it was typed: ``--lr 0.01``, ``--compile``, ``--no-compile``.
+
+    >>> flag("lr", 0.01), flag("compile", False)
+    ('--lr 0.01', '--no-compile')
+    """
+    name = key.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value}"
+
+
+def override_lines(spec_cfg: TrainConfig, run_cfg: TrainConfig, given: dict) -> list[str]:
+    """What command-line overrides (``given``, turning ``spec_cfg`` into ``run_cfg``) do to
+    the learning rates: the new rates by epoch, a note when ``--epochs`` ends the run before
+    changes of its schedule, and warnings the spec's own preview did not already give."""
+    if not given:
+        return []
+    preview = schedule_preview(run_cfg)
+    lines = [(f"With {' '.join(flag(k, v) for k, v in given.items())}, learning rate by "
+             f"epoch: {preview.text().removeprefix('epochs ')}")]
+    own = set(schedule_preview(spec_cfg).warnings)  # shown with the summary already
+    beyond = [w for w in preview.warnings if w not in own and "beyond the last" in w]
+    if beyond and "epochs" in given:  # the user shortened the run on purpose
+        lines.append(f"note: with --epochs {given['epochs']} the run ends before "
+                     f"{len(beyond)} change(s) of its schedule")
+    return lines + [f"warning: {w}" for w in preview.warnings if w not in own and w not in beyond]

@@ -1,0 +1,126 @@
+"""What ``cnnspec check`` and ``cnnspec compile`` do, as library calls: a spec checked as far
+as a spec can be (its transfer source included), and compiled: summarised, built (the
+module must have the reported parameters), exported to ONNX and trained.
+
+Messages go to the ``console`` given (rich); their text comes from :mod:`cnnspec.report`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import ir
+from .errors import SourceText, SpecError
+from .loader import load
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def check(path: str | Path) -> ir.Spec:
+    """The validated spec at ``path``, with its ``transfer: from`` source checked to exist
+    and be readable as weights.
+
+    Raises:
+        SpecError: any mistake in the spec, or a transfer source that cannot be one
+            (at the ``from`` line, with the folder it was looked for in).
+    """
+    from .transfer import resolve_source, source_problem
+
+    spec = load(path)
+    if spec.transfer is not None:
+        source = resolve_source(spec.transfer.source, spec.file)
+        problem = source_problem(source)
+        if problem is not None:
+            src = SourceText(spec.source, spec.file)  # the caret line, as every spec error has it
+            raise SpecError([src.diag(
+                spec.transfer.span, f"transfer: from \"{spec.transfer.source}\": "
+                f"{source.resolve()} {problem}", f"a path in a spec is relative to the spec's "
+                f"folder ({Path(spec.file).resolve().parent}); train the source run first, or "
+                "fix the path")])
+    return spec
+
+
+def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
+                 train: bool = False, softmax: bool = False, data: str | None = None,
+                 overrides: dict | None = None, out: str | None = None,
+                 device: str | None = None, messages: Console | None = None):
+    """``cnnspec compile``: print the summary of the spec at ``path``, build its module
+    (input (N, C, H, W) float32) and check that it has the reported parameters, then export
+    it to ``onnx`` (checked with ONNX Runtime) and/or train it (``overrides``: train settings
+    replacing the spec's for this run). ``messages`` gets training's progress.
+
+    Returns:
+        The finished run (:class:`cnnspec.training.Run`) when ``train``, else None.
+
+    Raises:
+        SpecError, DataError, TrainingError: as the stages raise them.
+        RuntimeError: the built module's parameters differ from the summary's (a bug).
+    """
+    from .builder import build
+    from .report.render import render
+    from .report.results import run_lines
+    from .report.summary import summarize
+    from .shapes import infer
+
+    given = dict(overrides or {})
+    spec = load(path)
+    if train and spec.transfer is not None and spec.transfer.classes == "data":
+        from .data.folder import class_names
+        from .errors import DataError
+        from .training.settings import data_path_of
+        from .transfer import with_classes
+
+        try:  # show and build the head training will have: one output per class
+            spec = with_classes(spec, len(class_names(data_path_of(spec, data))))
+        except DataError:
+            pass  # training reports the folder's problem with its path
+    render(summarize(spec), "table", console)
+    model = build(spec)  # compile means build: the module exists and has the reported parameters
+    built, reported = sum(p.numel() for p in model.parameters()), infer(spec).params
+    if built != reported:
+        raise RuntimeError(f"built {built:,} parameters but the summary says {reported:,}")
+    console.print(f"built {type(model).__module__}.{type(model).__name__} {spec.name}: "
+                  f"{built:,} parameters")
+    if onnx:
+        from torch import nn
+
+        from .export import export_onnx, metadata
+        from .training.api import ends_in_softmax
+
+        probabilities = softmax or ends_in_softmax(model)
+        exported = nn.Sequential(model, nn.Softmax(dim=1)) if softmax and not ends_in_softmax(
+            model) else model
+        console.print(str(export_onnx(exported, spec, onnx, meta=metadata(
+            spec, "probabilities" if probabilities else "logits"))))
+    if not train:
+        return None
+    from .report.preview import override_lines
+    from .training import train as train_spec
+    from .training.settings import apply_overrides
+
+    run_cfg = apply_overrides(spec.train, given) if given else spec.train
+    for line in override_lines(spec.train, run_cfg, given):
+        console.print(line)
+    t0 = time.perf_counter()
+    run = train_spec(spec, data=data, out=out, overrides=given, device=device,
+                     console=messages or console, softmax=softmax)
+    for line in run_lines(run, time.perf_counter() - t0):
+        console.print(line)
+    return run
+
+
+def resume_run(run: str | Path, console: Console, *, epochs: int | None = None,
+               device: str | None = None, messages: Console | None = None):
+    """``cnnspec compile --resume RUN``: continue RUN from its last checkpoint (to ``epochs``
+    epochs in all when given); the run's summary lines go to ``console``."""
+    from .report.results import run_lines
+    from .training import resume
+
+    t0 = time.perf_counter()
+    done = resume(run, epochs=epochs, device=device, console=messages or console)
+    for line in run_lines(done, time.perf_counter() - t0):
+        console.print(line)
+    return done
