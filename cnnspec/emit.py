@@ -99,12 +99,10 @@ def emit(shaped: ShapedSpec) -> str:
         "",
         "import torch",
         "from torch import nn",
-        "",
     ]
     needs = _preambles(shaped.layers)
-    imports = [t for t in needs if t.startswith("from ")]
-    if imports:
-        out += imports
+    out += sorted(t for t in needs if t.startswith("from "))  # torchvision's modules
+    out.append("")
     for helper, kind in ((builder.Concat, "concat"), (builder.Residual, "residual")):
         if _uses(shaped.layers, kind):
             out += ["", inspect.getsource(helper).rstrip(), ""]
