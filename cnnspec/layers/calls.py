@@ -71,3 +71,19 @@ class ModuleCall:
         if self.lib.startswith("cnnspec."):
             return textwrap.dedent(inspect.getsource(self.resolve())).rstrip()
         return f"from {self.lib} import {self.cls}"
+
+
+def made_on_first_use(**factories):
+    """A module's ``__getattr__`` giving each class ``factories[name]()`` makes, made once,
+    on first use: a layer kind defining its own ``nn.Module`` imports torch only when the
+    module is built (``ModuleCall.resolve``), not when the kind is declared."""
+    made: dict = {}
+
+    def __getattr__(name: str):
+        if name not in factories:
+            raise AttributeError(name)
+        if name not in made:
+            made[name] = factories[name]()
+        return made[name]
+
+    return __getattr__

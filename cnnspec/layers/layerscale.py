@@ -5,13 +5,12 @@ on maps as torchvision's ConvNeXt, (F,) on flat inputs."""
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from .base import Kind, LayerInfo, Node
-from .calls import ModuleCall
+from .calls import ModuleCall, made_on_first_use
 
 
 class LayerScaleNode(Node):
@@ -21,7 +20,6 @@ class LayerScaleNode(Node):
     init: Annotated[float, Field(gt=0.0)]
 
 
-@functools.cache
 def _module_class():
     import torch
     from torch import nn
@@ -40,10 +38,7 @@ def _module_class():
     return LayerScale
 
 
-def __getattr__(name: str):
-    if name == "LayerScale":  # made on first use: importing a kind needs no torch
-        return _module_class()
-    raise AttributeError(name)
+__getattr__ = made_on_first_use(LayerScale=_module_class)
 
 
 GRAMMAR = """

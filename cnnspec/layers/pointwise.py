@@ -6,13 +6,12 @@ tensor. On a flat input it is ``dense N``."""
 
 from __future__ import annotations
 
-import functools
 from typing import Literal
 
 from pydantic import PositiveInt
 
 from .base import ActivationName, Kind, LayerInfo, Node, need_map
-from .calls import ModuleCall
+from .calls import ModuleCall, made_on_first_use
 from .formulas import dense_params
 
 
@@ -34,7 +33,6 @@ def infer(layer: Pointwise, shape) -> LayerInfo:
                      macs=h * w * c * layer.out_features)
 
 
-@functools.cache
 def _module_class():
     from torch import nn
 
@@ -47,10 +45,7 @@ def _module_class():
     return PointwiseLinear
 
 
-def __getattr__(name: str):
-    if name == "PointwiseLinear":  # made on first use: importing a kind needs no torch
-        return _module_class()
-    raise AttributeError(name)
+__getattr__ = made_on_first_use(PointwiseLinear=_module_class)
 
 
 GRAMMAR = """
