@@ -9,6 +9,8 @@ from pathlib import Path
 
 import networkx as nx
 
+from cnnspec.layers import KINDS
+
 PACKAGE = Path(__file__).resolve().parents[1] / "cnnspec"
 
 
@@ -94,14 +96,17 @@ def test_a_copied_spec_has_the_shapes_of_its_own_layers():
 
 
 def test_the_architecture_page_names_every_module_and_only_real_ones():
-    """docs/architecture.md stays true: its table lists every module of the package, and
-    every path it names exists."""
+    """docs/architecture.md stays true: its table lists every module of the package (the
+    layer kinds as one row), and every path it names exists."""
     import re
 
     root = PACKAGE.parent
     page = (root / "docs" / "architecture.md").read_text()
     named = set(re.findall(r"`((?:cnnspec|grammar)/[\w/]+\.(?:py|lark))`", page))
+    # the layer kinds are the row `cnnspec/layers/<kind>.py`: a new kind is one file
+    kinds = {f"cnnspec/layers/{k.model.__module__.rsplit('.', 1)[1]}.py" for k in KINDS}
     modules = {str(p.relative_to(root)) for p in PACKAGE.rglob("*.py")
-               if "__pycache__" not in p.parts}
+               if "__pycache__" not in p.parts} - kinds
+    assert "`cnnspec/layers/<kind>.py`" in page
     assert modules - named == set()  # a module the page does not mention
     assert {n for n in named if not (root / n).exists()} == set()  # a path that is not there
