@@ -32,6 +32,7 @@ residual:
     se 4
     layerscale 1e-3
     stochastic_depth 0.2
+groupnorm 4 relu
 globalavgpool
 flatten
 layernorm
@@ -48,7 +49,8 @@ def test_every_kind_module_declares_its_kind_and_words_are_unique():
     assert len(words) == len(set(words))
     rules = [r for k in layers.KINDS for r in k.rules]
     assert len(rules) == len(set(rules))
-    assert {"se", "layernorm", "pointwise", "layerscale", "stochastic_depth"} <= set(words)
+    assert {"se", "layernorm", "pointwise", "layerscale", "stochastic_depth",
+            "groupnorm"} <= set(words)
 
 
 def test_counts_of_the_new_kinds_equal_torch():
@@ -83,6 +85,20 @@ def test_pointwise_computes_a_1x1_convolution_and_layernorm_normalises_channels(
     # (variance var / (var + eps), eps = 1e-5: just under 1 where a position's channels agree)
     assert torch.allclose(z.var(dim=1, unbiased=False), torch.ones(2, 5, 6), atol=1e-2)
     assert not torch.allclose(y.var(dim=1, unbiased=False), torch.ones(2, 5, 6), atol=1e-2)
+
+
+def test_groupnorm_is_torchs_and_its_groups_must_divide_the_channels():
+    spec = cnnspec.loads("network G\ninput 4x4x6\ngroupnorm 3 eps 1e-3\n")
+    model = cnnspec.build(spec, seed=0).eval()
+    ref = torch.nn.GroupNorm(3, 6, eps=1e-3)
+    x = torch.rand(2, 6, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref(x), atol=1e-6)
+    assert cnnspec.infer_shapes(spec).params == 12
+    with pytest.raises(SpecError) as err:
+        cnnspec.loads("network G\ninput 4x4x6\ngroupnorm 4\n")
+    assert err.value.diagnostics[0].message == \
+        "GN1: groupnorm 4: the groups must divide the 6 channels"
 
 
 def test_stochastic_depth_drops_whole_images_in_training_and_nothing_in_evaluation():
