@@ -344,12 +344,37 @@ class Match:
     """File tensors nothing was loaded from."""
 
 
+def children_first(keys: list[str]) -> list[str]:
+    """``state_dict`` keys with each module's own tensors after those of its sub-modules.
+
+    PyTorch lists a module's own parameters before its children's; torchvision's ConvNeXt
+    block registers ``layer_scale`` on itself (``features.1.0.layer_scale`` before
+    ``features.1.0.block.0.weight``), where a spec's ``layerscale`` is a layer after the
+    block's others. Modules that hold tensors or children, not both (all others), keep
+    their order.
+
+    >>> children_first(["b.scale", "b.conv.weight", "b.conv.bias", "head.weight"])
+    ['b.conv.weight', 'b.conv.bias', 'b.scale', 'head.weight']
+    """
+    out = list(keys)
+    for key in keys:
+        module = key.rsplit(".", 1)[0] if "." in key else ""
+        prefix = f"{module}." if module else ""
+        deeper = [i for i, k in enumerate(out)
+                  if k.startswith(prefix) and (k.rsplit(".", 1)[0] if "." in k else "") != module]
+        if deeper and out.index(key) < deeper[-1]:
+            out.remove(key)
+            out.insert(deeper[-1], key)  # after the last tensor of its sub-modules
+    return out
+
+
 def match_weights(state: dict[str, torch.Tensor], source: dict[str, torch.Tensor],
                   head: str | None) -> Match:
     """Pair the file's tensors with the module's ``state`` (its state_dict): by name when
     any non-head name is in the file, else by position (torchvision's ``features.0.weight``
     ... in the same order as the spec's layers, the way tests/test_reference.py loads them)
-    when none of them is.
+    when none of them is; where that order does not fit, a module's own tensors are taken
+    after its sub-modules' (:func:`children_first`: torchvision's ConvNeXt).
     The head's tensors (``head`` path) are never loaded."""
     def is_head(k):
         return head is not None and k.rsplit(".", 1)[0] == head
@@ -360,9 +385,18 @@ def match_weights(state: dict[str, torch.Tensor], source: dict[str, torch.Tensor
         method, pairs = "by name", [(k, k if k in source else None) for k in state]
     else:
         method = "by order"
-        theirs = list(source)
         keys = list(state)
-        pairs = [(k, theirs[i] if i < len(theirs) else None) for i, k in enumerate(keys)]
+
+        def in_order(theirs):
+            return [(k, theirs[i] if i < len(theirs) else None) for i, k in enumerate(keys)]
+
+        def fits(pairs):
+            return all(t is not None and (is_head(k) or source[t].shape == state[k].shape)
+                       for k, t in pairs)
+
+        pairs = in_order(list(source))
+        if not fits(pairs) and fits(reordered := in_order(children_first(list(source)))):
+            pairs = reordered
     used = set()
     for ours_k, theirs_k in pairs:
         found = source.get(theirs_k) if theirs_k is not None else None

@@ -12,6 +12,7 @@ import torch
 from torchvision import models
 
 import cnnspec
+from cnnspec.transfer import children_first
 from conftest import SPECS
 
 REFERENCE = [
@@ -32,21 +33,10 @@ REFERENCE = [
 ]
 
 
-def layer_scale_last(keys: list[str]) -> list[str]:
-    """torchvision's ConvNeXt block registers ``layer_scale`` on itself, so its state_dict
-    lists it before the block's layers (``features.1.0.layer_scale``, then
-    ``features.1.0.block.0.weight``); in the spec it is a layer after the second pointwise
-    one. The same tensors, with each layer scale moved after its block's last tensor."""
-    out = [k for k in keys if not k.endswith(".layer_scale")]
-    for key in (k for k in keys if k.endswith(".layer_scale")):
-        block = key.removesuffix("layer_scale")
-        last = max(i for i, k in enumerate(out) if k.startswith(block))
-        out.insert(last + 1, key)
-    return out
-
-
 # How torchvision's state_dict keys are ordered to match the spec's (the identity elsewhere).
-KEY_ORDER = {"convnext_tiny": layer_scale_last}
+# torchvision's ConvNeXt block registers layer_scale on itself, before its layers; the
+# transfer loader's children_first takes a module's own tensors after its sub-modules'.
+KEY_ORDER = {"convnext_tiny": children_first}
 
 
 @pytest.mark.parametrize(("name", "make", "params"), REFERENCE, ids=[r[0] for r in REFERENCE])

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 import cnnspec
 from cnnspec.report.summary import summarize
 from cnnspec.training.optim import param_groups
-from cnnspec.transfer import NEVER, freeze_plan, load_into, read_weights
+from cnnspec.transfer import NEVER, freeze_plan, load_into, match_weights, read_weights
 from conftest import SPECS
 
 NET = """network Small
@@ -77,6 +77,27 @@ def test_freeze_up_to_c2_keeps_c1_c2_and_their_statistics(tmp_path, source_run, 
 
     report = evaluate_run(tmp_path / "run", digit_folder)
     assert report["accuracy"] > 0.8 and len(report["classes"]) == 3
+
+
+def test_torchvision_convnext_state_dict_matches_by_order_with_its_layer_scales():
+    """torchvision lists each block's layer_scale before the block's layers; the loader
+    matches it to the spec's layerscale layer, and the outputs agree."""
+    from torchvision import models
+
+    torch.manual_seed(0)
+    ref = models.convnext_tiny(weights=None).eval()
+    with torch.no_grad():
+        for key, p in ref.named_parameters():
+            if key.endswith("layer_scale"):
+                p.uniform_(0.5, 1.5)  # not 1e-6: a block must count in the output
+    model = cnnspec.build(cnnspec.load(SPECS / "convnext_tiny.cnn")).eval()
+    m = match_weights(model.state_dict(), ref.state_dict(), None)
+    assert (m.method, m.mismatches, m.unused) == ("by order", [], [])
+    assert torch.equal(m.loaded["R1.LS1.scale"], ref.state_dict()["features.1.0.layer_scale"])
+    model.load_state_dict(m.loaded)
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        assert (model(x) - ref(x)).abs().max().item() < 1e-5
 
 
 def test_bias_train_trains_the_biases_of_frozen_layers_only(tmp_path, source_run, digit_folder):
