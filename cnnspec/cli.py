@@ -42,7 +42,10 @@ def check(spec: str, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(s.model_dump_json(indent=2) + "\n")
         return
-    out.print(f"{spec}: ok ({s.name}, {len(s.layers)} layers, {infer(s).params:,} parameters)")
+    from .report.tables import count
+
+    out.print(f"{spec}: ok ({s.name}, {count(len(s.layers), 'layer')}, "
+              f"{count(infer(s).params, 'parameter')})")
 
 
 @cli.command()

@@ -101,7 +101,11 @@ def emit(shaped: ShapedSpec) -> str:
         "from torch import nn",
     ]
     needs = _preambles(shaped.layers)
-    out += sorted(t for t in needs if t.startswith("from "))  # torchvision's modules
+    names: dict[str, list[str]] = {}  # torchvision's modules, one line per library
+    for line in (t for t in needs if t.startswith("from ")):
+        lib, name = line.removeprefix("from ").split(" import ")
+        names.setdefault(lib, []).append(name)
+    out += [f"from {lib} import {', '.join(sorted(names[lib]))}" for lib in sorted(names)]
     out.append("")
     for helper, kind in ((builder.Concat, "concat"), (builder.Residual, "residual")):
         if _uses(shaped.layers, kind):

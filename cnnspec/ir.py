@@ -278,6 +278,8 @@ class Transfer(IRModel):
     fine-tuning, BitFit: Ben Zaken, Ravfogel & Goldberg, ACL 2022)."""
     lr_backbone: Rate | None = None
     lr_head: Rate | None = None
+    setting_spans: dict[str, Span] = Field(default_factory=dict, exclude=True, repr=False)
+    """Where each setting is written (``source``: the ``from`` line), for error carets."""
 
 
 class Spec(BaseModel):

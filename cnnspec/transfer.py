@@ -216,16 +216,20 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
                                  "start of training (epochs count from 1): never frozen"),
                         "leave it out of the freeze rule, or unfreeze it at epoch 2 or later"))
     if t.classes is not None and head_index(spec.layers) is None:
-        out.append((t.span, ("transfer: classes replaces the last dense layer, but the network "
+        out.append((t.setting_spans.get("classes", t.span), ("transfer: classes replaces the last dense layer, but the network "
                              "does not end in one"), "end the network with dense N"))
     if out:
         return out
     plan = freeze_plan(spec)
-    if t.freeze is not None and plan.starts and all(e > 0 for e in plan.starts.values()):
+    biases = {p: info.biases for _, p, info in walked}
+    if t.freeze is not None and plan.starts and all(e > 0 for e in plan.starts.values()) and \
+            not (t.bias_train and any(biases[p] for p in plan.starts)):
+        i = head_index(spec.layers)
+        keep = spec.layers[i if i is not None else -1].name
         out.append((t.freeze.span,
                     "transfer: nothing trains in the first epoch: every layer is frozen",
-                    ("leave some layers trainable (freeze all except F2), or add classes N for "
-                    "a new head")))
+                    (f"leave some layers trainable (freeze all except {keep}), or add classes N "
+                     "for a new head")))
     rule_only = freeze_plan(spec.model_copy(update={"transfer": t.model_copy(
         update={"unfreeze": []})}))
     for u in t.unfreeze:

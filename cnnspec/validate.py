@@ -156,6 +156,17 @@ class Validator:
             return self.model(ir.Concat, raw, {**fields, "branches": branches}, "concat")
         if raw.kind == "residual":
             body = [self.layer(r, "residual body") for r in raw.fields["body"]]
+            for i, r in enumerate(raw.fields["body"]):
+                kind = BY_WORD.get(r.kind)
+                if kind is not None and kind.residual_body_only and i != len(body) - 1:
+                    body[i] = self.error_at(
+                        r, r.span, f"{r.kind} must be the last line of the residual: body: it "
+                        "drops the body's output, so layers after it would still run on the "
+                        "dropped images", "move it below the body's other layers")
+                elif kind is not None and kind.residual_body_only and len(body) == 1:
+                    body[i] = self.error_at(r, r.span, f"{r.kind}: the residual body has no "
+                                            "other layer, so there is nothing to drop",
+                                            "write the body's layers above it")
             sc = raw.fields["shortcut"]
             shortcut = None if sc is None else [self.layer(r, "shortcut") for r in sc]
             if None in body or (shortcut is not None and None in shortcut):
@@ -326,6 +337,15 @@ class Validator:
                        "needs at least 2 classes", "write the number of classes of your data, "
                        "or classes from data")
             return None
+        for key, what in (("bn_train", ("bn train keeps the batch-norm statistics of frozen "
+                           "layers updating")), ("bias_train", ("bias train keeps the biases of "
+                                                "frozen layers training"))):
+            if key in f and "freeze" not in f:
+                self.error(raw.spans[key], f"transfer: {what}, but no layer is frozen",
+                           "add a freeze rule (freeze up to L, freeze all except L, train last "
+                           "N conv), or remove this line")
+                return None
+        f["setting_spans"] = dict(raw.spans)
         if "freeze" in f:
             f["freeze"] = self.model(ir.Freeze, f["freeze"], f["freeze"].fields, "freeze")
         f["unfreeze"] = [self.model(ir.Unfreeze, u, u.fields, "unfreeze") for u in f["unfreeze"]]

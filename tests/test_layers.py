@@ -99,6 +99,8 @@ def test_groupnorm_is_torchs_and_its_groups_must_divide_the_channels():
         cnnspec.loads("network G\ninput 4x4x6\ngroupnorm 4\n")
     assert err.value.diagnostics[0].message == \
         "GN1: groupnorm 4: the groups must divide the 6 channels"
+    assert err.value.diagnostics[0].hint == ("6 channels split into 1, 2, 3, 6 groups; 32 is "
+                                             "usual (Wu & He 2018)")
 
 
 def test_stochastic_depth_drops_whole_images_in_training_and_nothing_in_evaluation():
@@ -128,7 +130,21 @@ def test_stochastic_depth_outside_a_residual_body_is_refused_at_its_line():
                                 "level: there it would drop the whole signal of an image")
 
 
+def test_stochastic_depth_must_end_a_body_that_has_other_layers():
+    text = ("network T\ninput 8x8x3\nresidual:\n    stochastic_depth 0.1\n    conv 3x3x3\n"
+            "residual:\n    stochastic_depth 0.1\nresidual:\n    conv 3x3x3\n"
+            "    stochastic_depth 0.1\n")
+    with pytest.raises(SpecError) as err:
+        cnnspec.loads(text)
+    assert [(d.span.line, d.message.split(":")[0]) for d in err.value.diagnostics] == [
+        (4, "stochastic_depth must be the last line of the residual"),
+        (7, "stochastic_depth")]
+    assert "nothing to drop" in err.value.diagnostics[1].message
+
+
 @pytest.mark.parametrize(("text", "message"), [
+    ("se 4 softmax", ("se: softmax is not an activation between the two 1x1 convolutions (it "
+                     "would mix the squeezed channels)")),
     ("se 0", "se: the squeeze channels must be greater than 0, got 0"),
     ("layerscale 0", "layerscale: the initial scale must be greater than 0.0, got 0.0"),
     ("pointwise 0", "pointwise: the number of outputs must be greater than 0, got 0"),

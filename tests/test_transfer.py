@@ -321,6 +321,25 @@ def test_check_names_a_source_that_cannot_be_one(tmp_path, source, message):
     assert r.returncode == 1 and message in r.stderr, r.stderr
 
 
+def test_bias_train_rules(source_run):
+    """bias train needs a freeze rule; with freeze all it is a plan (the biases train); the
+    summary marks layers whose biases train as 'weights frozen', trainable."""
+    with pytest.raises(cnnspec.SpecError) as err:
+        target(source_run, "    bias train\n")
+    d = err.value.diagnostics[0]
+    assert (d.span.line, d.message) == (NET.count("\n") + 3, ("transfer: bias train keeps the "
+                                        "biases of frozen layers training, but no layer is frozen"))
+    spec = target(source_run, "    freeze all\n    bias train\n")  # no error: biases train
+    rows = {r.name: (r.status, r.trainable) for r in summarize(spec).layers}
+    assert rows["C1"] == ("frozen", False)  # bias off: nothing of it trains
+    assert rows["C3"] == ("weights frozen", True)
+    assert rows["BN1"] == ("weights frozen", True)
+    with pytest.raises(cnnspec.SpecError) as err:
+        target(source_run, "    freeze all\n")
+    assert err.value.diagnostics[0].hint == ("leave some layers trainable (freeze all except "
+                                             "F2), or add classes N for a new head")
+
+
 def test_a_frozen_layer_with_sub_modules_is_frozen_whole():
     """se's module holds fc1 and fc2: their keys (SE1.fc1.weight) belong to layer SE1."""
     from cnnspec.transfer import apply_plan

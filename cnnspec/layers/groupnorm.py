@@ -2,7 +2,8 @@
 Normalization", ECCV 2018): the C channels of an HxWxC map are split into G groups, and
 each group of each image is normalised over its channels and positions, then scaled and
 shifted per channel. Independent of the batch size (no running statistics), unlike batch
-norm; G = 1 is layer norm over (C, H, W), G = C instance norm. ``nn.GroupNorm(G, C)``."""
+norm; G = 1 normalises each image over all of (C, H, W), G = C each channel on its own
+(instance norm). ``nn.GroupNorm(G, C)``."""
 
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ class GroupNorm(Node):
 def infer(layer: GroupNorm, shape) -> LayerInfo:
     need_map(layer, shape)
     if shape[0] % layer.groups:
+        divisors = [d for d in range(1, min(shape[0], 64) + 1) if shape[0] % d == 0]
         raise ShapeError(f"groupnorm {layer.groups}: the groups must divide the {shape[0]} "
-                         "channels", "32 groups is usual (Wu & He 2018); 1 is layer norm")
+                         "channels", f"{shape[0]} channels split into "
+                         f"{', '.join(map(str, divisors))}"
+                         f"{' ...' if shape[0] > 64 else ''} groups; 32 is usual (Wu & He 2018)")
     return LayerInfo(layer, shape, shape, params=2 * shape[0], biases=shape[0])
 
 

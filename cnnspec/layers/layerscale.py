@@ -52,5 +52,6 @@ KIND = Kind(LayerScaleNode, grammar=GRAMMAR, rules=("layerscale",), prefix="LS",
                 "LayerScale", (info.in_shape[0], info.layer.init),
                 {} if len(info.in_shape) == 3 else {"spatial": False},
                 lib="cnnspec.layers.layerscale"),
-            describe=lambda info: f"init {info.layer.init:g}, per channel",
+            describe=lambda info: f"init {info.layer.init:g}, per "
+            + ("channel" if len(info.in_shape) == 3 else "feature"),
             labels={"init": ("the initial scale", "a small positive number, e.g. 1e-6")})

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import PositiveInt
 
 from .activations import ACTIVATIONS
-from .base import ActivationName, Kind, LayerInfo, Node, need_map
+from .base import ActivationName, FieldError, Kind, LayerInfo, Node, need_map
 from .calls import ModuleCall, Ref
 
 
@@ -36,6 +36,10 @@ def infer(layer: SqueezeExcite, shape) -> LayerInfo:
 
 
 def fields(word: str, f: dict) -> dict:
+    if f.get("activation") == "softmax":
+        raise FieldError("activation", "se: softmax is not an activation between the two 1x1 "
+                         "convolutions (it would mix the squeezed channels)",
+                         "write relu (the paper's), silu (EfficientNet's) or hardswish")
     if "activation" in f:
         f["hidden_activation"] = f.pop("activation")
     return f

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from .tables import html, show
+from .tables import count, html, show
 
 if TYPE_CHECKING:  # the data it renders (summary.py renders through this module)
     from .summary import Summary
@@ -82,7 +82,7 @@ def training_lines(tr: dict) -> list[str]:
     """The train: section and its learning-rate schedule, as --train would run it."""
     if not tr:
         return []
-    lines = [f"Training: {tr['epochs']} epochs, batch {tr['batch']}, {tr['optimizer']}"
+    lines = [f"Training: {count(tr['epochs'], 'epoch')}, batch {tr['batch']}, {tr['optimizer']}"
              + (f", weight decay {tr['weight_decay']:g}" if tr["weight_decay"] else ""),
              (f"Learning rate by epoch{', backbone' if tr.get('schedule_head') else ''}: "
              f"{tr['schedule'].removeprefix('epochs ')}")]

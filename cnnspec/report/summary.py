@@ -55,7 +55,8 @@ class Row:
     """Some of its parameters train from the first epoch (False: frozen by transfer:)."""
     status: str = ""
     """With a transfer: section, 'trainable', 'frozen', 'frozen until epoch E', 'partly
-    frozen' or 'new head'; '' for layers without parameters or specs without transfer."""
+    frozen', 'weights frozen' (``bias train``: its biases train) or 'new head'; '' for
+    layers without parameters or specs without transfer."""
     key: str = field(default="", compare=False)
     """Structure of the row for aligning two specs (type, window, label); not in JSON."""
 
@@ -167,11 +168,18 @@ def summarize(spec: Spec, depth: int | None = None) -> Summary:
         from ..transfer import freeze_plan
 
         plan = freeze_plan(spec)
-        rows = [replace(r, status=status, trainable=status in ("trainable", "partly frozen",
-                                                               "new head"))
-                for r, status in ((r, plan.status(r.path)) for r in rows)]
         t = spec.transfer
         infos = {path: info for _, path, info in shaped.walk()}
+
+        def status_of(path: str) -> str:  # bias train: a frozen layer's biases still train
+            s = plan.status(path)
+            if t.bias_train and s.startswith("frozen") and path in infos and infos[path].biases:
+                return "weights " + s
+            return s
+
+        rows = [replace(r, status=status, trainable=status.startswith("weights frozen") or
+                        status in ("trainable", "partly frozen", "new head"))
+                for r, status in ((r, status_of(r.path)) for r in rows)]
         frozen = sum(infos[p].params - (infos[p].biases if t.bias_train else 0)
                      for p, e in plan.starts.items() if e > 0)
         transfer = {"source": t.source, "frozen_params": frozen, "trainable_params": total - frozen,

@@ -22,6 +22,15 @@ WRAP_MIN = 12
 """The narrowest a wrapping column gets (characters)."""
 
 
+def count(n: int, word: str) -> str:
+    """``n word`` with the plural for n != 1: ``1 epoch``, ``2 epochs``, ``1,000 layers``.
+
+    >>> count(1, "layer"), count(12, "epoch")
+    ('1 layer', '12 epochs')
+    """
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def _natural(columns, rows) -> list[int]:
     return [max([len(name), *(len(r[i]) for r in rows)]) for i, name in enumerate(columns)]
 

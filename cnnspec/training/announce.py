@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.markup import escape
 
 from ..data.folder import conversion
+from ..report.tables import count
 from ..shapes import infer
 from ..transfer import NEVER, FreezePlan
 
@@ -20,8 +21,8 @@ def announce(trainer, images, record: dict) -> None:
     console.print(
         f"training [bold]{escape(trainer.spec.name)}[/] on {escape(images.source)}: "
         f"{record['train_images']} train / {record['val_images']} val images, "
-        f"{len(images.classes)} classes, {trainer.cfg.epochs} epochs of "
-        f"{record['steps_per_epoch']} steps, device {trainer.device}, {record['workers']} "
+        f"{len(images.classes)} classes, {count(trainer.cfg.epochs, 'epoch')} of "
+        f"{count(record['steps_per_epoch'], 'step')}, device {trainer.device}, {record['workers']} "
         f"DataLoader worker(s), {record['threads']} thread(s), {record['precision']}"
         + (", torch.compile" if record["compile"] != "off" else "")
         + f"; run folder {escape(str(trainer.folder))}", highlight=False)
