@@ -381,6 +381,19 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
     starts_line = (src.line(line) or "")[: col - 1].strip() == ""
     if keyword and starts_line and word in _MISPLACED:  # `branch:` outside a concat
         return src.diag(span, f"'{word}' cannot go here", _MISPLACED[word])
+    here = set(_keywords(expected))
+    # the section being written, if any ("train" opens train: at the top level too)
+    inside = next((s for s, words in section_words().items() if (words - {"train"}) & here),
+                  None)
+    section = next((s for s, words in section_words().items()
+                    if word in words and s != inside), None)
+    if keyword and starts_line and section is not None and word not in here:
+        # `bias train` among the layers or under train:, `epochs 3` under transfer:
+        place = f"the {inside}: section" if inside else "a layer"
+        return src.diag(span, f"'{word}' starts a setting of the {section}: section, not of "
+                        f"{place}" if inside else f"'{word}' is a setting of the {section}: "
+                        "section, not a layer",
+                        f"put it under a '{section}:' line, indented (see docs/language.md)")
     hint = did_you_mean(word, _keywords(expected))
     what = _expected_text(expected)
     if hint is None and "NAME" in expected and keyword:
