@@ -71,3 +71,20 @@ def golden(request):
 def _cache_dir(tmp_path_factory, monkeypatch):
     """Every test decodes into a cache folder of its session, never the user's ~/.cache."""
     monkeypatch.setenv("CNNSPEC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def rendered(fn, *args) -> str:
+    """What a report function (``fn(*args, console)``) prints on a plain 200-column console."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    fn(*args, Console(file=buf, width=200, color_system=None, force_terminal=False))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def in_root(monkeypatch):
+    """Run from the repository root, so reports name specs as specs/NAME.cnn in any clone."""
+    monkeypatch.chdir(SPECS.parent)

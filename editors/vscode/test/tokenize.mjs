@@ -1,6 +1,6 @@
 // Tokenise .cnn files with VS Code's own TextMate engine (vscode-textmate + Oniguruma) and
 // print, per file, every token that has no scope beyond source.cnn or an invalid scope,
-// as JSON: {"file": [[line, column, text, scopes], ...]}. tests/test_editors.py runs it.
+// as JSON: {"file": [[line, column, text, scopes], ...]}. tests/test_lexer.py runs it.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";

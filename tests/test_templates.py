@@ -1,4 +1,4 @@
-"""``cnnspec new`` (starter specs from the shipped ones, in the wheel) and shell completion."""
+"""cnnspec/templates.py: ``cnnspec new`` (starter specs from the shipped ones, in the wheel) and shell completion."""
 
 from __future__ import annotations
 

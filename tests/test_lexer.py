@@ -1,4 +1,4 @@
-"""Highlighting of .cnn everywhere a spec is read: the Pygments lexer (pygmentize, MkDocs)
+"""cnnspec/lexer.py: highlighting of .cnn everywhere a spec is read: the Pygments lexer (pygmentize, MkDocs)
 and the TextMate grammar (VS Code), both on every shipped spec and every spec in the docs,
 with no error tokens; the TextMate grammar also through VS Code's own engine
 (vscode-textmate + Oniguruma, installed by `npm ci --prefix editors/vscode`)."""

@@ -1,4 +1,4 @@
-"""`cnnspec schema`: the JSON Schema of a validated spec, from Pydantic; every shipped spec
+"""cnnspec/ir.py and `cnnspec schema`: the JSON Schema of a validated spec, from Pydantic; every shipped spec
 (as `cnnspec check --format json` prints it) and a run's spec.json validate against it, and
 it rejects what the language rejects."""
 
