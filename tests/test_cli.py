@@ -1,4 +1,4 @@
-"""The command line, run as a user runs it: a real process, real files, exit statuses."""
+"""cnnspec/cli.py: the command line, run as a user runs it: a real process, real files, exit statuses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""cnnspec graph: the picture's structure as data, Mermaid and DOT text, rendered SVG."""
+"""cnnspec/report/graph.py: the picture's structure as data, Mermaid and DOT text, rendered SVG."""
 
 from __future__ import annotations
 

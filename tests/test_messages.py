@@ -56,18 +56,6 @@ def test_evaluate_defaults_to_the_runs_own_validation_images(tmp_path, digit_fol
     assert report["accuracy"] == run.final["val_accuracy"]
 
 
-def test_check_names_a_missing_transfer_source_with_its_resolved_path(tmp_path):
-    spec = tmp_path / "specs" / "t.cnn"
-    spec.parent.mkdir()
-    spec.write_text("network T\ninput 28x28x1\nconv 3x3x4 relu\nflatten\ndense 10\n"
-                    "transfer:\n    from \"runs/source\"\n    freeze up to C1\n")
-    r = _cli("check", spec, cwd=tmp_path)
-    assert r.returncode == 1
-    assert (f"t.cnn:6:1: error: transfer: from \"runs/source\": "
-            f"{(tmp_path / 'specs' / 'runs' / 'source').resolve()} does not exist") in r.stderr
-    assert f"relative to the spec's folder ({spec.parent.resolve()})" in r.stderr
-
-
 def test_conversions_are_announced_once(tmp_path):
     rng = np.random.default_rng(0)
     for c in ("a", "b"):

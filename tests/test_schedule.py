@@ -1,4 +1,4 @@
-"""Learning-rate schedules: every epoch's rate pinned for each kind (with warmup), the closed
+"""cnnspec/schedule.py: learning-rate schedules: every epoch's rate pinned for each kind (with warmup), the closed
 forms held to PyTorch's own schedulers, and the trainer's scheduler applying exactly them on a
 real optimizer, through a checkpoint round trip."""
 

@@ -110,3 +110,21 @@ def test_the_architecture_page_names_every_module_and_only_real_ones():
     assert "`cnnspec/layers/<kind>.py`" in page
     assert modules - named == set()  # a module the page does not mention
     assert {n for n in named if not (root / n).exists()} == set()  # a path that is not there
+
+
+# The compiler's stages and reports, each with tests/test_<module>.py (the training, data
+# and insight packages are tested by what they do: test_train, test_pipeline, test_runs,
+# test_insight, test_distributed, ...).
+MIRRORED = ["errors", "parser", "transform", "expand", "validate", "loader", "ir", "layers",
+            "shapes", "builder", "emit", "fmt", "lexer", "schedule", "transfer", "templates",
+            "compiler", "cli", "report/summary", "report/diff", "report/graph", "report/results"]
+
+
+def test_each_stage_has_its_test_module():
+    tests = Path(__file__).parent
+    for module in MIRRORED:
+        assert (PACKAGE / f"{module}.py").exists() or (PACKAGE / module).is_dir(), module
+        test = tests / f"test_{module.rsplit('/', 1)[-1]}.py"
+        assert test.exists(), f"{test.name} is missing for cnnspec/{module}"
+        # its docstring starts with the module it tests
+        assert test.read_text().startswith(f'"""cnnspec/{module}'), test.name

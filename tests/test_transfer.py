@@ -1,4 +1,4 @@
-"""Transfer learning on real digits: weights from a run folder, frozen layers bit-identical
+"""cnnspec/transfer.py: transfer learning on real digits: weights from a run folder, frozen layers bit-identical
 after training, frozen batch-norm statistics unchanged, a new head, torchvision's VGG-16
 state_dict into specs/vgg16.cnn, mismatches refused before anything is written."""
 
