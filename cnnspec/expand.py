@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import Diagnostic, SourceText, Span, did_you_mean
 from .layers import KINDS
 from .parser import MAX_NESTING
-from .transform import Opt, Param, Raw
+from .raw import Opt, Param, Raw
 
 PREFIX = {**{word: k.prefix for k in KINDS for word in k.words}, "concat": "CAT", "residual": "R"}
 """Automatic names by layer kind: C1, C2, ... (each kind's prefix, cnnspec/layers/<kind>.py)."""

@@ -18,7 +18,7 @@ from . import ir
 from .errors import Diagnostic, SourceText, Span
 from .layers import BY_WORD
 from .layers.base import FieldError
-from .transform import Raw
+from .raw import Raw
 
 # What each field is called in a sentence, and what to tell the user about it.
 LABELS: dict[str, tuple[str, str | None]] = {
