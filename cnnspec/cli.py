@@ -368,9 +368,15 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
     given = {k: v for k, v in overrides.items() if v is not None}
     if epochs is not None:
         given["epochs"] = epochs
-    if given and not do_train:
-        raise click.UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} "
-                               f"only appl{'ies' if len(given) == 1 else 'y'} with --train")
+    train_only = [*(f"--{k.replace('_', '-')}" for k in given),
+                  *(flag for flag, v in (("--out", out_dir), ("--data", data),
+                                         ("--device", device)) if v is not None)]
+    if train_only and not do_train:
+        raise click.UsageError(f"{', '.join(train_only)} only appl"
+                               f"{'ies' if len(train_only) == 1 else 'y'} with --train")
+    if softmax and not (do_train or onnx_path):
+        raise click.UsageError("--softmax applies to an exported model: give --onnx FILE or "
+                               "--train")
     compile_spec(spec, out, onnx=onnx_path, train=do_train, softmax=softmax, data=data,
                  overrides=given, out=out_dir, device=device, messages=err)
 

@@ -56,7 +56,9 @@ def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
         The finished run (:class:`cnnspec.training.Run`) when ``train``, else None.
 
     Raises:
-        SpecError, DataError, TrainingError: as the stages raise them.
+        SpecError: any mistake in the spec, its transfer source included (:func:`check`).
+        DataError, TrainingError: as training raises them.
+        ValueError: ``overrides`` without ``train``.
         RuntimeError: the built module's parameters differ from the summary's (a bug).
     """
     from .builder import build
@@ -66,7 +68,9 @@ def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
     from .shapes import infer
 
     given = dict(overrides or {})
-    spec = load(path)
+    if given and not train:
+        raise ValueError(f"overrides {sorted(given)} apply only when training (train=True)")
+    spec = check(path)  # the transfer source too, before any work
     if train and spec.transfer is not None and spec.transfer.classes == "data":
         from .data.folder import class_names
         from .errors import DataError

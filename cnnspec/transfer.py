@@ -230,6 +230,11 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
                     "transfer: nothing trains in the first epoch: every layer is frozen",
                     (f"leave some layers trainable (freeze all except {keep}), or add classes N "
                      "for a new head")))
+    kinds = {p: info.layer.kind for _, p, info in walked}
+    if t.bn_train and not any(e > 0 and kinds[p] == "batchnorm" for p, e in plan.starts.items()):
+        out.append((t.setting_spans.get("bn_train", t.span),
+                    ("transfer: bn train: no frozen layer is a batch norm, so no running "
+                    "statistics are kept from updating"), "remove it"))
     rule_only = freeze_plan(spec.model_copy(update={"transfer": t.model_copy(
         update={"unfreeze": []})}))
     for u in t.unfreeze:

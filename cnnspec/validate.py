@@ -158,7 +158,11 @@ class Validator:
             body = [self.layer(r, "residual body") for r in raw.fields["body"]]
             for i, r in enumerate(raw.fields["body"]):
                 kind = BY_WORD.get(r.kind)
-                if kind is not None and kind.residual_body_only and i != len(body) - 1:
+                later = [s for s in raw.fields["body"][i + 1:] if s.kind == r.kind]
+                if kind is not None and kind.residual_body_only and later:
+                    body[i] = self.error_at(r, r.span, f"{r.kind} is given twice in this "
+                                            "residual body", "keep one, as the body's last line")
+                elif kind is not None and kind.residual_body_only and i != len(body) - 1:
                     body[i] = self.error_at(
                         r, r.span, f"{r.kind} must be the last line of the residual: body: it "
                         "drops the body's output, so layers after it would still run on the "

@@ -140,6 +140,11 @@ def test_stochastic_depth_must_end_a_body_that_has_other_layers():
         (4, "stochastic_depth must be the last line of the residual"),
         (7, "stochastic_depth")]
     assert "nothing to drop" in err.value.diagnostics[1].message
+    with pytest.raises(SpecError) as err:
+        cnnspec.loads("network T\ninput 8x8x3\nresidual:\n    conv 3x3x3\n"
+                      "    stochastic_depth 0.1\n    stochastic_depth 0.1\n")
+    assert [(d.span.line, d.message) for d in err.value.diagnostics] == [
+        (5, "stochastic_depth is given twice in this residual body")]
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -340,6 +340,21 @@ def test_bias_train_rules(source_run):
                                              "F2), or add classes N for a new head")
 
 
+def test_bn_train_needs_a_frozen_batch_norm_and_bias_train_is_announced(source_run):
+    assert target(source_run, "    freeze up to C3\n    bn train\n").transfer.bn_train  # BN1, BN2
+    with pytest.raises(cnnspec.SpecError) as err:
+        target(source_run, "    freeze up to C1\n    bn train\n")
+    assert err.value.diagnostics[0].message == (
+        "transfer: bn train: no frozen layer is a batch norm, so no running statistics are "
+        "kept from updating")
+    from cnnspec.training.announce import transfer_lines
+
+    plan = freeze_plan(target(source_run, "    freeze up to C2\n    bias train\n"))
+    assert transfer_lines(plan, None) == [
+        "  frozen: C1, BN1, C2", "  trainable: BN2, C3, F1, F2",
+        "  bias train: the frozen layers' biases train, their weights stay"]
+
+
 def test_a_frozen_layer_with_sub_modules_is_frozen_whole():
     """se's module holds fc1 and fc2: their keys (SE1.fc1.weight) belong to layer SE1."""
     from cnnspec.transfer import apply_plan

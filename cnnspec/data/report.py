@@ -61,7 +61,8 @@ def data_report(root: str | Path, min_classes: int = 0, min_per_class: int = 0) 
             except _UNREADABLE as exc:
                 unreadable.append({"path": str(p), "reason": str(exc).splitlines()[0]})
         classes.append({"name": d.name, "images": ok, "files": len(files),
-                        "sizes": dict(sizes.most_common(5)), "modes": dict(modes)})
+                        "sizes": dict(sizes.most_common(5)), "other_sizes": len(sizes) - 5
+                        if len(sizes) > 5 else 0, "modes": dict(modes)})
     problems, warnings = [], list(large)
     loose = _loose_images(root)
     if not classes:

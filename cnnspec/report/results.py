@@ -46,8 +46,17 @@ def render_data_report(r: dict, out: Console, min_classes: int, min_per_class: i
                        wide: bool = False) -> None:
     """``cnnspec data``'s table: classes with image counts, sizes and modes; unreadable
     files, duplicates, warnings; the minimum asked for, met or not."""
-    rows = [(c["name"], str(c["images"]), ", ".join(f"{k}: {v}" for k, v in c["sizes"].items()),
+    def sizes(c: dict) -> str:  # the 5 commonest sizes, then how many others
+        text = ", ".join(f"{k}: {v}" for k, v in c["sizes"].items())
+        more = c.get("other_sizes", 0)
+        return text + (f", and {more} other size{'s' if more > 1 else ''}" if more else "")
+
+    rows = [(c["name"], str(c["images"]), sizes(c),
              ", ".join(f"{k}: {v}" for k, v in c["modes"].items())) for c in r["classes"]]
+    if not rows:  # no classes: the problem says why; an empty table says nothing
+        for problem in r["problems"]:
+            out.print(f"error: {problem}", markup=False)
+        return
     show(out, ("class", "images", "sizes (WxH: count)", "modes"), rows, numeric=(1,),
          wrap=(0, 2, 3), title=f"{r['root']}: {len(r['classes'])} classes, "
          f"{r['total_images']} images", wide=wide)

@@ -178,7 +178,7 @@ def summarize(spec: Spec, depth: int | None = None) -> Summary:
             return s
 
         rows = [replace(r, status=status, trainable=status.startswith("weights frozen") or
-                        status in ("trainable", "partly frozen", "new head"))
+                        status in ("", "trainable", "partly frozen", "new head"))
                 for r, status in ((r, status_of(r.path)) for r in rows)]
         frozen = sum(infos[p].params - (infos[p].biases if t.bias_train else 0)
                      for p, e in plan.starts.items() if e > 0)

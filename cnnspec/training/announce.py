@@ -69,4 +69,6 @@ def transfer_lines(plan: FreezePlan, info: dict | None) -> list[str]:
     for key in ("frozen", *sorted(k for k in groups if k.startswith("frozen until")), "trainable"):
         if key in groups:
             lines.append(f"  {key}: {', '.join(groups[key])}")
+    if plan.bias_train and any(s > 0 for s in plan.starts.values()):
+        lines.append("  bias train: the frozen layers' biases train, their weights stay")
     return lines
