@@ -27,7 +27,7 @@ def check(path: str | Path) -> ir.Spec:
         SpecError: any mistake in the spec, or a transfer source that cannot be one
             (at the ``from`` line, with the folder it was looked for in).
     """
-    from .transfer import resolve_source, source_problem
+    from .weights import resolve_source, source_problem
 
     spec = load(path)
     if spec.transfer is not None:

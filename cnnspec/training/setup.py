@@ -28,7 +28,7 @@ def normalization(cfg: ir.TrainConfig, spec: ir.Spec, images, train_idx
     """(mean, std, source): as written, ImageNet's, the transferred run's, or computed from
     the training images in one streaming pass."""
     from ..data import channel_stats
-    from ..transfer import resolve_source, source_normalization
+    from ..weights import resolve_source, source_normalization
 
     if cfg.normalize.preset == "imagenet":
         return list(ir.IMAGENET_MEAN), list(ir.IMAGENET_STD), "imagenet"
