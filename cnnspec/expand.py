@@ -14,86 +14,20 @@ counters advance for labelled layers too, so ``C3`` always means the third convo
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import keyword
-import operator
-from collections import Counter
 from pathlib import Path
 
 from .errors import Diagnostic, SourceText, Span, did_you_mean
-from .layers import KINDS
+from .expressions import _EvalError, evaluate
 from .parser import MAX_NESTING
 from .raw import Opt, Param, Raw
-
-PREFIX = {**{word: k.prefix for k in KINDS for word in k.words}, "concat": "CAT", "residual": "R"}
-"""Automatic names by layer kind: C1, C2, ... (each kind's prefix, cnnspec/layers/<kind>.py)."""
-
-# Names a label cannot take: attributes of torch.nn.Module / nn.Sequential and of cnnspec's
-# own modules (a child module under such a name would shadow or be refused by PyTorch).
-RESERVED = frozenset(["T_destination", "add_module", "append", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extend", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "insert", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "pop", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "type", "xpu", "zero_grad", "training", "shortcut", "body_names", "spec", "logits"])
 
 # The most layers a spec may unroll to (repeats multiply): far above any real network, low
 # enough that a mistyped count (`repeat 1000000:`) is an error rather than a hang.
 MAX_LAYERS = 10_000
 # The deepest chain of block calls (a block calling a block calling ...).
 MAX_DEPTH = 50
-
-# The names in RESERVED that are cnnspec's own, not PyTorch's (for the message).
-_OWN_NAMES = frozenset(["shortcut", "body_names", "spec", "logits"])
-
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv, ast.Mod: operator.mod}
-
-
-class _EvalError(Exception):
-    def __init__(self, message: str, hint: str | None = None):
-        self.message, self.hint = message, hint
-
-
-def evaluate(expr: str, env: dict[str, int | float]) -> int | float:
-    """Evaluate a parameter expression: numbers, parameter names, + - * / // % and brackets.
-
-    >>> evaluate("4 * width", {"width": 64}), evaluate("c // 2", {"c": 7})
-    (256, 3)
-    """
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: a NUL byte
-        raise _EvalError(f"'{{{expr}}}' is not an expression",
-                         "write a parameter name or arithmetic such as {2 * filters}") from None
-
-    def ev(node):
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return node.value
-        if isinstance(node, ast.Name):
-            if node.id not in env:
-                hint = did_you_mean(node.id, env) or (
-                    f"the parameters here are: {', '.join(env)}" if env else
-                    "parameters exist only inside a block; define one with block NAME(param):")
-                raise _EvalError(f"unknown parameter '{node.id}'", hint)
-            return env[node.id]
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            left, right = ev(node.left), ev(node.right)
-            if isinstance(node.op, (ast.FloorDiv, ast.Div, ast.Mod)) and right == 0:
-                used = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & set(env))
-                raise _EvalError(f"'{{{expr}}}' divides by zero", (
-                    "here " + ", ".join(f"{n} = {env[n]}" for n in used)) if used else None)
-            return _BINOPS[type(node.op)](left, right)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            v = ev(node.operand)
-            return -v if isinstance(node.op, ast.USub) else v
-        raise _EvalError(f"'{{{expr}}}' uses something other than numbers, parameters and "
-                         "+ - * / // %")
-
-    try:
-        value = ev(tree.body)
-    except (OverflowError, RecursionError, MemoryError):
-        raise _EvalError(f"'{{{expr}}}' is too large or too deeply nested to work out") from None
-    if not abs(value) <= 10**100:  # also inf and nan
-        raise _EvalError(f"'{{{expr}}}' is too large to be a size or a count")
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
 
 class Expander:
     """Unrolls blocks, repeats and includes of one spec, collecting diagnostics."""
@@ -408,75 +342,3 @@ def _size(raws: list[Raw]) -> int:
             group = raw.fields.get(key) or []
             n += sum(_size(g) for g in group) if key == "branches" else _size(group)
     return n
-
-
-def _walk(layers):
-    for layer in layers:
-        yield layer
-        for group in _children(layer):
-            yield from _walk(group)
-
-
-def _children(layer) -> list[list]:
-    if layer.kind == "concat":
-        return layer.branches
-    if layer.kind == "residual":
-        return [layer.body] + ([layer.shortcut] if layer.shortcut is not None else [])
-    return []
-
-
-def assign_names(layers: list, src: SourceText) -> tuple[list, list[Diagnostic]]:
-    """Give each layer a unique name, depth first in order of appearance; report labels that
-    clash with each other or with an automatic name."""
-    counts: Counter[str] = Counter()
-    autos: dict[int, str] = {}
-    order = list(_walk(layers))
-    for layer in order:
-        counts[PREFIX[layer.kind]] += 1
-        autos[id(layer)] = f"{PREFIX[layer.kind]}{counts[PREFIX[layer.kind]]}"
-    auto_names = list(autos.values())
-    # the module names of trailing activations (conv 3x3x8 relu -> C1_relu)
-    act_names = {f"{layer.name or autos[id(layer)]}_{layer.activation}": layer for layer in order
-                 if getattr(layer, "activation", None)}
-    diagnostics, taken, clashed = [], {}, set()
-    for layer in order:
-        auto = autos[id(layer)]
-        name = layer.name or auto
-        if name in RESERVED or name in act_names or keyword.iskeyword(name):
-            why = ("is a Python keyword (PyTorch's ONNX exporter cannot name a module so)"
-                   if keyword.iskeyword(name) else
-                   "is used by cnnspec's own modules" if name in _OWN_NAMES else
-                   "is reserved by PyTorch's nn.Module" if name in RESERVED else
-                   f"is the name of the activation after line {act_names[name].span.line}'s layer")
-            diagnostics.append(src.diag(layer.span, f"the label '{name}' {why}",
-                                        "choose another label", layer.trace))
-        elif name != auto and name in auto_names:
-            other = order[auto_names.index(name)]
-            diagnostics.append(src.diag(layer.span, f"the label '{name}' clashes with the "
-                                        f"automatic name of another layer (line {other.span.line})",
-                                        "choose another label", layer.trace))
-            clashed.add(name)  # the layer that owns the name is not a second mistake
-        elif name in taken and name not in clashed:
-            first = taken[name]
-            hint = "names must be unique"
-            if first.span == layer.span and first.trace:  # one labelled line, two calls
-                hint = ("a labelled layer inside a block gets the same name at every call; "
-                        "remove the label, or call the block once")
-            diagnostics.append(src.diag(layer.span, f"the name '{name}' is used twice (first at "
-                                        f"line {first.span.line})", hint, layer.trace))
-        taken.setdefault(name, layer)
-
-    def rename(group):
-        out = []
-        for layer in group:
-            auto = autos[id(layer)]
-            update = {"name": layer.name or auto, "labelled": (layer.name or auto) != auto}
-            if layer.kind == "concat":
-                update["branches"] = [rename(b) for b in layer.branches]
-            elif layer.kind == "residual":
-                update["body"] = rename(layer.body)
-                update["shortcut"] = None if layer.shortcut is None else rename(layer.shortcut)
-            out.append(layer.model_copy(update=update))
-        return out
-
-    return rename(layers), diagnostics

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from . import ir
 from .errors import SourceText, SpecError
-from .expand import assign_names, expand
+from .expand import expand
+from .names import assign_names
 from .parser import parse
 from .shapes import infer
 from .transform import to_raw
