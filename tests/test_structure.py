@@ -115,7 +115,7 @@ def test_the_architecture_page_names_every_module_and_only_real_ones():
 # The compiler's stages and reports, each with tests/test_<module>.py (the training, data
 # and insight packages are tested by what they do: test_train, test_pipeline, test_runs,
 # test_insight, test_distributed, ...).
-MIRRORED = ["errors", "parser", "transform", "expand", "validate", "loader", "ir", "layers",
+MIRRORED = ["errors", "parser", "transform", "expand", "names", "validate", "loader", "ir", "layers",
             "shapes", "builder", "emit", "fmt", "lexer", "schedule", "transfer", "templates",
             "compiler", "cli", "report/summary", "report/diff", "report/graph", "report/results"]
 
