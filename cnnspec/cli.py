@@ -120,25 +120,13 @@ def graph(spec: str, output: str) -> None:
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file is not formatted.")
 def fmt(specs: tuple[str, ...], check: bool) -> None:
     """Rewrite SPECS in the canonical layout (comments kept); idempotent."""
-    from pathlib import Path
-
-    from .files import write_text
-    from .fmt import format_text
-    from .loader import read_spec_text
+    from .fmt import format_file
 
     unformatted = []
     for spec in specs:
-        path = Path(spec)
-        text = read_spec_text(path)  # never a FIFO or /dev/zero
-        new = format_text(text, spec)
-        if new == text:
-            continue
-        unformatted.append(spec)
-        if check:
-            err.print(f"would reformat {spec}", markup=False)
-        else:
-            write_text(path, new)
-            err.print(f"reformatted {spec}", markup=False)
+        if format_file(spec, write=not check):
+            unformatted.append(spec)
+            err.print(f"{'would reformat' if check else 'reformatted'} {spec}", markup=False)
     if check and unformatted:
         sys.exit(1)
 

@@ -114,3 +114,23 @@ def _tidy_blank_lines(out: list[str]) -> str:
                 continue
         tidy.append(line)
     return "\n".join(tidy) + "\n"
+
+
+def format_file(path, write: bool = True) -> bool:
+    """Whether the spec at ``path`` is not in the canonical layout; with ``write``, it is
+    rewritten in it (atomically).
+
+    Raises:
+        SpecError: the file cannot be read as a spec (a FIFO, a device, too large) or does
+            not parse; nothing is written then.
+    """
+    from pathlib import Path
+
+    from .files import write_text
+    from .loader import read_spec_text
+
+    text = read_spec_text(Path(path))  # never a FIFO or /dev/zero
+    new = format_text(text, str(path))
+    if new != text and write:
+        write_text(Path(path), new)
+    return new != text
