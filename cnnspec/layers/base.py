@@ -114,12 +114,13 @@ keyword (its text)."""
 class Kind:
     """One layer kind, declared once in ``cnnspec/layers/<kind>.py`` as ``KIND``.
 
-    The grammar names it by ``rules`` (one ``rule: "word" ARG option*`` line per rule in
-    grammar/cnnspec.lark); the front end makes ``Raw(word, fields)`` from the positional
-    ``args`` and the options; ``fields`` may rewrite them for ``model`` (the IR) and raise
-    :class:`FieldError`; ``infer`` gives the output shape and counts (raising
-    :class:`ShapeError`); ``module`` the ``torch.nn`` layer as data; ``describe`` the
-    summary's arguments column.
+    Its ``grammar`` defines its ``rules`` (``rule: "word" ARG option*``, appended to
+    grammar/cnnspec.lark by :func:`cnnspec.parser.grammar_text`); the front end makes
+    ``Raw(word, fields)`` from the positional ``args`` and the options; ``fields`` may
+    rewrite them for ``model`` (the IR) and raise :class:`FieldError`; ``infer`` gives the
+    output shape (C, H, W) or (F,) and the counts (raising :class:`ShapeError`); ``module``
+    the ``torch.nn`` layer as data; ``title`` and ``describe`` the summary's type and
+    arguments columns.
     """
 
     model: type[Node]
@@ -131,7 +132,7 @@ class Kind:
     word: str | None = None
     """The statement's word in messages and ``fields`` when it is not the rule's name."""
     prefix: str
-    """Automatic names: C1, C2, ... (``cnnspec.expand``)."""
+    """Automatic names: C1, C2, ... (``cnnspec.names``)."""
     infer: Callable[[Any, Shape], LayerInfo]
     module: Callable[[LayerInfo], ModuleCall]
     describe: Callable[[LayerInfo], str] = lambda info: ""
