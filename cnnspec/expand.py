@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import Diagnostic, SourceText, Span, did_you_mean
 from .expressions import _EvalError, evaluate
-from .parser import MAX_NESTING
+from .lark_parser import MAX_NESTING
 from .raw import Opt, Param, Raw
 
 # The most layers a spec may unroll to (repeats multiply): far above any real network, low
@@ -208,7 +208,7 @@ class Expander:
         name = raw.fields["name"]
         block = self.blocks.get(name)
         if block is None:
-            from .parser import statement_keywords
+            from .lark_parser import statement_keywords
 
             hint = did_you_mean(name, [*self.blocks, *statement_keywords()])
             self.error(raw.spans["name"], f"unknown block '{name}'",

@@ -11,7 +11,8 @@ spec (tests check both for every shipped spec).
 
 from __future__ import annotations
 
-from .parser import _parser, parse
+from .lark_parser import _parser
+from .parser import parse
 
 INDENT = "    "
 

@@ -1,4 +1,4 @@
-"""cnnspec/parser.py: syntax errors, every one of a file in one run (recovery), capped and
+"""cnnspec/parser.py (with lark_parser.py and syntax_errors.py): syntax errors, every one of a file in one run (recovery), capped and
 linear, with did-you-means and hints that say where a misplaced setting belongs."""
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ class Kind:
     """One layer kind, declared once in ``cnnspec/layers/<kind>.py`` as ``KIND``.
 
     Its ``grammar`` defines its ``rules`` (``rule: "word" ARG option*``, appended to
-    grammar/cnnspec.lark by :func:`cnnspec.parser.grammar_text`); the front end makes
+    grammar/cnnspec.lark by :func:`cnnspec.lark_parser.grammar_text`); the front end makes
     ``Raw(word, fields)`` from the positional ``args`` and the options; ``fields`` may
     rewrite them for ``model`` (the IR) and raise :class:`FieldError`; ``infer`` gives the
     output shape (C, H, W) or (F,) and the counts (raising :class:`ShapeError`); ``module``
