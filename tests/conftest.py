@@ -88,3 +88,13 @@ def rendered(fn, *args) -> str:
 def in_root(monkeypatch):
     """Run from the repository root, so reports name specs as specs/NAME.cnn in any clone."""
     monkeypatch.chdir(SPECS.parent)
+
+
+def run_cli(*args, cwd=None):
+    """``python -m cnnspec ARGS`` in a real process: a ``subprocess.CompletedProcess`` with
+    text stdout and stderr (never raising on a non-zero exit status)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)], check=False,
+                          capture_output=True, text=True, timeout=300, cwd=cwd)

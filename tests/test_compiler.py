@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-import numpy as np
-from PIL import Image
-
-
-def _cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)], check=False,
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
-
-
-def _flat(folder, n=3):
-    folder.mkdir()
-    for i in range(n):
-        Image.fromarray(np.full((20, 20), 40 * i, np.uint8)).save(folder / f"{i}.png")
-    return folder
+from conftest import run_cli as _cli
 
 
 def test_check_names_a_missing_transfer_source_with_its_resolved_path(tmp_path):

@@ -4,19 +4,13 @@ source that is not there (real CLI processes)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
 import cnnspec
 from conftest import SPECS
-
-
-def _cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)], check=False,
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+from conftest import run_cli as _cli
 
 
 def _flat(folder, n=3):
