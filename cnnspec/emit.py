@@ -13,21 +13,28 @@ import re
 
 from . import builder
 from .layers.activations import ACTIVATIONS
-from .shapes import ShapedSpec, fmt_shape
+from .shapes import ShapedSpec, fmt_shape, walk
 
 INDENT = "    "
 
 
-# Names the emitted file defines or imports; the network's class must not shadow them.
-_TAKEN = {"Concat", "Residual", "torch", "nn", "OrderedDict", "model", "F", "LayerNorm2d",
-          "LayerScale", "PointwiseLinear", "SqueezeExcitation", "StochasticDepth"}
+# Names every emitted file defines or imports; the network's class must not shadow them,
+# nor the classes its layers import or define (_calls).
+_TAKEN = {"Concat", "Residual", "torch", "nn", "OrderedDict", "model"}
 
 
-def _identifier(name: str) -> str:
-    ident = re.sub(r"\W", "_", name)
+def _calls(infos):
+    """The ModuleCall of every leaf layer, nested ones included, in order."""
+    return [builder.leaf(info) for _, _, info in walk(infos)
+            if info.layer.kind not in ("concat", "residual")]
+
+
+def _identifier(shaped: ShapedSpec) -> str:
+    ident = re.sub(r"\W", "_", shaped.spec.name)
     if not ident or ident[0].isdigit() or keyword.iskeyword(ident):
         ident = f"Net_{ident}"
-    return f"{ident}Net" if ident in _TAKEN else ident
+    taken = _TAKEN | {call.cls for call in _calls(shaped.layers) if call.lib != "nn"}
+    return f"{ident}Net" if ident in taken else ident
 
 
 def _entries(infos, depth: int) -> list[str]:
@@ -66,27 +73,18 @@ def _entries(infos, depth: int) -> list[str]:
 
 def _preambles(infos) -> list[str]:
     """Import lines and class definitions the layers' modules need, each once, in order."""
-    seen: dict[str, None] = {}
-    for info in infos:
-        if info.layer.kind not in ("concat", "residual"):
-            text = builder.leaf(info).preamble()
-            if text:
-                seen.setdefault(text)
-        for group in info.children:
-            for text in _preambles(group):
-                seen.setdefault(text)
-    return list(seen)
+    return list(dict.fromkeys(t for t in (call.preamble() for call in _calls(infos)) if t))
 
 
 def _uses(infos, kind: str) -> bool:
-    return any(i.layer.kind == kind or any(_uses(g, kind) for g in i.children) for i in infos)
+    return any(info.layer.kind == kind for _, _, info in walk(infos))
 
 
 def emit(shaped: ShapedSpec) -> str:
     """Python source defining the network as an ``nn.Sequential`` subclass, plus a ``__main__``
     that builds it, counts its parameters and runs one zero image (N=1, C, H, W)."""
     spec = shaped.spec
-    cls = _identifier(spec.name)
+    cls = _identifier(shaped)
     c, h, w = spec.input.chw()
     out = [
         f'"""{spec.name}, written by cnnspec from {spec.file}.',
@@ -135,5 +133,5 @@ def emit(shaped: ShapedSpec) -> str:
 
 def emitted_class(shaped: ShapedSpec) -> str:
     """The name of the class :func:`emit` defines."""
-    return _identifier(shaped.spec.name)
+    return _identifier(shaped)
 
