@@ -114,11 +114,16 @@ class FreezePlan:
             path = path.rsplit(".", 1)[0]
         return path
 
+    def param_start(self, key: str) -> float:
+        """The epoch index from which the parameter ``key`` (a ``state_dict`` key) trains:
+        its layer's, or 0 for a bias under ``bias train``; :data:`NEVER` if frozen throughout."""
+        if self.bias_train and key.rsplit(".", 1)[-1] == "bias":
+            return 0.0
+        return self.starts.get(self.layer_of(key), 0)
+
     def param_trains(self, key: str, epoch: int) -> bool:
         """Whether the parameter ``key`` (a ``state_dict`` key) trains in ``epoch`` (0-based)."""
-        if self.bias_train and key.rsplit(".", 1)[-1] == "bias":
-            return True
-        return self.trains(self.layer_of(key), epoch)
+        return self.param_start(key) <= epoch
 
 
 def freeze_plan(spec: ir.Spec) -> FreezePlan:

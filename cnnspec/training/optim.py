@@ -22,8 +22,7 @@ def param_groups(model: nn.Module, cfg: ir.TrainConfig, plan: FreezePlan | None 
         is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
         for name, p in module.named_parameters(recurse=False):
             key = f"{path}.{name}" if path else name
-            if plan is not None and plan.starts.get(plan.layer_of(key), 0) == NEVER and \
-                    not (plan.bias_train and name == "bias"):
+            if plan is not None and plan.param_start(key) == NEVER:
                 continue  # frozen throughout (bias train: but for its biases)
             exempt = ("batchnorm" in cfg.no_decay and is_bn) or ("bias" in cfg.no_decay
                                                                  and name == "bias")
