@@ -36,8 +36,8 @@ def check(path: str | Path) -> ir.Spec:
         if problem is not None:
             src = SourceText(spec.source, spec.file)  # the caret line, as every spec error has it
             raise SpecError([src.diag(
-                spec.transfer.setting_spans.get("source", spec.transfer.span), f"transfer: from \"{spec.transfer.source}\": "
-                f"{source.resolve()} {problem}", f"a path in a spec is relative to the spec's "
+                spec.transfer.setting_spans.get("source", spec.transfer.span),
+                f"transfer: from \"{spec.transfer.source}\": {source.resolve()} {problem}", f"a path in a spec is relative to the spec's "
                 f"folder ({Path(spec.file).resolve().parent}); train the source run first, or "
                 "fix the path")])
     return spec
@@ -82,8 +82,9 @@ def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
         except DataError:
             pass  # training reports the folder's problem with its path
     render(summarize(spec), "table", console)
-    model = build(spec)  # compile means build: the module exists and has the reported parameters
-    built, reported = sum(p.numel() for p in model.parameters()), infer(spec).params
+    shaped = infer(spec)
+    model = build(shaped)  # compile means build: the module exists and has the reported parameters
+    built, reported = sum(p.numel() for p in model.parameters()), shaped.params
     if built != reported:
         raise RuntimeError(f"built {built:,} parameters but the summary says {reported:,}")
     console.print(f"built {type(model).__module__}.{type(model).__name__} {spec.name}: "

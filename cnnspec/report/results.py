@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .tables import show
+from .tables import count, show
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,7 +18,7 @@ def run_lines(run, seconds: float) -> list[str]:
     alone; ``seconds`` with data and export), the ONNX check, the run folder."""
     final = run.final
     lines = [(f"val accuracy {final['val_accuracy']:.2%} (val loss {final['val_loss']:.4f}) "
-             f"after {final['epoch']} epoch{'s' if final['epoch'] != 1 else ''}; training took "
+             f"after {count(final['epoch'], 'epoch')}; training took "
              f"{run.seconds:.1f} s, {seconds:.1f} s with data and export")]
     if run.export is not None:
         lines.append(str(run.export))
