@@ -37,9 +37,10 @@ def check(path: str | Path) -> ir.Spec:
             src = SourceText(spec.source, spec.file)  # the caret line, as every spec error has it
             raise SpecError([src.diag(
                 spec.transfer.setting_spans.get("source", spec.transfer.span),
-                f"transfer: from \"{spec.transfer.source}\": {source.resolve()} {problem}", f"a path in a spec is relative to the spec's "
-                f"folder ({Path(spec.file).resolve().parent}); train the source run first, or "
-                "fix the path")])
+                f"transfer: from \"{spec.transfer.source}\": {source.resolve()} {problem}",
+                f"a path in a spec is relative to the spec's folder "
+                f"({Path(spec.file).resolve().parent}); train the source run first, or fix the "
+                "path")])
     return spec
 
 

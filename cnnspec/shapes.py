@@ -1,9 +1,9 @@
 """Shapes, parameters and multiply-accumulates of every layer, computed once and analytically.
 
 The formulas live in :mod:`cnnspec.layers.formulas` (each cites its source and has a
-doctest) and each kind's shape rule in its ``cnnspec/layers/<kind>.py``; :func:`infer` walks
-the layers, composes concatenations and residuals, and returns a :class:`ShapedSpec` that the builder,
-the reports and the exporter read. Nothing here allocates a tensor.
+doctest) and each kind's shape rule in its ``cnnspec/layers/<kind>.py``; :func:`infer`
+walks the layers, composes concatenations and residuals, and returns a :class:`ShapedSpec`
+that the builder, the reports and the exporter read. Nothing here allocates a tensor.
 
 Shapes are PyTorch's channel-first ``(C, H, W)`` for feature maps and ``(F,)`` for flat
 vectors, per image (no batch axis); reports print them as HxWxC.
@@ -30,8 +30,8 @@ from .layers.formulas import (
 )
 
 __all__ = ["MAX_TENSOR", "LayerInfo", "ShapedSpec", "batchnorm_counts", "conv_macs", "conv_out",
-           "conv_params", "dense_params", "fmt_shape", "group_name", "infer", "pool_out", "projection_stride",
-           "resolve_padding", "walk"]
+           "conv_params", "dense_params", "fmt_shape", "group_name", "infer", "pool_out",
+           "projection_stride", "resolve_padding", "walk"]
 
 
 def group_name(info: LayerInfo, i: int) -> str | None:

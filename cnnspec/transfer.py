@@ -215,8 +215,9 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
                                  "start of training (epochs count from 1): never frozen"),
                         "leave it out of the freeze rule, or unfreeze it at epoch 2 or later"))
     if t.classes is not None and head_index(spec.layers) is None:
-        out.append((t.setting_spans.get("classes", t.span), ("transfer: classes replaces the last dense layer, but the network "
-                             "does not end in one"), "end the network with dense N"))
+        out.append((t.setting_spans.get("classes", t.span),
+                    ("transfer: classes replaces the last dense layer, but the network "
+                     "does not end in one"), "end the network with dense N"))
     if out:
         return out
     plan = freeze_plan(spec)

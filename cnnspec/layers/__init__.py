@@ -1,8 +1,8 @@
 """Layer kinds as data, each declared once and read by every stage that needs it (issue 16).
 
 Every module of this package that defines ``KIND`` (a :class:`~cnnspec.layers.base.Kind`)
-is a layer kind; they are found here, so a new kind is one file (plus its grammar line in
-grammar/cnnspec.lark where it needs new syntax). The IR's ``Layer`` union, the front end,
+is a layer kind; they are found here, so a new kind is one file (its grammar rule included:
+``Kind.grammar``). The IR's ``Layer`` union, the front end,
 the checks, shapes and counts, the builder, the summary and ``emit`` all look kinds up in
 the tables below. Nothing here imports torch.
 """

@@ -20,6 +20,8 @@ GRAMMAR = """
 activation_layer: act
 """
 
-KIND = Kind(Activation, grammar=GRAMMAR, rules=("activation_layer",), word="activation", prefix="A", args=(("function", "word"),),
+KIND = Kind(Activation, grammar=GRAMMAR,
+            rules=("activation_layer",), word="activation", prefix="A",
+            args=(("function", "word"),),
             infer=same_shape, module=lambda info: ACTIVATIONS[info.layer.function],
             title=lambda layer: layer.function, pointwise=True)

@@ -27,7 +27,8 @@ GRAMMAR = """
 adaptiveavgpool: "adaptiveavgpool" window
 """
 
-KIND = Kind(AdaptiveAvgPool, grammar=GRAMMAR, rules=("adaptiveavgpool",), prefix="M", args=(("dims", "window"),),
+KIND = Kind(AdaptiveAvgPool, grammar=GRAMMAR,
+            rules=("adaptiveavgpool",), prefix="M", args=(("dims", "window"),),
             fields=lambda word, f: window(word, f, "output_size"), infer=infer,
             module=lambda info: ModuleCall("AdaptiveAvgPool2d", (info.layer.output_size,)),
             describe=lambda info: "x".join(map(str, info.layer.output_size)),

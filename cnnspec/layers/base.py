@@ -36,7 +36,7 @@ class Node(IRModel):
     """Base of the layers."""
 
     name: str | None = None
-    """Automatic (C1, M1, F1, ...) or given with ``as NAME``; set by :mod:`cnnspec.expand`."""
+    """Automatic (C1, M1, F1, ...) or given with ``as NAME``; set by :mod:`cnnspec.names`."""
     labelled: bool = Field(default=False, exclude=True, repr=False)
 
 

@@ -36,7 +36,8 @@ batchnorm: "batchnorm" batchnorm_opt*
 ?batchnorm_opt: eps | activation
 """
 
-KIND = Kind(BatchNorm, grammar=GRAMMAR, rules=("batchnorm",), prefix="BN", infer=infer, module=module,
+KIND = Kind(BatchNorm, grammar=GRAMMAR,
+            rules=("batchnorm",), prefix="BN", infer=infer, module=module,
             describe=lambda info: f"eps {info.layer.eps:g}" if info.layer.eps != 1e-5 else "",
             pointwise=True,
             labels={"eps": ("eps", "a small number added to the variance, e.g. eps 1e-5")})

@@ -117,7 +117,8 @@ transition: "transition" DIMS conv_opt*
 ?conv_opt: stride | pad | padmode | bias | activation | groups | dilation
 """
 
-KIND = Kind(Conv, grammar=GRAMMAR, rules=("conv", "transition"), prefix="C", args=(("dims", "dims"),),
+KIND = Kind(Conv, grammar=GRAMMAR,
+            rules=("conv", "transition"), prefix="C", args=(("dims", "dims"),),
             fields=fields, infer=infer, module=module, describe=describe,
             title=lambda layer: "transition" if layer.transition else "conv",
             labels={"out_channels": ("the number of filters", "write conv KxKxF with F >= 1")})

@@ -35,8 +35,10 @@ dense: "dense" int dense_opt*
 ?dense_opt: bias | activation
 """
 
-KIND = Kind(Dense, grammar=GRAMMAR, rules=("dense",), prefix="F", args=(("out_features", "int"),), infer=infer,
+KIND = Kind(Dense, grammar=GRAMMAR,
+            rules=("dense",), prefix="F", args=(("out_features", "int"),), infer=infer,
             module=lambda info: ModuleCall("Linear", (info.in_shape[0], info.layer.out_features),
                                            {} if info.layer.bias else {"bias": False}),
-            describe=lambda info: f"{info.layer.out_features}" + ("" if info.layer.bias else ", bias off"),
+            describe=lambda info: f"{info.layer.out_features}"
+            + ("" if info.layer.bias else ", bias off"),
             labels={"out_features": ("the number of units", "dense N needs N >= 1")})

@@ -22,7 +22,8 @@ GRAMMAR = """
 dropout: "dropout" number
 """
 
-KIND = Kind(Dropout, grammar=GRAMMAR, rules=("dropout",), prefix="D", args=(("p", "num"),), infer=same_shape,
+KIND = Kind(Dropout, grammar=GRAMMAR,
+            rules=("dropout",), prefix="D", args=(("p", "num"),), infer=same_shape,
             module=lambda info: ModuleCall("Dropout", (info.layer.p,)),
             describe=lambda info: f"p={info.layer.p:g}", pointwise=True,
             labels={"p": ("the dropout probability", ("dropout P zeroes each unit with "

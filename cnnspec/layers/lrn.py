@@ -40,7 +40,8 @@ lrn: "lrn" int lrn_opt*
 ?lrn_opt: alpha | beta | lrn_k
 """
 
-KIND = Kind(LRN, grammar=GRAMMAR, rules=("lrn",), prefix="N", args=(("size", "int"),), infer=infer, module=module,
+KIND = Kind(LRN, grammar=GRAMMAR,
+            rules=("lrn",), prefix="N", args=(("size", "int"),), infer=infer, module=module,
             describe=lambda info: (f"size {info.layer.size}, alpha {info.layer.alpha:g}, "
                                    f"beta {info.layer.beta:g}, k {info.layer.k:g}"),
             pointwise=True,

@@ -84,5 +84,6 @@ avgpool: "avgpool" window pool_opt*
 ?pool_opt: stride | pad | ceil | count_pad
 """
 
-KIND = Kind(Pool, grammar=GRAMMAR, rules=("maxpool", "avgpool"), prefix="M", args=(("dims", "window"),), fields=fields,
+KIND = Kind(Pool, grammar=GRAMMAR,
+            rules=("maxpool", "avgpool"), prefix="M", args=(("dims", "window"),), fields=fields,
             infer=infer, module=module, describe=describe)
