@@ -17,7 +17,6 @@ from .errors import SourceText, Span, SpecError
 from .lark_parser import (  # noqa: F401 - grammar_text, section_words ... re-exported
     MAX_NESTING,
     _CnnIndenter,
-    _keywords,
     _parser,
     _TooDeep,
     grammar_text,
