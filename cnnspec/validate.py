@@ -156,18 +156,20 @@ class Validator(SectionsValidator):
             return self.model(ir.Concat, raw, {**fields, "branches": branches}, "concat")
         if raw.kind == "residual":
             body = [self.layer(r, "residual body") for r in raw.fields["body"]]
+            last = {r.kind: i for i, r in enumerate(raw.fields["body"])}  # each word's last line
             for i, r in enumerate(raw.fields["body"]):
                 kind = BY_WORD.get(r.kind)
-                later = [s for s in raw.fields["body"][i + 1:] if s.kind == r.kind]
-                if kind is not None and kind.residual_body_only and later:
+                if kind is None or not kind.residual_body_only:
+                    continue
+                if last[r.kind] != i:
                     body[i] = self.error_at(r, r.span, f"{r.kind} is given twice in this "
                                             "residual body", "keep one, as the body's last line")
-                elif kind is not None and kind.residual_body_only and i != len(body) - 1:
+                elif i != len(body) - 1:
                     body[i] = self.error_at(
                         r, r.span, f"{r.kind} must be the last line of the residual: body: it "
                         "drops the body's output, so layers after it would still run on the "
                         "dropped images", "move it below the body's other layers")
-                elif kind is not None and kind.residual_body_only and len(body) == 1:
+                elif len(body) == 1:
                     body[i] = self.error_at(r, r.span, f"{r.kind}: the residual body has no "
                                             "other layer, so there is nothing to drop",
                                             "write the body's layers above it")
