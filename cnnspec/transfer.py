@@ -221,17 +221,17 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
     if out:
         return out
     plan = freeze_plan(spec)
-    biases = {p: info.biases for _, p, info in walked}
+    infos = {p: info for _, p, info in walked}
     if t.freeze is not None and plan.starts and all(e > 0 for e in plan.starts.values()) and \
-            not (t.bias_train and any(biases[p] for p in plan.starts)):
+            not (t.bias_train and any(infos[p].biases for p in plan.starts)):
         i = head_index(spec.layers)
         keep = spec.layers[i if i is not None else -1].name
         out.append((t.freeze.span,
                     "transfer: nothing trains in the first epoch: every layer is frozen",
                     (f"leave some layers trainable (freeze all except {keep}), or add classes N "
                      "for a new head")))
-    kinds = {p: info.layer.kind for _, p, info in walked}
-    if t.bn_train and not any(e > 0 and kinds[p] == "batchnorm" for p, e in plan.starts.items()):
+    if t.bn_train and not any(e > 0 and infos[p].layer.kind == "batchnorm"
+                              for p, e in plan.starts.items()):
         out.append((t.setting_spans.get("bn_train", t.span),
                     ("transfer: bn train: no frozen layer is a batch norm, so no running "
                     "statistics are kept from updating"), "remove it"))
