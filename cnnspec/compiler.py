@@ -72,6 +72,10 @@ def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
     if given and not train:
         raise ValueError(f"overrides {sorted(given)} apply only when training (train=True)")
     spec = check(path)  # the transfer source too, before any work
+    if onnx:
+        from .files import check_target
+
+        check_target(onnx)  # a FIFO, a device or a folder: refused before the build
     if train and spec.transfer is not None and spec.transfer.classes == "data":
         from .data.folder import class_names
         from .errors import DataError

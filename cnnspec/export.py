@@ -22,7 +22,7 @@ import numpy as np
 
 from . import ir
 from .errors import ExportError
-from .files import file_mode
+from .files import check_target, file_mode
 from .shapes import infer
 
 if TYPE_CHECKING:  # imported where needed: predict on ONNX Runtime runs without torch
@@ -182,10 +182,12 @@ def export_onnx(model: nn.Module, spec: ir.Spec, path: str | Path, *,
 
     Raises:
         ExportError: the exporter fails, or the relative error exceeds 1e-4.
+        CnnSpecError: ``path`` cannot be written as a regular file (a folder, a FIFO, a
+            device: see :func:`cnnspec.files.check_target`).
     """
     import torch
 
-    path = Path(path)
+    path = check_target(path)  # a FIFO, a device or a folder is refused before any work
     model = model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     if example is None:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,10 @@ from .images import Images, MappedArray, keep_batch
 
 FORMAT = 3
 """Bumped whenever decoding or resizing changes, so older entries are not reused."""
+ENTRY = re.compile(r"\.?[0-9a-f]{32}(\.json|\.u8|\.\d+\.u8|\.json\.[a-z0-9_]{8})")
+"""The names of the cache's own files: ``<key>.json``, ``<key>.u8`` and the temporary
+files of an unfinished build (``.<key>.<pid>.u8``, ``.<key>.json.<random>``); ``cnnspec
+cache --clear`` removes these and nothing else."""
 
 
 def cache_dir() -> Path:
@@ -121,12 +127,32 @@ def _temporary_folder() -> Path:
     return tmp
 
 
-def _open(folder: Path, key: str, files: FileList) -> Images | None:
-    meta_path, data_path = folder / f"{key}.json", folder / f"{key}.u8"
+def _regular(path: Path) -> bool:
+    """``path`` is a regular file itself: not a link (whose target may lie outside the
+    cache), a FIFO (reading it would block) or a device."""
     try:
-        meta = json.loads(meta_path.read_text())
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _open(folder: Path, key: str, files: FileList) -> Images | None:
+    """The entry ``key`` if it is whole and well formed, else None (decoded again)."""
+    meta_path, data_path = folder / f"{key}.json", folder / f"{key}.u8"
+    if not (_regular(meta_path) and _regular(data_path)):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         shape = tuple(meta["shape"])
-        if data_path.stat().st_size != int(np.prod(shape)):
+        n = len(files.files)
+        ok = (len(shape) == 4 and all(type(v) is int and v > 0 for v in shape)
+              and isinstance(meta["kept"], list) and len(meta["kept"]) == shape[0]
+              and all(type(i) is int and 0 <= i < n for i in meta["kept"])
+              and isinstance(meta["skipped"], list)
+              and all(isinstance(s, list) and len(s) == 2 for s in meta["skipped"])
+              and isinstance(meta.get("origins", {}), dict)
+              and data_path.stat().st_size == int(np.prod(shape)))
+        if not ok:
             return None  # damaged: decode again
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -150,6 +176,8 @@ def _build(folder: Path, key: str, files: FileList, spec_input: ir.InputShape, w
     tmp = folder / f".{key}.{os.getpid()}.u8"
     kept, skipped, origins = [], [], {}
     try:
+        if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+            tmp.unlink()  # a leftover of this PID's, or a link: never written through
         with open(tmp, "wb") as f:
             f.truncate(item * len(files.files))  # sparse until written
         out = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=(len(files.files), *shape))
@@ -175,7 +203,11 @@ def _build(folder: Path, key: str, files: FileList, spec_input: ir.InputShape, w
         tmp.unlink(missing_ok=True)
     meta = {"format": FORMAT, "source": files.source, "shape": [len(kept), *shape],
             "kept": kept, "skipped": [list(s) for s in skipped], "origins": origins}
-    write_json(folder / f"{key}.json", meta)
+    meta_path = folder / f"{key}.json"
+    if meta_path.is_symlink() or (meta_path.exists() and not meta_path.is_dir()
+                                  and not _regular(meta_path)):
+        meta_path.unlink()  # a link or a FIFO in the entry's place: replaced, never followed
+    write_json(meta_path, meta)
     return _images(MappedArray(data_path, (len(kept), *shape)), meta, files, str(data_path))
 
 
@@ -195,8 +227,9 @@ def _check_classes(files: FileList, kept: list[int], skipped: list) -> None:
 def cache_info() -> dict:
     """The cache folder, its entries and their total size in bytes."""
     folder = cache_dir()
-    entries = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
+    own = [p for p in folder.iterdir() if ENTRY.fullmatch(p.name)] if folder.is_dir() else []
+    entries = [p for p in own if p.name.endswith(".json") and not p.name.startswith(".")]
+    size = sum(p.lstat().st_size for p in own if _regular(p))
     return {"folder": str(folder), "entries": len(entries), "bytes": size}
 
 
@@ -207,6 +240,6 @@ def clear_cache() -> dict:
     folder = cache_dir()
     if folder.is_dir():
         for p in folder.iterdir():
-            if p.is_file() and (p.suffix in (".u8", ".json")):
-                p.unlink(missing_ok=True)
+            if ENTRY.fullmatch(p.name) and (p.is_symlink() or p.is_file()):
+                p.unlink(missing_ok=True)  # a link itself, never its target
     return info

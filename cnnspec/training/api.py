@@ -118,10 +118,18 @@ def _claim(out, spec: ir.Spec, group: Group) -> RunFolder:
         if folder.holds_run():
             decided = ("error", (f"{folder} already holds a run; choose another --out, or "
                                  f"continue it with --resume {folder}"))
-        # a folder with only the files a run writes at its start (spec.json, run.json, ...)
-        # is a run killed before its first epoch ended: nothing to resume, so it starts over
         elif folder.path.exists() and not folder.path.is_dir():
             decided = ("error", f"{folder}: is a file; --out must be a folder")
+        # a folder with only the files a run writes at its start (spec.json, run.json, ...)
+        # is a run killed before its first epoch ended: nothing to resume, so it starts over;
+        # any other file would be overwritten or removed, so its folder is refused
+        elif foreign := folder.foreign():
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more"
+                                              if len(foreign) > 5 else "")
+            decided = ("error", (f"{folder} is not empty and holds no run ({shown}); a run "
+                                 "writes spec.cnn, run.json, ... into its folder and would "
+                                 "overwrite files there. Choose a new or empty folder for "
+                                 f"--out, such as {folder.path / 'runs' / spec.name}"))
         else:
             decided = ("folder", str(folder.path))
     kind, value = group.broadcast(decided)

@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -42,6 +43,13 @@ if TYPE_CHECKING:  # torch is imported where a method needs it: predict on ONNX 
     from torch import nn
 
 START_FILES = ("spec.cnn", "spec.json", "classes.json", "run.json")
+RUN_FILES = re.compile(r"(spec\.cnn|spec\.json|classes\.json|run\.json|run\.lock|last\.ckpt|"
+                       r"(weights|best|last|epoch-\d+)\.safetensors|metrics\.json|metrics\.csv|"
+                       r"curves\.png|confusion\.png|model\.onnx)")
+"""The names of the files a run writes at its top level (and nothing else)."""
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(\.onnx)?")
+"""A temporary file of an interrupted write: ``.<name>.<8 random characters>`` as
+:func:`cnnspec.files.atomic_write` (and the ONNX export, with ``.onnx`` after it) names them."""
 # run.json entries that are read back, and the types they must have
 _INFO_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "data": ((str, type(None)), "a folder name"), "device": ((str, type(None)), "a device"),
@@ -173,13 +181,36 @@ class RunFolder:
             self._locked = False
 
     def clean_temporaries(self) -> list[str]:
-        """Remove the temporary files of interrupted writes (``.<run file>.<random>``)."""
+        """Remove the temporary files of interrupted writes of this folder's run files
+        (``.<run file>.<random>``, see :data:`TEMPORARY`); any other file is left alone."""
         removed = []
         for p in self.path.glob(".*"):
-            if p.is_file() and not p.is_symlink() and p.name.count(".") >= 2:
+            if _is_temporary(p.name) and p.is_file() and not p.is_symlink():
                 p.unlink(missing_ok=True)
                 removed.append(p.name)
         return removed
+
+    def foreign(self) -> list[str]:
+        """The entries of this folder that no run wrote: empty for a new or empty folder,
+        and for a run killed before its first epoch ended (only its start files, its lock
+        and temporaries, and a ``run.json`` that cnnspec wrote). Training into a folder with
+        foreign entries would overwrite or delete a user's files, so it is refused."""
+        if not self.path.is_dir():
+            return []
+        names = sorted(p.name for p in self.path.iterdir())
+        other = [n for n in names if not (RUN_FILES.fullmatch(n) or _is_temporary(n)
+                                         or n in ("tensorboard", "insight"))]
+        if other or not names:
+            return other
+        if "run.json" not in names:  # killed before its start files: only its lock is left
+            return [n for n in names if n != LOCK and not _is_temporary(n)]
+        try:  # every name is a run file's: is run.json really cnnspec's?
+            info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+            if isinstance(info, dict) and {"network", "steps_per_epoch"} <= info.keys():
+                return []
+        except (OSError, ValueError):
+            pass
+        return names
 
     def _target(self, name: str) -> Path:
         """The path to write ``name`` to.
@@ -201,19 +232,24 @@ class RunFolder:
         if self.path.exists() and not self.path.is_dir():
             raise CnnSpecError(f"{self.path}: is a file; --out must be a folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        write_text(self._target("spec.cnn"), spec_source)
-        write_json(self._target("spec.json"), resolved)
-        write_json(self._target("classes.json"), classes)
-        write_json(self._target("run.json"), info)
+        self._wrote: list[str] = []
+        for name, write, value in (("spec.cnn", write_text, spec_source),
+                                   ("spec.json", write_json, resolved),
+                                   ("classes.json", write_json, classes),
+                                   ("run.json", write_json, info)):
+            write(self._target(name), value)
+            self._wrote.append(name)
 
     def abandon(self, created: bool) -> None:
-        """A run stopped before its first checkpoint: remove its start files (and the folder,
-        if this run ``created`` it and nothing else is in it), so that it can be started
-        again instead of being left unresumable."""
+        """A run stopped before its first checkpoint: remove the start files this process
+        wrote (never a file it did not write), and the folder, if this run ``created`` it
+        and nothing else is in it, so that it can be started again instead of being left
+        unresumable."""
         if self.has_checkpoint():
             return
-        for name in START_FILES:
+        for name in getattr(self, "_wrote", ()):
             (self.path / name).unlink(missing_ok=True)
+        self._wrote = []
         if created and self.path.is_dir() and not any(self.path.iterdir()):
             self.path.rmdir()
 
@@ -391,3 +427,9 @@ class RunFolder:
         if not isinstance(epochs, list) or not all(isinstance(m, dict) for m in epochs):
             raise self._damaged(self.path / "metrics.json", "no list of epochs")
         return epochs
+
+
+def _is_temporary(name: str) -> bool:
+    """``name`` is a temporary file of an interrupted write of one of a run's files."""
+    m = TEMPORARY.fullmatch(name)
+    return bool(m) and bool(RUN_FILES.fullmatch(m["name"]))
