@@ -17,7 +17,7 @@ child process with a memory and time limit. An input *fails* when the command
   result of an uninterrupted one, ...
 
 Groups (as the issue lists them): specs, training, run folders, crash consistency, names,
-output. The specs group includes ``--fuzz`` inputs from each strategy of tests/fuzzing.py.
+output; and issue 29's user files (what cnnspec did not write is never removed or rewritten). The specs group includes ``--fuzz`` inputs from each strategy of tests/fuzzing.py.
 """
 
 from __future__ import annotations
@@ -546,12 +546,101 @@ def group_output(work: Path, t: float):
     yield "disk full while writing last.ckpt", full_disk
 
 
+def group_user_files(work: Path, t: float):
+    """Issue 29's data-loss findings: nothing cnnspec did not write is removed or rewritten."""
+    data = images(work / "data")
+    spec = tiny(work, data)
+    mine = {".pre-commit-config.yaml": "a", ".env.local": "b", ".gitlab-ci.yml": "c",
+            "spec.cnn": "d", "spec.json": "{}", "run.json": "{}", "classes.json": "[]"}
+
+    def project(name):
+        folder = work / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        for n, text in mine.items():
+            (folder / n).write_text(text)
+        return folder
+
+    def lost(folder):
+        gone = [n for n, text in mine.items()
+                if not (folder / n).is_file() or (folder / n).read_text() != text]
+        return f"lost or rewrote {', '.join(gone)}" if gone else None
+
+    def out_here(extra):
+        def case():
+            folder = project("p")
+            r = cli("compile", spec, "--train", "--out", ".", *extra, cwd=folder, timeout=t)
+            return judge(r, "error", lost(folder))
+        return case
+    yield "--out . in a project", out_here(())
+    yield "--out . with a misspelt --data", out_here(("--data", work / "dta"))
+
+    def onnx_fifo():
+        fifo = work / "o.onnx"
+        if not fifo.exists():
+            os.mkfifo(fifo)
+        r = cli("compile", spec, "--onnx", fifo, cwd=work, timeout=t)
+        return judge(r, "error", None if fifo.is_fifo() else "replaced the FIFO")
+    yield "--onnx a FIFO", onnx_fifo
+
+    def cache_clear():
+        cache = work / "cache"
+        cache.mkdir(exist_ok=True)
+        (cache / "package.json").write_text("{}")
+        (cache / "notes.u8").write_text("x")
+        old = os.environ.get("CNNSPEC_CACHE_DIR")
+        os.environ["CNNSPEC_CACHE_DIR"] = str(cache)
+        try:
+            r = cli("cache", "--clear", cwd=work, timeout=t)
+        finally:
+            if old is None:
+                os.environ.pop("CNNSPEC_CACHE_DIR")
+            else:
+                os.environ["CNNSPEC_CACHE_DIR"] = old
+        kept = (cache / "package.json").exists() and (cache / "notes.u8").exists()
+        return judge(r, "ok", None if kept else "removed files that are not cache entries")
+    yield "cache --clear beside other files", cache_clear
+
+    def cache_link(kind):
+        def case():
+            from cnnspec import ir
+            from cnnspec.data.cache import cache_key
+            from cnnspec.data.folder import scan
+
+            cache = work / f"cache-{kind}"
+            cache.mkdir(exist_ok=True)
+            key = cache_key(scan(data), ir.InputShape(height=12, width=12, channels=1))
+            entry, outside = cache / f"{key}.json", work / "outside.json"
+            outside.write_text("precious")
+            entry.unlink(missing_ok=True)
+            if kind == "link":
+                entry.symlink_to(outside)
+            else:
+                os.mkfifo(entry)
+            env = {**os.environ, "CNNSPEC_CACHE_DIR": str(cache)}
+            try:
+                r = subprocess.run([sys.executable, "-m", "cnnspec", "compile", spec, "--train",
+                                    "--out", work / f"run-{kind}"], cwd=work, env=env,
+                                   capture_output=True, text=True, timeout=max(t, 120),
+                                   check=False)
+            except subprocess.TimeoutExpired:
+                return "hang"
+            run = Run(r.returncode, r.stdout, r.stderr,
+                      "traceback" if "Traceback (most" in r.stderr else None)
+            return judge(run, "ok", None if outside.read_text() == "precious"
+                         else "wrote through a link out of the cache")
+        return case
+    yield "a cache entry that is a link out", cache_link("link")
+    yield "a cache entry that is a FIFO", cache_link("fifo")
+
+
 MAKERS = {"specs": lambda w, a: group_specs(w, a.timeout, a.fuzz),
           "training": lambda w, a: group_training(w, a.timeout),
           "run folders": lambda w, a: group_run_folders(w, a.timeout),
           "crash consistency": lambda w, a: group_crashes(w, a.timeout, a.kills),
           "names": lambda w, a: group_names(w, a.timeout),
-          "output": lambda w, a: group_output(w, a.timeout)}
+          "output": lambda w, a: group_output(w, a.timeout),
+          "user files": lambda w, a: group_user_files(w, a.timeout)}
 GROUPS = list(MAKERS)
 
 
