@@ -40,7 +40,7 @@ def seconds(n: int) -> float:
 def syntax_seconds(lines: int) -> tuple[int, float]:
     """A spec of ``lines`` layer lines with a misspelt word every ``lines // 20`` lines:
     (syntax errors reported, median seconds). After each syntax error the parser starts
-    again (cnnspec.parser.parse), within a budget of characters parsed."""
+    again (cnnspec.language.parser.parse), within a budget of characters parsed."""
     body = ["conv 3x3x8 relu\n"] * lines
     for i in range(0, lines, max(1, lines // 20)):
         body[i] = "conve 3x3x8\n"

@@ -11,10 +11,13 @@ The public verbs, each usable from a notebook as from the CLI::
 
 from __future__ import annotations
 
+from . import _moved
 from ._version import __version__ as __version__
 from .errors import CnnSpecError, DataError, ExportError, SpecError, TrainingError, WeightsError
 from .ir import Spec
-from .loader import load, loads
+from .language.loader import load, loads
+
+_moved.install()  # the old module paths (cnnspec.parser, ...) of cnnspec.language
 
 
 def infer_shapes(spec: Spec):

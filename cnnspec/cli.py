@@ -120,7 +120,7 @@ def graph(spec: str, output: str) -> None:
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file is not formatted.")
 def fmt(specs: tuple[str, ...], check: bool) -> None:
     """Rewrite SPECS in the canonical layout (comments kept); idempotent."""
-    from .fmt import format_file
+    from .language.fmt import format_file
 
     unformatted = []
     for spec in specs:
@@ -239,7 +239,7 @@ def data(folder: str, min_classes: int, min_per_class: int, fmt: str, wide: bool
 
 
 def _template_names(ctx, param, incomplete: str) -> list[str]:
-    from .templates import templates
+    from .language.templates import templates
 
     return [t for t in templates() if t.startswith(incomplete)]
 
@@ -255,7 +255,7 @@ def _template_names(ctx, param, incomplete: str) -> list[str]:
 @click.option("--list", "list_", is_flag=True, help="List the shipped specs and stop.")
 def new(name: str | None, template: str, output: str | None, list_: bool) -> None:
     """Write NAME.cnn, a starter spec copied from a shipped one (never overwrites)."""
-    from .templates import new_spec, templates
+    from .language.templates import new_spec, templates
 
     if list_:
         out.print("\n".join(templates()))

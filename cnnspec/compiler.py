@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import ir
 from .errors import SourceText, SpecError
-from .loader import load
+from .language.loader import load
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -82,7 +82,7 @@ class Optimizer(IRModel):
     """``optimizer sgd|adam|adamw|rmsprop lr X [momentum M] [nesterov] [betas B1 B2] [eps E]
     [alpha A]`` -> ``torch.optim.SGD`` / ``Adam`` / ``AdamW`` / ``RMSprop`` (PyTorch docs,
     torch.optim). Options left out take PyTorch's defaults; which option belongs to which
-    optimizer is checked in :mod:`cnnspec.validate_sections` (``OPTIMIZER_OPTIONS``)."""
+    optimizer is checked in :mod:`cnnspec.language.validate_sections` (``OPTIMIZER_OPTIONS``)."""
 
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
     lr: Rate = 1e-3

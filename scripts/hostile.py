@@ -169,7 +169,7 @@ def tiny(folder: Path, data: Path, *, epochs=1, batch=4, lr="0.05", hidden=8, ex
 # ---------------------------------------------------------------------------------- groups
 
 # The words that open a statement of the train: and transfer: sections (as
-# cnnspec.parser.section_words() gives them today; fixed here so that any checkout gets the
+# cnnspec.language.parser.section_words() gives them today; fixed here so that any checkout gets the
 # same inputs).
 SECTION_WORDS = ["augment", "batch", "bn", "checkpoint", "classes", "clip_grad_norm",
                  "compile", "data", "early_stop", "epochs", "freeze", "from",

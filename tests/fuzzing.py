@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
 import cnnspec
-from cnnspec.fmt import format_text
-from cnnspec.parser import _parser
+from cnnspec.language.fmt import format_text
+from cnnspec.language.parser import _parser
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 SHIPPED = {p.name: p.read_text() for p in sorted(SPECS.glob("*.cnn"))

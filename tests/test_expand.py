@@ -1,4 +1,4 @@
-"""cnnspec/expand.py: blocks, parameters, repeats and names."""
+"""cnnspec/language/expand.py: blocks, parameters, repeats and names."""
 
 from __future__ import annotations
 

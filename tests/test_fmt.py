@@ -1,4 +1,4 @@
-"""cnnspec/fmt.py: the canonical layout (idempotent, meaning-preserving, comments kept)."""
+"""cnnspec/language/fmt.py: the canonical layout (idempotent, meaning-preserving, comments kept)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import cnnspec
-from cnnspec.fmt import format_text
+from cnnspec.language.fmt import format_text
 from conftest import SPECS
 
 ALL_SPECS = sorted(SPECS.glob("*.cnn"))
@@ -117,7 +117,7 @@ def test_fmt_refuses_a_broken_spec(tmp_path):
 @pytest.mark.parametrize("ch", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"])
 def test_fmt_keeps_a_unicode_line_break_inside_a_comment_in_the_comment(ch):
     """splitlines() broke the line there and made the rest of the comment code."""
-    from cnnspec.fmt import format_text
+    from cnnspec.language.fmt import format_text
 
     text = (f"network T\ninput 28x28x1\nconv 3x3x4 relu  # a comment{ch}dense 5 here\n"
             "flatten\ndense 10\n")

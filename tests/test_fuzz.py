@@ -12,7 +12,7 @@ import pytest
 from fuzzing import SHIPPED, grammar_specs, mutated, outcome, word_streams
 from hypothesis import HealthCheck, given, settings
 
-from cnnspec.parser import parse
+from cnnspec.language.parser import parse
 
 EXAMPLES = int(os.environ.get("CNNSPEC_FUZZ_EXAMPLES", "150"))
 # the CI batch is the same every run; a long run explores new inputs each time

@@ -1,4 +1,4 @@
-"""cnnspec/lexer.py: highlighting of .cnn everywhere a spec is read: the Pygments lexer (pygmentize, MkDocs)
+"""cnnspec/language/lexer.py: highlighting of .cnn everywhere a spec is read: the Pygments lexer (pygmentize, MkDocs)
 and the TextMate grammar (VS Code), both on every shipped spec and every spec in the docs,
 with no error tokens; the TextMate grammar also through VS Code's own engine
 (vscode-textmate + Oniguruma, installed by `npm ci --prefix editors/vscode`)."""
@@ -14,7 +14,7 @@ import pytest
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 from pygments.token import Error, Token
 
-from cnnspec.lexer import TEXTMATE_FILE, CnnSpecLexer, textmate_grammar, vocabulary
+from cnnspec.language.lexer import TEXTMATE_FILE, CnnSpecLexer, textmate_grammar, vocabulary
 from conftest import ROOT, SPECS
 
 SHIPPED = sorted(SPECS.rglob("*.cnn"))
@@ -74,7 +74,7 @@ def test_the_textmate_file_is_generated_from_the_grammar():
     on_disk = json.loads((ROOT / TEXTMATE_FILE).read_text())
     assert on_disk == textmate_grammar(), (
         "editors/vscode/syntaxes/cnnspec.tmLanguage.json is stale: run "
-        "`python -m cnnspec.lexer --write`")
+        "`python -m cnnspec.language.lexer --write`")
 
 
 def _textmate_tokens(line: str, patterns) -> list[tuple[int, str, str]]:

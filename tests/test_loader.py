@@ -1,4 +1,4 @@
-"""cnnspec/loader.py: what can be a spec file, and includes that cannot."""
+"""cnnspec/language/loader.py: what can be a spec file, and includes that cannot."""
 
 from __future__ import annotations
 

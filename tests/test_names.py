@@ -1,4 +1,4 @@
-"""cnnspec/names.py: automatic layer names by kind (C1, M1, BN1, SE1 ...), counted depth
+"""cnnspec/language/names.py: automatic layer names by kind (C1, M1, BN1, SE1 ...), counted depth
 first across blocks and containers; labels (``as NAME``) kept; clashes and reserved words
 refused at their place."""
 

@@ -95,7 +95,7 @@ def test_the_wheel_carries_what_cnnspec_reads_at_run_time(tmp_path):
     (wheel,) = tmp_path.glob("cnnspec-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {"cnnspec/grammar/cnnspec.lark", "cnnspec/embedded/digits.npz",
-                "cnnspec/embedded/README.md", "cnnspec/insight/probing.py", "cnnspec/lexer.py"}
+                "cnnspec/embedded/README.md", "cnnspec/insight/probing.py", "cnnspec/language/lexer.py"}
     expected |= {f"cnnspec/specs/{p.relative_to(ROOT / 'specs').as_posix()}"
                  for p in (ROOT / "specs").rglob("*.cnn")}
     expected |= {f"cnnspec/{p.relative_to(ROOT / 'cnnspec').as_posix()}"
@@ -104,5 +104,5 @@ def test_the_wheel_carries_what_cnnspec_reads_at_run_time(tmp_path):
     assert any(n.endswith(("/LICENSE", "/licenses/LICENSE")) for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[pygments.lexers]" in text and "cnnspec.lexer:CnnSpecLexer" in text
+    assert "[pygments.lexers]" in text and "cnnspec.language.lexer:CnnSpecLexer" in text
     assert "cnnspec = cnnspec.cli:main" in text

@@ -1,4 +1,4 @@
-"""cnnspec/parser.py (with lark_parser.py and syntax_errors.py): syntax errors, every one of a file in one run (recovery), capped and
+"""cnnspec/language/parser.py (with lark_parser.py and syntax_errors.py): syntax errors, every one of a file in one run (recovery), capped and
 linear, with did-you-means and hints that say where a misplaced setting belongs."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_syntax_errors_are_capped_and_the_search_is_linear():
     """At most MAX_SYNTAX_ERRORS per file; a large spec is parsed again only while the
     characters parsed stay within the budget (so ``check`` of a 318 KB file full of mistakes
     parses it three times, not 20 times)."""
-    from cnnspec.parser import _RECOVERY_BUDGET, MAX_SYNTAX_ERRORS
+    from cnnspec.language.parser import _RECOVERY_BUDGET, MAX_SYNTAX_ERRORS
 
     head = "network T\ninput 28x28x1\n"
     with pytest.raises(SpecError) as info:

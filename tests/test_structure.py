@@ -61,7 +61,7 @@ def import_graph() -> nx.DiGraph:
 
 def test_the_graph_is_read():
     graph = import_graph()
-    assert graph.has_edge("cnnspec.loader", "cnnspec.parser")
+    assert graph.has_edge("cnnspec.language.loader", "cnnspec.language.parser")
     assert graph.has_edge("cnnspec.builder", "cnnspec.shapes")
     assert graph.number_of_nodes() > 50
 
@@ -115,9 +115,11 @@ def test_the_architecture_page_names_every_module_and_only_real_ones():
 # The compiler's stages and reports, each with tests/test_<module>.py (the training, data
 # and insight packages are tested by what they do: test_train, test_pipeline, test_runs,
 # test_insight, test_distributed, ...).
-MIRRORED = ["errors", "parser", "transform", "expand", "names", "validate", "loader", "ir", "layers",
-            "shapes", "builder", "emit", "fmt", "lexer", "schedule", "transfer", "templates",
-            "compiler", "cli", "report/summary", "report/diff", "report/graph", "report/results"]
+MIRRORED = ["errors", "language/parser", "language/transform", "language/expand",
+            "language/names", "language/validate", "language/loader", "ir", "layers",
+            "shapes", "builder", "emit", "language/fmt", "language/lexer", "schedule", "transfer",
+            "language/templates", "compiler", "cli", "report/summary", "report/diff",
+            "report/graph", "report/results"]
 
 
 def test_each_stage_has_its_test_module():

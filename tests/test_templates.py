@@ -1,4 +1,4 @@
-"""cnnspec/templates.py: ``cnnspec new`` (starter specs from the shipped ones, in the wheel) and shell completion."""
+"""cnnspec/language/templates.py: ``cnnspec new`` (starter specs from the shipped ones, in the wheel) and shell completion."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import cnnspec
-from cnnspec.templates import templates
+from cnnspec.language.templates import templates
 from conftest import SPECS
 
 

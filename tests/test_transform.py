@@ -1,10 +1,10 @@
-"""cnnspec/transform.py: a parse tree becomes raw statements, each field with its span; layer
+"""cnnspec/language/transform.py: a parse tree becomes raw statements, each field with its span; layer
 kinds get their arguments from their declaration (Kind.args), one generic method per rule."""
 
 from __future__ import annotations
 
-from cnnspec.parser import parse
-from cnnspec.transform import Param, ToRaw
+from cnnspec.language.parser import parse
+from cnnspec.language.transform import Param, ToRaw
 
 
 def raws(text: str) -> list:

@@ -1,4 +1,4 @@
-"""cnnspec/validate.py: values checked at their span, with the field named as the language writes it."""
+"""cnnspec/language/validate.py: values checked at their span, with the field named as the language writes it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Activation functions: the word a spec uses -> its ``torch.nn`` module. This table is the
-one list: the grammar's ``act`` rule (:func:`cnnspec.lark_parser.grammar_text`), the IR's
+one list: the grammar's ``act`` rule (:func:`cnnspec.language.lark_parser.grammar_text`), the IR's
 ``ActivationName``, the builder, ``emit`` and the editors' highlighting all read it, so a
 new activation is one line here (and its row in docs/language.md)."""
 

@@ -36,7 +36,7 @@ class Node(IRModel):
     """Base of the layers."""
 
     name: str | None = None
-    """Automatic (C1, M1, F1, ...) or given with ``as NAME``; set by :mod:`cnnspec.names`."""
+    """Automatic (C1, M1, F1, ...) or given with ``as NAME``; set by :mod:`cnnspec.language.names`."""
     labelled: bool = Field(default=False, exclude=True, repr=False)
 
 
@@ -115,7 +115,7 @@ class Kind:
     """One layer kind, declared once in ``cnnspec/layers/<kind>.py`` as ``KIND``.
 
     Its ``grammar`` defines its ``rules`` (``rule: "word" ARG option*``, appended to
-    grammar/cnnspec.lark by :func:`cnnspec.lark_parser.grammar_text`); the front end makes
+    grammar/cnnspec.lark by :func:`cnnspec.language.lark_parser.grammar_text`); the front end makes
     ``Raw(word, fields)`` from the positional ``args`` and the options; ``fields`` may
     rewrite them for ``model`` (the IR) and raise :class:`FieldError`; ``infer`` gives the
     output shape (C, H, W) or (F,) and the counts (raising :class:`ShapeError`); ``module``
@@ -132,7 +132,7 @@ class Kind:
     word: str | None = None
     """The statement's word in messages and ``fields`` when it is not the rule's name."""
     prefix: str
-    """Automatic names: C1, C2, ... (``cnnspec.names``)."""
+    """Automatic names: C1, C2, ... (``cnnspec.language.names``)."""
     infer: Callable[[Any, Shape], LayerInfo]
     module: Callable[[LayerInfo], ModuleCall]
     describe: Callable[[LayerInfo], str] = lambda info: ""

@@ -177,7 +177,7 @@ def resume(run: str | Path, *, epochs: int | None = None, device: str | None = N
 
 
 def _resume(folder: RunFolder, epochs, device, export, console, callbacks, group) -> RunResult:
-    from ..loader import loads
+    from ..language.loader import loads
 
     run = folder.path
     try:

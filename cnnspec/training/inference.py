@@ -106,7 +106,7 @@ def load_run(run: str | Path, weights: str = "weights", device: str | None = Non
         CnnSpecError: ``run`` is not a finished run folder.
         WeightsError: the weights file is unreadable or does not fit the network.
     """
-    from ..loader import loads
+    from ..language.loader import loads
     from .settings import pick_device
 
     folder = RunFolder(run)

@@ -233,10 +233,11 @@ class RunFolder:
             raise CnnSpecError(f"{self.path}: is a file; --out must be a folder")
         self.path.mkdir(parents=True, exist_ok=True)
         self._wrote: list[str] = []
-        for name, write, value in (("spec.cnn", write_text, spec_source),
+        # run.json first: a run killed between these writes is known by it as cnnspec's
+        for name, write, value in (("run.json", write_json, info),
+                                   ("spec.cnn", write_text, spec_source),
                                    ("spec.json", write_json, resolved),
-                                   ("classes.json", write_json, classes),
-                                   ("run.json", write_json, info)):
+                                   ("classes.json", write_json, classes)):
             write(self._target(name), value)
             self._wrote.append(name)
 

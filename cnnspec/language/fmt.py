@@ -127,7 +127,7 @@ def format_file(path, write: bool = True) -> bool:
     """
     from pathlib import Path
 
-    from .files import write_text
+    from ..files import write_text
     from .loader import read_spec_text
 
     text = read_spec_text(Path(path))  # never a FIFO or /dev/zero

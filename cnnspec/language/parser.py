@@ -13,7 +13,7 @@ from lark.exceptions import (
 )
 from lark.indenter import DedentError
 
-from .errors import SourceText, Span, SpecError
+from ..errors import SourceText, Span, SpecError
 from .lark_parser import (  # noqa: F401 - grammar_text, section_words ... re-exported
     MAX_NESTING,
     _CnnIndenter,

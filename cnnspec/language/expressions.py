@@ -1,6 +1,6 @@
 """Parameter expressions of blocks: ``{4 * width}``, ``{c // 2}``, ``{0.2 * i / 16}``, worked
 out safely (Python's ``ast`` of the expression, only numbers, parameter names, + - * / //
-% and brackets; nothing is executed). :mod:`cnnspec.expand` reports the errors at their
+% and brackets; nothing is executed). :mod:`cnnspec.language.expand` reports the errors at their
 ``{...}``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 import operator
 
-from .errors import did_you_mean
+from ..errors import did_you_mean
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv, ast.Mod: operator.mod}

@@ -48,15 +48,15 @@ def grammar_text() -> str:
     each layer kind's rules (``Kind.grammar`` of ``cnnspec/layers/<kind>.py``), the ``?layer``
     rule that lists them, and the ``act`` rule made from
     :data:`cnnspec.layers.activations.ACTIVATIONS`."""
-    from .layers import KINDS
-    from .layers.activations import ACTIVATIONS
+    from ..layers import KINDS
+    from ..layers.activations import ACTIVATIONS
 
     text = resources.files("cnnspec.grammar").joinpath("cnnspec.lark").read_text("utf-8")
     rules = [r for k in KINDS for r in k.rules]
     return "\n".join([
         text.rstrip(), "",
         "// ---------------------------------------------------------------- layer kinds",
-        "// (appended by cnnspec.lark_parser.grammar_text from cnnspec/layers/<kind>.py)",
+        "// (appended by cnnspec.language.lark_parser.grammar_text from cnnspec/layers/<kind>.py)",
         "?layer: " + "\n      | ".join(rules),
         *(k.grammar.strip() for k in KINDS),
         "!act: " + " | ".join(f'"{name}"' for name in ACTIVATIONS), ""])

@@ -18,7 +18,7 @@ import dataclasses
 import keyword
 from pathlib import Path
 
-from .errors import Diagnostic, SourceText, Span, did_you_mean
+from ..errors import Diagnostic, SourceText, Span, did_you_mean
 from .expressions import _EvalError, evaluate
 from .lark_parser import MAX_NESTING
 from .raw import Opt, Param, Raw

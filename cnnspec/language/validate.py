@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import ir
-from .errors import Diagnostic, SourceText, Span
-from .layers import BY_WORD
-from .layers.base import FieldError
+from .. import ir
+from ..errors import Diagnostic, SourceText, Span
+from ..layers import BY_WORD
+from ..layers.base import FieldError
 from .raw import Raw
 from .validate_sections import SectionsValidator
 

@@ -1,9 +1,9 @@
 """Lark tree -> raw nodes: plain field dicts with the span of every field kept.
 
 One short method per grammar rule (those of the train: and transfer: sections in
-:mod:`cnnspec.transform_sections`; the raw node types in :mod:`cnnspec.raw`, re-exported
+:mod:`cnnspec.language.transform_sections`; the raw node types in :mod:`cnnspec.language.raw`, re-exported
 here). Nothing is checked here beyond what the grammar already guarantees;
-:mod:`cnnspec.validate` turns raw nodes into the IR.
+:mod:`cnnspec.language.validate` turns raw nodes into the IR.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 from lark import Token, Transformer, v_args
 
-from .errors import Span
-from .layers import BY_RULE
-from .layers.base import Kind
+from ..errors import Span
+from ..layers import BY_RULE
+from ..layers.base import Kind
 from .raw import Opt, Param, Raw, _split_dims, _whole
 from .transform_sections import SectionsToRaw, simple
 

@@ -1,6 +1,6 @@
 """Raw ``train:`` and ``transfer:`` sections -> :class:`~cnnspec.ir.TrainConfig` and
 :class:`~cnnspec.ir.Transfer`, every problem at its span: the section methods of
-:class:`cnnspec.validate.Validator` (a mixin; ``error``, ``error_at`` and ``model`` are
+:class:`cnnspec.language.validate.Validator` (a mixin; ``error``, ``error_at`` and ``model`` are
 the validator's)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
-from . import ir
+from .. import ir
 from .raw import Raw
 
 # Settings each optimizer takes besides lr (PyTorch's torch.optim signatures).
@@ -30,7 +30,7 @@ SCHEDULE_OPTIONS: dict[str, set[str]] = {
 
 
 class SectionsValidator:
-    """The train: and transfer: sections' checks of :class:`cnnspec.validate.Validator`."""
+    """The train: and transfer: sections' checks of :class:`cnnspec.language.validate.Validator`."""
 
     # -- train section
     def train(self, raw: Raw) -> ir.TrainConfig | None:

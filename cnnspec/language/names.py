@@ -8,8 +8,8 @@ from __future__ import annotations
 import keyword
 from collections import Counter
 
-from .errors import Diagnostic, SourceText
-from .layers import KINDS
+from ..errors import Diagnostic, SourceText
+from ..layers import KINDS
 
 PREFIX = {**{word: k.prefix for k in KINDS for word in k.words}, "concat": "CAT", "residual": "R"}
 """Automatic names by layer kind: C1, C2, ... (each kind's prefix, cnnspec/layers/<kind>.py)."""

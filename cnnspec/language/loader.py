@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import ir
-from .errors import SourceText, SpecError
+from .. import ir
+from ..errors import SourceText, SpecError
 from .expand import expand
 from .names import assign_names
 from .parser import parse
-from .shapes import infer
+from ..shapes import infer
 from .transform import to_raw
 from .validate import validate
 
@@ -52,7 +52,7 @@ def loads(text: str, file: str = "<string>") -> ir.Spec:
     spec = ir.Spec.model_validate(fields)
     infer(spec)  # infer shapes now, so that a loaded spec is a checked spec
     if spec.transfer is not None:
-        from .transfer import check_names, with_classes
+        from ..transfer import check_names, with_classes
 
         mistakes = check_names(spec)
         if mistakes:

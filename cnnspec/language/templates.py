@@ -7,8 +7,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from .errors import CnnSpecError
-from .files import write_text
+from ..errors import CnnSpecError
+from ..files import write_text
 
 INCLUDE = re.compile(r'^\s*include\s+"([^"]+)"', re.MULTILINE)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

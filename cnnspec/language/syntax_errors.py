@@ -1,6 +1,6 @@
 """What a syntax error says: :func:`diagnose` turns Lark's exception into a diagnostic at
 ``file:line:col`` with a did-you-mean or the words the parser expected there, and names the
-section a misplaced setting belongs to (used by :func:`cnnspec.parser.parse`)."""
+section a misplaced setting belongs to (used by :func:`cnnspec.language.parser.parse`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from lark.exceptions import (
     UnexpectedToken,
 )
 
-from .errors import SourceText, Span, did_you_mean
+from ..errors import SourceText, Span, did_you_mean
 from .lark_parser import (
     _expected_text,
     _keywords,
@@ -154,7 +154,7 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
 def _without_second_activation(expected: set[str], before: str) -> set[str]:
     """``expected`` less the activation words when the line already has one before the
     error (``conv 3x3x8 relu6 stide 2``: the hint should not offer a second activation)."""
-    from .layers.activations import ACTIVATIONS
+    from ..layers.activations import ACTIVATIONS
 
     if not set(re.findall(r"[A-Za-z_]\w*", before.split("#")[0])) & set(ACTIVATIONS):
         return expected

@@ -1,5 +1,5 @@
 """Lark tree -> raw nodes for the ``train:`` and ``transfer:`` sections: one short method
-per grammar rule, mixed into :class:`cnnspec.transform.ToRaw` (which gives the span and
+per grammar rule, mixed into :class:`cnnspec.language.transform.ToRaw` (which gives the span and
 value helpers ``_opt``, ``_int``, ``_num``, ``_tspan``, ``_mspan``)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def simple(key: str, convert: str):
 
 
 class SectionsToRaw:
-    """The train: and transfer: sections' methods of :class:`cnnspec.transform.ToRaw`."""
+    """The train: and transfer: sections' methods of :class:`cnnspec.language.transform.ToRaw`."""
 
     # -- train section
     @v_args(meta=True)

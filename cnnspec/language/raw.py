@@ -1,13 +1,13 @@
 """Raw nodes: a statement before validation, as plain field dicts with the span of every
-field kept (made by :mod:`cnnspec.transform`, read by :mod:`cnnspec.expand` and
-:mod:`cnnspec.validate`)."""
+field kept (made by :mod:`cnnspec.language.transform`, read by :mod:`cnnspec.language.expand` and
+:mod:`cnnspec.language.validate`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Span
+from ..errors import Span
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Raw:
 @dataclass(frozen=True)
 class Param:
     """A number still to be worked out from block parameters: ``{filters}``, ``{4*width}``,
-    or a bare parameter name (``repeat convs:``). :mod:`cnnspec.expand` evaluates it."""
+    or a bare parameter name (``repeat convs:``). :mod:`cnnspec.language.expand` evaluates it."""
 
     expr: str
     span: Span
