@@ -57,8 +57,8 @@ def vocabulary() -> dict[str, tuple[str, ...]]:
         AssertionError: a word listed here as structure or layer is not in the grammar (the
             lists above went stale).
     """
-    from .lark_parser import grammar_text
     from ..layers.activations import ACTIVATIONS
+    from .lark_parser import grammar_text
 
     literals = set(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', grammar_text()))
     activations = tuple(ACTIVATIONS)

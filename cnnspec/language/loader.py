@@ -6,10 +6,10 @@ from pathlib import Path
 
 from .. import ir
 from ..errors import SourceText, SpecError
+from ..shapes import infer
 from .expand import expand
 from .names import assign_names
 from .parser import parse
-from ..shapes import infer
 from .transform import to_raw
 from .validate import validate
 
