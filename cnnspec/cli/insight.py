@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .consoles import err, out
+from ..consoles import err, out
 
 WEIGHTS = click.Choice(["weights", "best", "last"])
 DEVICE_HELP = "cpu, cuda or cuda:N (default: a GPU where available)."
@@ -42,8 +42,8 @@ def features(run: str, image: str, output: str | None, layers: str | None, weigh
              device: str | None) -> None:
     """The feature maps of each conv layer of RUN for IMAGE (a grid per layer, after its
     batch norm and activation) and the first layer's filters, as PNGs."""
-    from .insight.features import feature_maps
-    from .report.tables import show
+    from ..insight.features import feature_maps
+    from ..report.tables import show
 
     r = feature_maps(run, image, _layers(layers), _given("-o", output), weights, device)
     if r["note"]:
@@ -70,7 +70,7 @@ def gradcam(run: str, image: str, output: str | None, class_name: str | None,
             layer: str | None, weights: str, device: str | None) -> None:
     """Where in IMAGE the evidence for a class lies, according to RUN: Grad-CAM
     (Selvaraju et al. 2017) as a PNG of the image, the map and the overlay."""
-    from .insight.features import gradcam as explain
+    from ..insight.features import gradcam as explain
 
     r = explain(run, image, _given("--class", class_name), _given("--layer", layer),
                 _given("-o", output), weights, device)
@@ -103,8 +103,8 @@ def probe(run: str, data: str | None, output: str | None, margin: float, folds: 
           max_images: int, seed: int, weights: str, device: str | None, fmt: str) -> None:
     """How well each conv layer's features of RUN separate the classes of DATA (a linear
     probe per layer), and where to freeze for transfer learning."""
-    from .insight.probing import probe as run_probe
-    from .report.tables import show
+    from ..insight.probing import probe as run_probe
+    from ..report.tables import show
 
     r = run_probe(run, data, output, folds=folds, seed=seed, margin=margin,
                   max_images=max_images, weights=weights, device=device)
@@ -149,8 +149,8 @@ def lr_find(spec: str, data: str | None, output: str | None, steps: int, start: 
     """The learning-rate range test (Smith 2017): train SPEC for a few hundred steps while
     the learning rate grows exponentially, plot the loss, suggest a rate. No run folder is
     written; the weights are thrown away."""
-    from . import load
-    from .insight.range_test import lr_find as range_test
+    from .. import load
+    from ..insight.range_test import lr_find as range_test
 
     r = range_test(load(spec), data, output, start=start, end=end, steps=steps, device=device,
                    console=err)

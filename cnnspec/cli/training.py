@@ -1,0 +1,100 @@
+"""The ``compile`` command: build a spec, print its summary, export it (``--onnx``), train it
+(``--train``, with train settings overridden on the command line) or resume a run
+(``--resume``); :mod:`cnnspec.cli` adds it to the ``cnnspec`` group."""
+
+from __future__ import annotations
+
+import click
+
+from ..consoles import err, out
+
+
+def train_override_options(func):
+    """The options of ``compile`` that override the spec's train settings for one run
+    (--epochs ... --tensorboard), in the order ``cnnspec compile --help`` lists them."""
+    options = [
+        click.option("--epochs", type=click.IntRange(min=1), help="Override train: epochs."),
+        click.option("--batch", type=click.IntRange(min=1), help="Override train: batch."),
+        click.option("--lr", type=float, help="Override the optimizer's learning rate."),
+        click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw", "rmsprop"]),
+                     help="Override the optimizer (keeps the spec's lr unless --lr is given)."),
+        click.option("--momentum", type=float, help="Override the optimizer's momentum."),
+        click.option("--weight-decay", type=float, help="Override train: weight_decay."),
+        click.option("--label-smoothing", type=float, help="Override train: label_smoothing."),
+        click.option("--clip-grad-norm", type=float, help="Override train: clip_grad_norm."),
+        click.option("--seed", type=click.IntRange(min=0), help="Override train: seed."),
+        click.option("--split", type=float, help="Override train: split."),
+        click.option("--workers", type=click.IntRange(min=0), help="Override train: workers "
+                     "(DataLoader worker processes; default from the usable cores)."),
+        click.option("--threads", type=click.IntRange(min=1), help="Override train: threads "
+                     "(PyTorch intra-op threads; default: see docs/pipeline.md)."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
+                     help="Override train: precision (mixed precision; see "
+                     "docs/distributed.md)."),
+        click.option("--compile/--no-compile", "compile", default=None,
+                     help="Override train: compile (torch.compile the training step)."),
+        click.option("--tensorboard", is_flag=True, default=None,
+                     help="Also log to TensorBoard (train: log tensorboard): event files in "
+                     "RUN/tensorboard/; needs pip install tensorboard."),
+    ]
+    for option in reversed(options):  # as stacked decorators: the first listed is applied last
+        func = option(func)
+    return func
+
+
+@click.command(name="compile")
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="Export to this ONNX file.")
+@click.option("--train", "do_train", is_flag=True, help="Train, then write a run folder.")
+@click.option("--softmax", is_flag=True, help="The ONNX model outputs probabilities (a softmax "
+              "after the last layer) instead of logits.")
+@click.option("--data", type=click.Path(), help="Image folder DIR/<class>/<image> (default: "
+              "the spec's train: data, else the embedded digits).")
+@train_override_options
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder "
+              "(default runs/<network>).")
+@click.option("--device", help="cpu, cuda or cuda:N (default: cuda where available).")
+@click.option("--resume", "resume_run", type=click.Path(file_okay=False),
+              help="Continue the run in this folder from its last checkpoint (no SPEC needed); "
+              "with --epochs N, train it on up to N epochs.")
+def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: bool,
+             data: str | None, epochs: int | None, out_dir: str | None, device: str | None,
+             resume_run: str | None, **overrides) -> None:
+    """Build SPEC into a PyTorch module, print its summary, and optionally export or train it.
+
+    Train settings given on the command line (--epochs, --lr, --batch, ...) replace the
+    spec's for this run and are recorded in the run folder (run.json, spec.json)."""
+    from ..compiler import compile_spec
+    from ..compiler import resume_run as resume
+
+    if resume_run:
+        ignored = [name for name, v in (("SPEC", spec), ("--onnx", onnx_path), ("--data", data),
+                                        ("--out", out_dir), ("--softmax", softmax)) if v]
+        ignored += [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
+        if ignored:
+            raise click.UsageError(f"--resume continues a run as it was set up (only --epochs "
+                                   f"can extend it); it takes no {', '.join(ignored)}")
+        resume(resume_run, out, epochs=epochs, device=device, messages=err)
+        return
+    if spec is None:
+        raise click.UsageError("give a SPEC, or --resume RUN")
+    for flag, value in (("--out", out_dir), ("--onnx", onnx_path), ("--data", data)):
+        if value is not None and not value.strip():  # "" would mean the current folder
+            raise click.UsageError(f"{flag}: empty; give a {'file' if flag == '--onnx' else 'folder'}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if epochs is not None:
+        given["epochs"] = epochs
+    train_only = [*(f"--{k.replace('_', '-')}" for k in given),
+                  *(flag for flag, v in (("--out", out_dir), ("--data", data),
+                                         ("--device", device)) if v is not None)]
+    if train_only and not do_train:
+        raise click.UsageError(f"{', '.join(train_only)} only appl"
+                               f"{'ies' if len(train_only) == 1 else 'y'} with --train")
+    if softmax and not (do_train or onnx_path):
+        raise click.UsageError("--softmax applies to an exported model: give --onnx FILE or "
+                               "--train")
+    compile_spec(spec, out, onnx=onnx_path, train=do_train, softmax=softmax, data=data,
+                 overrides=given, out=out_dir, device=device, messages=err)
+
+
+TRAINING = (compile_,)
