@@ -10,9 +10,8 @@ import importlib.abc
 import importlib.util
 import sys
 
-MOVED = ("parser", "lark_parser", "syntax_errors", "transform", "transform_sections", "raw",
-         "expand", "expressions", "names", "validate", "validate_sections", "loader", "fmt",
-         "lexer", "templates")
+MOVED = ("parser", "lark_parser", "syntax_errors", "transform", "raw", "expand", "expressions",
+         "names", "validate", "loader", "fmt", "lexer", "templates")
 """``cnnspec.<name>`` -> ``cnnspec.language.<name>``."""
 
 

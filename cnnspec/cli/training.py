@@ -7,39 +7,27 @@ from __future__ import annotations
 import click
 
 from ..consoles import err, out
+from ..settings import OVERRIDES
 
 
 def train_override_options(func):
-    """The options of ``compile`` that override the spec's train settings for one run
-    (--epochs ... --tensorboard), in the order ``cnnspec compile --help`` lists them."""
-    options = [
-        click.option("--epochs", type=click.IntRange(min=1), help="Override train: epochs."),
-        click.option("--batch", type=click.IntRange(min=1), help="Override train: batch."),
-        click.option("--lr", type=float, help="Override the optimizer's learning rate."),
-        click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw", "rmsprop"]),
-                     help="Override the optimizer (keeps the spec's lr unless --lr is given)."),
-        click.option("--momentum", type=float, help="Override the optimizer's momentum."),
-        click.option("--weight-decay", type=float, help="Override train: weight_decay."),
-        click.option("--label-smoothing", type=float, help="Override train: label_smoothing."),
-        click.option("--clip-grad-norm", type=float, help="Override train: clip_grad_norm."),
-        click.option("--seed", type=click.IntRange(min=0), help="Override train: seed."),
-        click.option("--split", type=float, help="Override train: split."),
-        click.option("--workers", type=click.IntRange(min=0), help="Override train: workers "
-                     "(DataLoader worker processes; default from the usable cores)."),
-        click.option("--threads", type=click.IntRange(min=1), help="Override train: threads "
-                     "(PyTorch intra-op threads; default: see docs/pipeline.md)."),
-        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
-                     help="Override train: precision (mixed precision; see "
-                     "docs/distributed.md)."),
-        click.option("--compile/--no-compile", "compile", default=None,
-                     help="Override train: compile (torch.compile the training step)."),
-        click.option("--tensorboard", is_flag=True, default=None,
-                     help="Also log to TensorBoard (train: log tensorboard): event files in "
-                     "RUN/tensorboard/; needs pip install tensorboard."),
-    ]
-    for option in reversed(options):  # as stacked decorators: the first listed is applied last
-        func = option(func)
+    """The options of ``compile`` (and ``lr-find``) that override the spec's train settings
+    for one run, made from the settings' declarations (:data:`cnnspec.settings.OVERRIDES`),
+    so that a flag cannot drift from its spec word; in the settings' order."""
+    for o in reversed([o for o in OVERRIDES.values() if o.type != "path"]):
+        func = _option(o)(func)  # as stacked decorators: the first listed is applied last
     return func
+
+
+def _option(o):
+    """The click option of one :class:`~cnnspec.settings.base.Override`."""
+    if o.type == "switch":
+        return click.option(f"{o.flag}/--no-{o.flag[2:]}", o.name, default=None, help=o.help)
+    if o.type == "flag":
+        return click.option(o.flag, is_flag=True, default=None, help=o.help)
+    kind = {"int>=1": click.IntRange(min=1), "int>=0": click.IntRange(min=0), "float": float,
+            "choice": click.Choice(list(o.choices))}[o.type]
+    return click.option(o.flag, type=kind, help=o.help)
 
 
 @click.command(name="compile")

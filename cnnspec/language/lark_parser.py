@@ -45,9 +45,11 @@ class _CnnIndenter(Indenter):
 @functools.cache
 def grammar_text() -> str:
     """The grammar shipped in the package (``grammar/cnnspec.lark`` in the source tree), with
-    each layer kind's rules (``Kind.grammar`` of ``cnnspec/layers/<kind>.py``), the ``?layer``
+    the ``train:`` and ``transfer:`` sections' rules from their settings
+    (:func:`cnnspec.settings.grammar_text`), each layer kind's rules (``Kind.grammar`` of ``cnnspec/layers/<kind>.py``), the ``?layer``
     rule that lists them, and the ``act`` rule made from
     :data:`cnnspec.layers.activations.ACTIVATIONS`."""
+    from .. import settings
     from ..layers import KINDS
     from ..layers.activations import ACTIVATIONS
 
@@ -55,6 +57,9 @@ def grammar_text() -> str:
     rules = [r for k in KINDS for r in k.rules]
     return "\n".join([
         text.rstrip(), "",
+        "// ---------------------------------------------------------------- settings",
+        "// (appended by cnnspec.language.lark_parser.grammar_text from cnnspec/settings/)",
+        settings.grammar_text(), "",
         "// ---------------------------------------------------------------- layer kinds",
         "// (appended by cnnspec.language.lark_parser.grammar_text from cnnspec/layers/<kind>.py)",
         "?layer: " + "\n      | ".join(rules),

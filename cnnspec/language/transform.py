@@ -1,7 +1,8 @@
 """Lark tree -> raw nodes: plain field dicts with the span of every field kept.
 
-One short method per grammar rule (those of the train: and transfer: sections in
-:mod:`cnnspec.language.transform_sections`; the raw node types in :mod:`cnnspec.language.raw`, re-exported
+One short method per grammar rule: the layer kinds' from :mod:`cnnspec.layers`, the
+``train:`` and ``transfer:`` settings' from :mod:`cnnspec.settings` (each setting declares
+its own), the rest here (the raw node types in :mod:`cnnspec.language.raw`, re-exported
 here). Nothing is checked here beyond what the grammar already guarantees;
 :mod:`cnnspec.language.validate` turns raw nodes into the IR.
 """
@@ -12,14 +13,24 @@ from typing import Any
 
 from lark import Token, Transformer, v_args
 
+from .. import settings
 from ..errors import Span
 from ..layers import BY_RULE
 from ..layers.base import Kind
 from .raw import Opt, Param, Raw, _split_dims, _whole
-from .transform_sections import SectionsToRaw, simple
 
 
-class ToRaw(SectionsToRaw, Transformer):
+def simple(key: str, convert: str):
+    """A transform method for ``word VALUE``: the option ``key`` with VALUE converted by the
+    transformer's ``convert`` method (``_int``, ``_num``)."""
+
+    def method(self, items):
+        return self._opt(key, items[0], getattr(self, convert)(items[0]))
+
+    return method
+
+
+class ToRaw(Transformer):
     """Transforms a parse tree into ``{"statements": [Raw, ...]}`` (see module docstring)."""
 
     def __init__(self, file: str):
@@ -36,6 +47,47 @@ class ToRaw(SectionsToRaw, Transformer):
 
     def _opt(self, key: str, tok: Token, value: Any) -> Opt:
         return Opt(key, value, self._tspan(tok))
+
+    def _mopt(self, key: str, meta, value: Any) -> Opt:
+        """An option whose span is its whole rule's (``bn train``, ``checkpoint last``)."""
+        return Opt(key, value, self._mspan(meta))
+
+    # -- raw nodes, for the settings' methods (cnnspec.settings), which import no front end
+    @staticmethod
+    def _raw_node(kind: str, span: Span, fields: dict | None = None,
+                  spans: dict | None = None) -> Raw:
+        return Raw(kind, span, dict(fields or {}), dict(spans or {}))
+
+    @staticmethod
+    def _is_raw(x) -> bool:
+        return isinstance(x, Raw)
+
+    @staticmethod
+    def _is_opt(x) -> bool:
+        return isinstance(x, Opt)
+
+    def _section(self, name: str, meta, items) -> Raw:
+        """``train:`` / ``transfer:``: every setting's option(s) on one raw node; a
+        repeatable setting's (``unfreeze``) as a list."""
+        raw = Raw(name, self._mspan(meta))
+        lists = [s.key for s in settings.SECTIONS[name] if s.repeatable]
+        for key in lists:
+            raw.fields[key] = []
+        for item in items:
+            for opt in item if isinstance(item, list) else [item]:
+                if opt.key in lists:
+                    raw.fields[opt.key].append(opt.value)
+                else:
+                    raw.set(opt)
+        return raw
+
+    @v_args(meta=True)
+    def train_section(self, meta, items):
+        return self._section("train", meta, items)
+
+    @v_args(meta=True)
+    def transfer_section(self, meta, items):
+        return self._section("transfer", meta, items)
 
     # -- values: numbers, or parameters to evaluate later
     def _param(self, tok: Token, text: str) -> Param:
@@ -109,8 +161,7 @@ class ToRaw(SectionsToRaw, Transformer):
     def _word(self, items):  # padword, onoff, act, optimizer_name: the keyword token itself
         return items[0]
 
-    padword = onoff = precision_kind = log_kind = act = optimizer_name = no_decay = metric = \
-        soft_word = _word
+    padword = onoff = act = soft_word = _word
 
     def pad(self, items):
         tok = items[0]
@@ -224,3 +275,6 @@ def _layer_method(word: str, kind: Kind):
 
 for _rule, _kind in BY_RULE.items():
     setattr(ToRaw, _rule, _layer_method(_kind.word or _rule, _kind))
+for _rule, _method in settings.TRANSFORMS.items():  # each setting's own rules
+    setattr(ToRaw, _rule, v_args(meta=True)(_method) if getattr(_method, "with_meta", False)
+            else _method)

@@ -13,14 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .. import ir
+from .. import ir, settings
 from ..errors import Diagnostic, SourceText, Span
 from ..layers import BY_WORD
 from ..layers.base import FieldError
 from .raw import Raw
-from .validate_sections import SectionsValidator
 
-# What each field is called in a sentence, and what to tell the user about it.
+# What each field of a layer (or of a statement outside the train: and transfer: sections)
+# is called in a sentence, and what to tell the user about it; the settings' own are
+# declared with them (cnnspec.settings.LABELS).
 LABELS: dict[str, tuple[str, str | None]] = {
     "kernel_size": ("the kernel size", "sizes are whole numbers of at least 1"),
     "stride": ("the stride", "stride 1 keeps the size, stride 2 halves it"),
@@ -28,33 +29,6 @@ LABELS: dict[str, tuple[str, str | None]] = {
     "height": ("the input height", "write input HxWxC, e.g. input 32x32x1"),
     "width": ("the input width", "write input HxWxC, e.g. input 32x32x1"),
     "channels": ("the input channels", "1 for grayscale, 3 for RGB"),
-    "epochs": ("epochs", None),
-    "batch": ("the batch size", None),
-    "lr": ("the learning rate", "typical values are 0.1 to 1e-4"),
-    "momentum": ("the momentum", "momentum lies in [0, 1); 0.9 is usual"),
-    "weight_decay": ("the weight decay", "an L2 penalty such as 5e-4"),
-    "split": ("the split", "the fraction of images used for training, e.g. split 0.8"),
-    "seed": ("the seed", None),
-    "workers": ("the number of workers", "0 loads in the training process; 2 to 8 is usual"),
-    "threads": ("the number of threads", "at least 1; at most the cores you may use"),
-    "size": ("the crop size", None),
-    "degrees": ("the rotation", "degrees in [0, 180]"),
-    "epoch": ("the epoch", ("epochs count from 1, as training prints them: the first epoch "
-                            "is epoch 1")),
-    "milestones": ("a milestone epoch", ("epochs count from 1, as training prints them: the "
-                                         "first epoch is epoch 1")),
-    "label_smoothing": ("the label smoothing", "a fraction in [0, 1) such as 0.1"),
-    "clip_grad_norm": ("the gradient norm limit", "a positive number such as 1.0 or 5.0"),
-    "factor": ("the factor", "a multiplier in (0, 1) such as 0.1 or 0.5"),
-    "min_lr": ("min_lr", None),
-    "patience": ("the patience", "a number of epochs"),
-    "min_delta": ("min_delta", None),
-    "every": ("the checkpoint interval", "every N epochs, N >= 1"),
-    "warmup": ("the warmup", "a number of epochs"),
-    "betas": ("betas", "two numbers in [0, 1), e.g. betas 0.9 0.999"),
-    "hue": ("the hue", "hue lies in [0, 0.5]"),
-    "scale": ("the scale", "two area fractions in (0, 1], e.g. scale 0.08 1.0"),
-    "std": ("the std", "standard deviations are positive"),
     "groups": ("groups", "groups N splits the channels into N groups; 1 is a plain convolution"),
     "dilation": ("the dilation", "dilation 1 is a plain kernel, 2 spreads it over every other pixel"),
     "eps": ("eps", "a small number added to the variance, e.g. eps 1e-5"),
@@ -78,11 +52,12 @@ _OPS = {
 
 def _message(err: dict[str, Any], what: str) -> tuple[str, str | None]:
     own = BY_WORD[what].labels if what in BY_WORD else {}  # a layer kind's own labels
-    field = next((p for p in err["loc"] if isinstance(p, str) and (p in own or p in LABELS)), None)
+    known = {**LABELS, **settings.LABELS}
+    field = next((p for p in err["loc"] if isinstance(p, str) and (p in own or p in known)), None)
     if field is None:  # a field with no entry: name it as the language writes it
         field = next((p for p in err["loc"] if isinstance(p, str)), None)
     label, hint = (own.get(field) or KIND_LABELS.get((what, field))
-                   or LABELS.get(field, (field or what, None)))
+                   or known.get(field, (field or what, None)))
     if err["type"] in _OPS:
         op, key = _OPS[err["type"]]
         return f"{what}: {label} must be {op} {err['ctx'][key]}, got {err['input']}", hint
@@ -101,7 +76,7 @@ def _message(err: dict[str, Any], what: str) -> tuple[str, str | None]:
 _DIMS_PART = {"out_channels": 2, "height": 0, "width": 1, "channels": 2}
 
 
-class Validator(SectionsValidator):
+class Validator:
     """Collects diagnostics while turning raw statements into IR objects."""
 
     def __init__(self, src: SourceText):
@@ -138,6 +113,30 @@ class Validator(SectionsValidator):
                 msg, hint = _message(err, what)
                 self.error(span, msg, hint, raw.trace)
             return None
+
+    # -- the train: and transfer: sections, through their settings (cnnspec.settings)
+    def section(self, raw: Raw, name: str):
+        """The IR of section ``name`` (:class:`~cnnspec.ir.TrainConfig`,
+        :class:`~cnnspec.ir.Transfer`) from its raw node, each setting's ``check`` turning its
+        raw value into IR values; None after reporting its mistakes. The section is checked
+        whole even when a setting failed, so that one mistake does not hide another."""
+        f = dict(raw.fields)
+        for dup in raw.duplicates:  # reported here, as each is removed from the fields below
+            s = settings.BY_KEY.get((name, dup.key))
+            if s is not None and s.twice:
+                message, hint = s.twice.split("|")
+            else:
+                written = s.written.get(dup.key, dup.key) if s is not None else dup.key
+                message, hint = f"{name}: {written} is given twice", "keep one of them"
+            self.error(dup.span, message, hint, raw.trace)
+        raw = replace(raw, duplicates=[])
+        for s in settings.SECTIONS[name]:
+            if s.check is not None and s.check(self, f, raw) is False:
+                return None  # a mistake that makes the rest meaningless: already reported
+        failed = {k for k, v in f.items() if v is None or (isinstance(v, list) and None in v)}
+        model = ir.TrainConfig if name == "train" else ir.Transfer
+        config = self.model(model, raw, {k: v for k, v in f.items() if k not in failed}, name)
+        return None if failed else config
 
     # -- layers
     def error_at(self, raw: Raw, span: Span | None, message: str, hint: str | None = None) -> None:
@@ -234,9 +233,9 @@ def validate(statements: list[Raw], src: SourceText) -> tuple[dict[str, Any], li
             input_shape = v.model(ir.InputShape, raw, dict(zip(("height", "width", "channels"), dims)),
                                   "input", {k: "dims" for k in ("height", "width", "channels")})
         elif raw.kind == "train":
-            train = v.train(raw)
+            train = v.section(raw, "train")
         elif raw.kind == "transfer":
-            transfer = v.transfer(raw)
+            transfer = v.section(raw, "transfer")
         else:
             layers.append(v.layer(raw))
     if input_shape is not None and train is not None:

@@ -87,10 +87,12 @@ def flag(key: str, value) -> str:
     >>> flag("lr", 0.01), flag("compile", False)
     ('--lr 0.01', '--no-compile')
     """
-    name = key.replace("_", "-")
+    from ..settings import OVERRIDES
+
+    name = OVERRIDES[key].flag if key in OVERRIDES else "--" + key.replace("_", "-")
     if isinstance(value, bool):
-        return f"--{name}" if value else f"--no-{name}"
-    return f"--{name} {value}"
+        return name if value else f"--no-{name[2:]}"
+    return f"{name} {value}"
 
 
 def override_lines(spec_cfg: TrainConfig, run_cfg: TrainConfig, given: dict) -> list[str]:

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from ..ir import Spec, TrainConfig
 from ..layers import BY_KIND
+from ..settings import summary_lines
+from ..settings.optimizer import describe as describe_optimizer
 from ..shapes import LayerInfo, fmt_shape, group_name, infer
 from .preview import schedule_preview
 
@@ -219,32 +221,8 @@ def training(cfg: TrainConfig, transfer=None) -> dict:
     if transfer is not None and transfer.lr_backbone is not None:
         head = preview.scaled(transfer.lr_head / opt.lr)
         preview = preview.scaled(transfer.lr_backbone / opt.lr)
-    text = f"{opt.name} lr {opt.lr:g}" + (f" momentum {opt.momentum:g}" if opt.momentum else "")
-    text += " nesterov" if opt.nesterov else ""
-    text += f" betas {opt.betas[0]:g} {opt.betas[1]:g}" if opt.betas else ""
-    extras = []
-    if cfg.no_decay:
-        extras.append(f"no weight decay on {' and '.join(cfg.no_decay)}")
-    if cfg.label_smoothing:
-        extras.append(f"label smoothing {cfg.label_smoothing:g}")
-    if cfg.clip_grad_norm:
-        extras.append(f"gradient norm clipped to {cfg.clip_grad_norm:g}")
-    if cfg.workers is not None:
-        extras.append(f"{cfg.workers} DataLoader worker(s)")
-    if cfg.threads is not None:
-        extras.append(f"{cfg.threads} thread(s)")
-    if cfg.precision != "fp32":
-        extras.append(f"{cfg.precision} mixed precision")
-    if cfg.compile:
-        extras.append("torch.compile")
-    if cfg.sync_batchnorm:
-        extras.append("batch norm synchronised across processes (under torchrun)")
-    if cfg.tensorboard:
-        extras.append("TensorBoard log in RUN/tensorboard")
-    if cfg.early_stop:
-        e = cfg.early_stop
-        extras.append(f"early stop on {e.monitor} after {e.patience} epochs without improvement"
-                      + (f" > {e.min_delta:g}" if e.min_delta else ""))
+    text = describe_optimizer(opt)
+    extras = summary_lines("train", cfg)  # each setting's own line (cnnspec.settings)
     return {"epochs": cfg.epochs, "batch": cfg.batch, "optimizer": text,
             "weight_decay": cfg.weight_decay, "schedule": preview.text(),
             "schedule_kind": cfg.schedule.kind if cfg.schedule else "constant",

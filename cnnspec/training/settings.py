@@ -10,18 +10,12 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 
-from .. import ir
+from .. import ir, settings
 from ..errors import CnnSpecError
 
-# --epochs, --lr, ... : the train field each command-line override sets.
-OVERRIDES: dict[str, tuple[str, ...]] = {
-    "epochs": ("epochs",), "batch": ("batch",), "lr": ("optimizer", "lr"),
-    "momentum": ("optimizer", "momentum"), "optimizer": ("optimizer", "name"),
-    "weight_decay": ("weight_decay",), "label_smoothing": ("label_smoothing",),
-    "clip_grad_norm": ("clip_grad_norm",), "seed": ("seed",), "split": ("split",),
-    "data": ("data",), "workers": ("workers",), "threads": ("threads",),
-    "precision": ("precision",), "compile": ("compile",), "tensorboard": ("tensorboard",),
-}
+OVERRIDES: dict[str, tuple[str, ...]] = {name: o.path for name, o in settings.OVERRIDES.items()}
+"""--epochs, --lr, ... : the train field each command-line override sets (declared with its
+setting, :data:`cnnspec.settings.OVERRIDES`)."""
 
 
 def apply_overrides(cfg: ir.TrainConfig, overrides: dict) -> ir.TrainConfig:
