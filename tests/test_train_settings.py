@@ -222,3 +222,57 @@ def test_batch_norm_never_trains_on_a_last_batch_of_one_image(tmp_path):
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert (info["steps_per_epoch"], info["dropped_per_epoch"]) == (3, 1)
     assert run.final["epoch"] == 1
+
+
+def test_ema_weights_are_the_hand_computed_moving_average(tmp_path):
+    """``ema 0.8``: after every optimizer step w_ema = 0.8 w_ema + 0.2 w, from w_ema = the
+    starting weights (batch-norm running statistics averaged the same way, counters
+    copied). Worked out here by hand from the weights after each step; the run's
+    weights.safetensors, last.safetensors, validation and model.onnx hold the average."""
+    from cnnspec.training import Callback
+
+    spec = tiny("    optimizer sgd lr 0.5\n    ema 0.8\n    workers 0\n", epochs=1)
+    seen: list[dict] = []
+
+    class Record(Callback):
+        def on_train_start(self, trainer):
+            seen.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+
+        def on_step_end(self, trainer, step, loss):
+            seen.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+
+    run = cnnspec.train(spec, out=tmp_path / "run", callbacks=[Record()])
+    steps = -(-4000 // 128)
+    assert len(seen) == steps + 1
+    by_hand = {k: v.double() for k, v in seen[0].items()}
+    for w in seen[1:]:
+        by_hand = {k: 0.8 * by_hand[k] + 0.2 * w[k].double() for k in w}
+    saved = load_file(tmp_path / "run" / "weights.safetensors")
+    for key, value in saved.items():
+        if key.endswith("num_batches_tracked"):
+            assert int(value) == int(seen[-1][key]) == steps  # copied, not averaged
+        else:
+            assert torch.allclose(value.double(), by_hand[key], rtol=1e-5, atol=1e-6), key
+    last = load_file(tmp_path / "run" / "last.safetensors")
+    assert all(torch.equal(last[k], saved[k]) for k in saved)
+    # the raw weights moved past their average: the average is not the last step's weights
+    weight = next(k for k in saved if k.endswith("weight") and saved[k].dim() > 1)
+    assert not torch.allclose(saved[weight], seen[-1][weight], atol=1e-4)
+    # validation ran on the average: evaluating it gives the recorded accuracy
+    from cnnspec.training import evaluate_run
+
+    report = evaluate_run(tmp_path / "run")
+    assert report["accuracy"] == pytest.approx(run.final["val_accuracy"], abs=1e-9)
+    assert "weights averaged (EMA 0.8)" in " ".join(cnnspec.summarize(spec).training["extras"])
+
+
+def test_ema_survives_a_resume(tmp_path):
+    """The average is in last.ckpt: 1 epoch then --epochs 2 equals 2 epochs straight."""
+    extra = "    optimizer sgd lr 0.2\n    ema 0.9\n    workers 0\n"
+    straight = cnnspec.train(tiny(extra, epochs=2), out=tmp_path / "a", export=False)
+    cnnspec.train(tiny(extra, epochs=1), out=tmp_path / "b", export=False)
+    resumed = resume(tmp_path / "b", epochs=2, export=False)
+    a = load_file(tmp_path / "a" / "weights.safetensors")
+    b = load_file(tmp_path / "b" / "weights.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.final["val_accuracy"] == straight.final["val_accuracy"]

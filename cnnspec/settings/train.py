@@ -98,4 +98,18 @@ SETTINGS = (
         "`seed N`", "seeds the split, the initial weights, the batch order and the "
         "augmentation", "0"), "int", {"seed": ("the seed", None)},
         Override("seed", ("seed",), "int>=0", "Override train: seed.")),
+    _one("ema", 'ema: "ema" number _NL', Annotated[float, Field(gt=0.0, lt=1.0)] | None, None,
+         ("`ema D`", "an exponential moving average of the weights, updated after every step "
+          "(`w_ema = D w_ema + (1 - D) w`, from the starting weights; "
+          "`torch.optim.swa_utils.AveragedModel`, batch-norm statistics averaged too), used for "
+          "validation, the checkpoints, `weights.safetensors` and `model.onnx` (timm's "
+          "`ModelEmaV3`, Keras' `use_ema`); 0.999 is usual, 0.9999 for long runs", "none"),
+         "num", {"ema": ("the EMA decay", "a decay in (0, 1) such as 0.999")},
+         Override("ema", ("ema",), "float", "Override train: ema (the decay of the weights' "
+                  "moving average)."),
+         lambda c: c.ema and f"weights averaged (EMA {c.ema:g}) for validation, checkpoints "
+         "and export",
+         "Decay of the exponential moving average of the weights that validation, the "
+         "checkpoints and the export use (cnnspec.training.loop.Trainer.weights); None: the "
+         "weights themselves."),
 )

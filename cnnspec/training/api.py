@@ -262,18 +262,18 @@ def _finish(t: Trainer, elapsed: float, export: str | bool) -> RunResult:
     from ..report.metrics import confusion_matrix
     from ..report.plots import plot_confusion, plot_curves
 
-    t.model.eval()
+    model = t.weights.eval()  # with ema D: the moving average of the weights
     folder, name = t.folder, t.spec.name
-    result = RunResult(folder.path, t.metrics, t.model, t.classes, elapsed,
+    result = RunResult(folder.path, t.metrics, model, t.classes, elapsed,
                        stopped_early=len(t.metrics) < t.cfg.epochs
                        and early_stop_due(t.metrics, t.cfg.early_stop))
     if not t.group.main:  # rank 0 writes the run's files
         return result
-    folder.save_weights("weights", t.model, name)
+    folder.save_weights("weights", model, name)
     # compile: whether it ran; the group: the one that ended the run (resume may use another)
     folder.update(**t.speed.record(), **t.group.record(t.cfg.batch))
     val = t.val_all or t.val_loader
-    labels, preds = predict_labels(t.model.logits(), val, t.norm, t.device, len(t.classes))
+    labels, preds = predict_labels(model.logits(), val, t.norm, t.device, len(t.classes))
     matrix = confusion_matrix(labels, preds, len(t.classes))
     plot_curves(t.metrics, folder.curves, name)
     plot_confusion(matrix, t.classes, folder.confusion, name)
@@ -284,9 +284,9 @@ def _finish(t: Trainer, elapsed: float, export: str | bool) -> RunResult:
         from ..export import export_onnx, metadata
 
         x, _ = next(iter(val))
-        layers = [t.norm, t.model] + ([nn.Softmax(dim=1)] if export == "softmax" else [])
+        layers = [t.norm, model] + ([nn.Softmax(dim=1)] if export == "softmax" else [])
+        output = "probabilities" if export == "softmax" or ends_in_softmax(model) else "logits"
         model = nn.Sequential(*layers).to(t.device, memory_format=torch.contiguous_format)
-        output = "probabilities" if export == "softmax" or ends_in_softmax(t.model) else "logits"
         meta = metadata(t.spec, output, t.classes, (t.norm.mean.flatten().tolist(),
                                                     t.norm.std.flatten().tolist()))
         result.export = export_onnx(model.eval(), t.spec, folder.onnx,

@@ -155,16 +155,16 @@ class Checkpoint(Callback):
     def on_epoch_end(self, trainer, epoch, metrics):
         folder, name = trainer.folder, trainer.spec.name
         folder.save_checkpoint(trainer.state_dict())
-        folder.save_weights("last", trainer.model, name)
+        folder.save_weights("last", trainer.weights, name)
         best_metric = self.rule.best
         if best_metric is not None:
             best = None
             for m in trainer.metrics[:-1]:
                 best = m[best_metric] if improved(m[best_metric], best, best_metric) else best
             if improved(metrics[best_metric], best, best_metric):
-                folder.save_weights("best", trainer.model, name)
+                folder.save_weights("best", trainer.weights, name)
         if self.rule.every is not None and (epoch + 1) % self.rule.every == 0:
-            folder.save_weights(f"epoch-{epoch + 1:03d}", trainer.model, name)
+            folder.save_weights(f"epoch-{epoch + 1:03d}", trainer.weights, name)
         folder.write_metrics(name, trainer.metrics)
 
 

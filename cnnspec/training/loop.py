@@ -66,6 +66,32 @@ class Trainer:
     forward: nn.Module | None = None
     """What the training step calls: the network's logits, in DistributedDataParallel in a
     group, compiled with ``compile on``; made by :meth:`prepare_forward`."""
+    ema: torch.optim.swa_utils.AveragedModel | None = None
+    """With ``ema D``: the moving average of the weights (made from the starting weights)."""
+
+    def __post_init__(self):
+        if self.cfg.ema is not None and self.ema is None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema),
+                                     use_buffers=True)
+            self.ema.update_parameters(self.model)  # the first call copies: w_ema(0) = w(0)
+
+    @property
+    def weights(self) -> Network:
+        """The network that validation, the checkpoints and the export use: with ``ema D``
+        the moving average of the weights (timm's ModelEmaV3, Keras' ``use_ema``), else
+        :attr:`model` itself."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _update_ema(self) -> None:
+        """After an optimizer step: w_ema = D w_ema + (1 - D) w (floating-point parameters and
+        buffers; counters such as ``num_batches_tracked`` are copied, not averaged)."""
+        self.ema.update_parameters(self.model)
+        with torch.no_grad():
+            for mine, theirs in zip(self.ema.module.buffers(), self.model.buffers(), strict=True):
+                if not mine.is_floating_point():
+                    mine.copy_(theirs)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -127,7 +153,7 @@ class Trainer:
                             self._loss_sum.double(), self._correct.double()]).double()
         seen, loss_sum, correct = self.group.all_sum(sums).tolist()
         with speed.autocast(self.device.type):
-            val = evaluate_sums(self.model.logits(), self.val_loader, self.norm, self.device,
+            val = evaluate_sums(self.weights.logits(), self.val_loader, self.norm, self.device,
                                 n_classes, speed.to_layout)
         val_loss, val_correct, val_n = self.group.all_sum(val).tolist()
         m = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
@@ -180,6 +206,8 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
         speed.scaler.step(self.optimizer)
         speed.scaler.update()
+        if self.ema is not None:
+            self._update_ema()
         self.step_lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         return out, loss.detach()
@@ -216,8 +244,8 @@ class Trainer:
 
     def state_dict(self) -> dict:
         """What ``last.ckpt`` holds: the epochs done, weights, optimizer, schedule and random
-        states (torch's global one and the order generator's), the gradient scaler and the
-        metrics of every epoch done."""
+        states (torch's global one and the order generator's), the gradient scaler, the
+        metrics of every epoch done and, with ``ema``, the averaged weights."""
         rng = {"torch": torch.get_rng_state(), "generator": self.gen.get_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -227,11 +255,15 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": rng,
                 "scaler": self.speed.scaler.state_dict(),
-                "metrics": [dict(m) for m in self.metrics]}
+                "metrics": [dict(m) for m in self.metrics],
+                **({"ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()}}
+                   if self.ema is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``last.ckpt`` (see :meth:`state_dict`)."""
         self.model.load_state_dict(state["model"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scheduler.refresh()
