@@ -27,12 +27,13 @@ def check(path: str | Path) -> ir.Spec:
         SpecError: any mistake in the spec, or a transfer source that cannot be one
             (at the ``from`` line, with the folder it was looked for in).
     """
+    from .training.run_folder import RunFolder
     from .weights import resolve_source, source_problem
 
     spec = load(path)
     if spec.transfer is not None:
         source = resolve_source(spec.transfer.source, spec.file)
-        problem = source_problem(source)
+        problem = source_problem(source, RunFolder.source_weights(source))
         if problem is not None:
             src = SourceText(spec.source, spec.file)  # the caret line, as every spec error has it
             raise SpecError([src.diag(

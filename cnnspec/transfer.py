@@ -33,7 +33,6 @@ from .weights import (  # noqa: F401 - the loading half, re-exported under its o
     mismatch_table,
     read_weights,
     resolve_source,
-    source_normalization,
     source_problem,
 )
 

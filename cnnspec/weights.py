@@ -2,7 +2,12 @@
 one, reading it without unpickling anything (``safetensors``, or ``torch.load(weights_only=
 True)`` for ``.pth``), and pairing its tensors with a module's ``state_dict``: by name (a
 cnnspec run) or by order (torchvision), a module's own tensors after its sub-modules' where
-plain order does not fit (ConvNeXt's ``layer_scale``)."""
+plain order does not fit (ConvNeXt's ``layer_scale``).
+
+A run folder's files (its weights, the normalisation in its run.json) are read by their
+owner, :class:`cnnspec.training.run_folder.RunFolder`, which the layers above this one call
+(the training set-up, ``check``): they pass the weights file found, or that none was, down
+to this module, which reads no run folder."""
 
 from __future__ import annotations
 
@@ -42,30 +47,18 @@ def resolve_source(source: str, spec_file: str) -> Path:
     return p
 
 
-def source_normalization(path: Path) -> tuple[list[float], list[float]] | None:
-    """(mean, std) recorded in the run.json of a cnnspec run folder ``path`` (or of the folder
-    holding the weights file ``path``), or None for files from elsewhere. A transferred
-    network keeps the input standardisation its layers learnt with."""
-    from .training.run_folder import RunFolder
-
-    try:
-        mean, std, _ = RunFolder(path if path.is_dir() else path.parent).normalization()
-        return mean, std
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 
 
-def source_problem(path: Path) -> str | None:
+def source_problem(path: Path, run_weights: Path | None) -> str | None:
     """Why ``path`` cannot be a transfer source, seen without reading it (for ``check``):
     missing, a folder without run weights, or a file of no weights format; None if it may be
-    one (:func:`read_weights` reads it)."""
+    one (:func:`read_weights` reads it). ``run_weights``: for a folder ``path``, the weights
+    file its run folder offers (``RunFolder.source_weights``), None where it has none."""
     if not path.exists():
         return "does not exist"
     if path.is_dir():
-        if not any((path / f"{w}.safetensors").is_file() for w in ("weights", "last")):
+        if run_weights is None:
             return "is a folder without weights.safetensors or last.safetensors (not a run folder)"
         return None
     if path.suffix not in WEIGHT_SUFFIXES:
@@ -74,26 +67,21 @@ def source_problem(path: Path) -> str | None:
 
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """(tensors by name, what was read) from a run folder (its ``weights.safetensors``, else
-    ``last.safetensors``), a ``.safetensors`` file, or a ``.pth``/``.pt`` file read with
-    ``torch.load(weights_only=True)`` (a state_dict, or a dict holding one under
-    ``state_dict`` or ``model``). No pickle is ever executed.
+    """(tensors by name, what was read) from a ``.safetensors`` file, or a ``.pth``/``.pt``
+    file read with ``torch.load(weights_only=True)`` (a state_dict, or a dict holding one
+    under ``state_dict`` or ``model``). No pickle is ever executed. A run folder's weights
+    file (its ``weights.safetensors``, else ``last.safetensors``) is found by the caller
+    (``RunFolder.source_weights``).
 
     Raises:
-        TransferError: missing, unreadable, or not a set of tensors.
+        TransferError: missing, a folder, unreadable, or not a set of tensors.
     """
     import torch
     from safetensors.torch import load_file
 
     if path.is_dir():
-        from .errors import WeightsError
-        from .training.run_folder import RunFolder
-
-        try:
-            path = RunFolder(path).weights_file()
-        except WeightsError:
-            raise TransferError(f"{path}: a folder without weights.safetensors or "
-                                "last.safetensors; give a run folder or a weights file") from None
+        raise TransferError(f"{path}: a folder, not a weights file (the weights of a run "
+                            "folder are found by RunFolder.source_weights)")
     if not path.is_file():
         raise TransferError(f"{path}: no such weights file or run folder")
     try:
@@ -224,7 +212,7 @@ def mismatch_table(m: Match, source: str) -> str:
 
 
 def load_into(model: nn.Module, spec: ir.Spec, path: Path, head: str | None) -> tuple[Match, str]:
-    """Load the weights at ``path`` into ``model``; the head stays freshly initialised.
+    """Load the weights file ``path`` into ``model``; the head stays freshly initialised.
 
     Raises:
         TransferError: unreadable file, or tensors that do not fit (the table of mismatches).

@@ -25,20 +25,15 @@ resumes.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import os
 import re
-import socket
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CnnSpecError, WeightsError
-from ..files import atomic_write, write_json, write_text
+from ..files import write_json, write_text
+from . import run_files, run_lock
 
-if TYPE_CHECKING:  # torch is imported where a method needs it: predict on ONNX Runtime
+if TYPE_CHECKING:  # torch is imported where run_files needs it: predict on ONNX Runtime
     import torch  # reads a run folder without it
     from torch import nn
 
@@ -50,12 +45,6 @@ RUN_FILES = re.compile(r"(spec\.cnn|spec\.json|classes\.json|run\.json|run\.lock
 TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(\.onnx)?")
 """A temporary file of an interrupted write: ``.<name>.<8 random characters>`` as
 :func:`cnnspec.files.atomic_write` (and the ONNX export, with ``.onnx`` after it) names them."""
-# run.json entries that are read back, and the types they must have
-_INFO_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "data": ((str, type(None)), "a folder name"), "device": ((str, type(None)), "a device"),
-    "normalize": ((dict,), "a mean and std"), "overrides": ((dict,), "a table of settings"),
-    "onnx_softmax": ((bool,), "true or false"), "transfer": ((dict, type(None)), "a table"),
-    "world_size": ((int,), "a whole number"), "global_batch": ((int,), "a whole number")}
 LOCK = "run.lock"
 WEIGHTS = ("weights", "best", "last")
 """The weights a finished run offers: after the last epoch, of the best epoch, of the latest."""
@@ -92,11 +81,8 @@ class RunFolder:
 
     def insight(self, name: str) -> Path:
         """``insight/<name>``: pictures and tables of ``cnnspec features``, ``gradcam`` and
-        ``probe`` (never read back by training).
-
-        Raises:
-            CnnSpecError: ``insight`` or ``name`` is a symbolic link out of the run folder.
-        """
+        ``probe`` (never read back by training); a CnnSpecError if ``insight`` or ``name`` is
+        a symbolic link out of the run folder."""
         self._target("insight")
         return self._target(f"insight/{name}")
 
@@ -124,55 +110,11 @@ class RunFolder:
 
     # ------------------------------------------------------------------ one writer at a time
     def lock(self) -> None:
-        """Take ``run.lock`` for this process (creating the folder).
-
-        Raises:
-            CnnSpecError: another live process on this machine holds it, or one on another
-                machine does (which cannot be checked from here: the message says how to
-                free it).
-        """
+        """Take ``run.lock`` for this process (creating the folder); a CnnSpecError if
+        another process holds it (:func:`.run_lock.take`)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        lock = self.path / LOCK
-        me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        for _ in range(3):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None:
-                    raise CnnSpecError(
-                        f"{self.path} is being trained by process {holder.get('pid')} on "
-                        f"{holder.get('host')} (since {holder.get('started')}); wait for it "
-                        f"to end, or stop it. If it is gone, remove {lock}") from None
-                lock.unlink(missing_ok=True)  # its process is gone: a stale lock
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self._locked = True
-            return
-        raise CnnSpecError(f"{lock}: cannot take the lock (another process keeps taking it)")
-
-    def _holder(self) -> dict | None:
-        """Who holds ``run.lock``, if that process still runs (None: stale or unreadable)."""
-        try:
-            if not (self.path / LOCK).is_file():  # a FIFO would block: not a lock we wrote
-                return None
-            holder = json.loads((self.path / LOCK).read_text())
-            pid, host = int(holder["pid"]), str(holder["host"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if host != socket.gethostname():
-            return holder  # cannot tell from here whether it runs
-        if pid == os.getpid():
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return holder  # alive, another user's
-        return holder
+        run_lock.take(self.path, self.path / LOCK)
+        self._locked = True
 
     def unlock(self) -> None:
         """Release ``run.lock`` if this process took it."""
@@ -204,20 +146,12 @@ class RunFolder:
             return other
         if "run.json" not in names:  # killed before its start files: only its lock is left
             return [n for n in names if n != LOCK and not _is_temporary(n)]
-        try:  # every name is a run file's: is run.json really cnnspec's?
-            info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
-            if isinstance(info, dict) and {"network", "steps_per_epoch"} <= info.keys():
-                return []
-        except (OSError, ValueError):
-            pass
-        return names
+        # every name is a run file's: is run.json really cnnspec's?
+        return [] if run_files.is_run_record(self.path / "run.json") else names
 
     def _target(self, name: str) -> Path:
-        """The path to write ``name`` to.
-
-        Raises:
-            CnnSpecError: it is a symbolic link that leads out of the run folder.
-        """
+        """The path to write ``name`` to (a CnnSpecError if it is a symbolic link that leads
+        out of the run folder)."""
         path = self.path / name
         if path.is_symlink():
             inside = self.path.resolve()
@@ -254,96 +188,32 @@ class RunFolder:
         if created and self.path.is_dir() and not any(self.path.iterdir()):
             self.path.rmdir()
 
-    # ------------------------------------------------------------------ reading back
-    def _json(self, name: str, kind: type = dict):
-        """A run file's JSON, of type ``kind``.
-
-        Raises:
-            FileNotFoundError: no such file (callers say "not a run folder").
-            CnnSpecError: the file is damaged: not UTF-8, not JSON, or not a ``kind``.
-        """
-        path = self._readable(self.path / name)
-        try:
-            value = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise self._damaged(path, str(exc).splitlines()[0]) from None
-        if not isinstance(value, kind):
-            raise self._damaged(path, f"a {type(value).__name__}, not a {kind.__name__}")
-        return value
-
-    def _readable(self, path: Path) -> Path:
-        """``path``, unless something other than a file stands there (a FIFO would block the
-        read, a device never end it): then a damaged-file error."""
-        if path.exists() and not path.is_file():
-            kind = "a folder" if path.is_dir() else "not a regular file"
-            raise self._damaged(path, kind)
-        return path
-
-    def _damaged(self, path: Path, why: str) -> CnnSpecError:
-        return CnnSpecError(f"{path}: damaged ({why}); restore it from a copy, or train the "
-                            "run again")
-
+    # ------------------------------------------------------------------ reading back (run_files)
     def spec_source(self) -> tuple[str, str]:
         """(text of spec.cnn, its path for messages)."""
-        p = self._readable(self.path / "spec.cnn")
-        try:
-            return p.read_text(encoding="utf-8"), str(p)
-        except UnicodeDecodeError as exc:
-            raise self._damaged(p, str(exc)) from None
+        return run_files.read_text(self.path / "spec.cnn")
 
     def resolved(self) -> dict:
         """spec.json: the spec as it ran (overrides applied), a dict."""
-        return self._json("spec.json")
+        return run_files.read_json(self.path / "spec.json")
 
     def train_config(self):
-        """spec.json's ``train`` settings as an :class:`~cnnspec.ir.TrainConfig`.
-
-        Raises:
-            CnnSpecError: missing or not valid settings (a damaged spec.json).
-        """
-        from pydantic import ValidationError
-
-        from ..ir import TrainConfig
-
-        resolved = self.resolved()
-        try:
-            return TrainConfig.model_validate(resolved["train"])
-        except (KeyError, ValidationError) as exc:
-            why = "no train settings" if isinstance(exc, KeyError) else (
-                f"train settings not valid: {str(exc).splitlines()[0]}")
-            raise self._damaged(self.path / "spec.json", why) from None
+        """spec.json's ``train`` settings as an :class:`~cnnspec.ir.TrainConfig` (a
+        CnnSpecError if they are missing or not valid: a damaged spec.json)."""
+        return run_files.train_config(self.path / "spec.json")
 
     def info(self) -> dict:
         """run.json: how the run was set up (data, device, normalisation, ...), a dict whose
-        entries that are read back have their types.
-
-        Raises:
-            CnnSpecError: damaged (an entry of the wrong type, not JSON, not a dict).
-        """
-        info = self._json("run.json")
-        for key, (types, what) in _INFO_TYPES.items():
-            if key in info and not isinstance(info[key], types):
-                raise self._damaged(self.path / "run.json",
-                                    f"{key} is {str(info[key])[:40]!r}, not {what}")
-        return info
+        entries that are read back have their types (:func:`.run_files.info`)."""
+        return run_files.info(self.path / "run.json")
 
     def classes(self) -> list[str]:
         """The class names in output order (classes.json: a list of strings)."""
-        classes = self._json("classes.json", list)
-        if not classes or not all(isinstance(c, str) for c in classes):
-            raise self._damaged(self.path / "classes.json", "not a list of class names")
-        return classes
+        return run_files.classes(self.path / "classes.json")
 
     def normalization(self) -> tuple[list[float], list[float], str]:
         """(mean, std, where they came from) recorded in run.json."""
-        try:
-            norm = self.info()["normalize"]
-            mean, std = [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise self._damaged(self.path / "run.json", f"no usable normalize: {exc}") from None
-        if not mean or len(mean) != len(std) or not all(v > 0 for v in std):
-            raise self._damaged(self.path / "run.json", "normalize mean/std do not match")
-        return mean, std, str(norm.get("source", ""))
+        return run_files.normalization(self.path / "run.json")
 
     def update(self, resolved: dict | None = None, **info) -> None:
         """Rewrite spec.json with ``resolved`` and/or merge ``info`` into run.json."""
@@ -352,38 +222,48 @@ class RunFolder:
         if info:
             write_json(self._target("run.json"), {**self.info(), **info})
 
+    # ------------------------------------------------------------------ as a transfer source
+    @classmethod
+    def source_weights(cls, source: Path) -> Path | None:
+        """The weights file a transfer from ``source`` loads: ``source`` itself if it is not
+        a folder, else the run folder's final weights, else its last epoch's (None: it has
+        neither, it is not a run folder)."""
+        if not source.is_dir():
+            return source
+        try:
+            return cls(source).weights_file()
+        except WeightsError:
+            return None
+
+    @classmethod
+    def source_normalization(cls, source: Path) -> tuple[list[float], list[float]] | None:
+        """(mean, std) recorded in the run.json of a run folder ``source`` (or of the folder
+        holding the weights file ``source``), or None for files from elsewhere. A transferred
+        network keeps the input standardisation its layers learnt with."""
+        try:
+            mean, std, _ = cls(source if source.is_dir() else source.parent).normalization()
+            return mean, std
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, state: dict) -> None:
         """``last.ckpt``: everything resume needs, in one file renamed into place in one step
         (an interruption leaves the old or the new checkpoint, never a mix)."""
-        import torch
-
-        atomic_write(self._target("last.ckpt"), lambda tmp: torch.save(state, tmp))
+        run_files.save_checkpoint(self._target("last.ckpt"), state)
 
     def load_checkpoint(self) -> dict:
         """``last.ckpt`` read with PyTorch's restricted loader (tensors and plain data only)."""
-        import torch
-
-        path = self._readable(self.path / "last.ckpt")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return run_files.load_checkpoint(self.path / "last.ckpt")
 
     def save_weights(self, which: str, model: nn.Module, network: str) -> Path:
         """``<which>.safetensors`` (``weights``, ``best``, ``last``, ``epoch-003``): the
         module's state_dict, no pickle, written atomically."""
-        from safetensors.torch import save_file
-
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        path = self._target(f"{which}.safetensors")
-        atomic_write(path, lambda tmp: save_file(weights, tmp, metadata={"network": network}))
-        return path
+        return run_files.save_weights(self._target(f"{which}.safetensors"), model, network)
 
     def weights_file(self, which: str | None = None) -> Path:
         """``<which>.safetensors``; with ``which`` None, the final weights, else the last
-        epoch's (what a transfer from this run loads).
-
-        Raises:
-            WeightsError: no such file.
-        """
+        epoch's (what a transfer from this run loads). A WeightsError if there is none."""
         names = [which] if which else ["weights", "last"]
         for name in names:
             if (self.path / f"{name}.safetensors").is_file():
@@ -393,19 +273,9 @@ class RunFolder:
                            "after every epoch)")
 
     def load_weights(self, which: str = "weights") -> dict[str, torch.Tensor]:
-        """The tensors of ``<which>.safetensors``.
-
-        Raises:
-            WeightsError: missing or not a readable safetensors file.
-        """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        path = self.weights_file(which)
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError) as exc:
-            raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+        """The tensors of ``<which>.safetensors`` (a WeightsError if it is missing or not a
+        readable safetensors file)."""
+        return run_files.load_weights(self.weights_file(which))
 
     # ------------------------------------------------------------------ metrics
     def write_metrics(self, network: str, metrics: list[dict],
@@ -416,18 +286,10 @@ class RunFolder:
             doc["stopped_early"] = stopped_early
         write_json(self._target("metrics.json"), doc)
         if metrics:
-            buf = io.StringIO()
-            fields = list(dict.fromkeys(k for m in metrics for k in m))
-            w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-            w.writeheader()
-            w.writerows(metrics)
-            write_text(self._target("metrics.csv"), buf.getvalue())
+            write_text(self._target("metrics.csv"), run_files.metrics_csv(metrics))
 
     def metrics(self) -> list[dict]:
-        epochs = self._json("metrics.json").get("epochs")
-        if not isinstance(epochs, list) or not all(isinstance(m, dict) for m in epochs):
-            raise self._damaged(self.path / "metrics.json", "no list of epochs")
-        return epochs
+        return run_files.metrics(self.path / "metrics.json")
 
 
 def _is_temporary(name: str) -> bool:

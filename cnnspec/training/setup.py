@@ -28,7 +28,7 @@ def normalization(cfg: ir.TrainConfig, spec: ir.Spec, images, train_idx
     """(mean, std, source): as written, ImageNet's, the transferred run's, or computed from
     the training images in one streaming pass."""
     from ..data import channel_stats
-    from ..weights import resolve_source, source_normalization
+    from ..weights import resolve_source
 
     if cfg.normalize.preset == "imagenet":
         return list(ir.IMAGENET_MEAN), list(ir.IMAGENET_STD), "imagenet"
@@ -36,12 +36,28 @@ def normalization(cfg: ir.TrainConfig, spec: ir.Spec, images, train_idx
         return list(cfg.normalize.mean), list(cfg.normalize.std), "spec"
     t = spec.transfer
     if t is not None:
-        inherited = source_normalization(resolve_source(t.source, spec.file))
+        inherited = RunFolder.source_normalization(resolve_source(t.source, spec.file))
         if inherited is not None and len(inherited[0]) == spec.input.channels:
             # the transferred layers learnt on inputs standardised this way: keep it
             return inherited[0], inherited[1], "the transferred run"
     mean, std = channel_stats(images, train_idx)
     return mean, std, "computed on the training images"
+
+
+def transfer_weights(source: Path) -> Path:
+    """The weights file a transfer from ``source`` loads: the file given, or the run folder's
+    (its final weights, else its last epoch's).
+
+    Raises:
+        TransferError: ``source`` is a folder without either.
+    """
+    from ..weights import TransferError
+
+    found = RunFolder.source_weights(source)
+    if found is None:
+        raise TransferError(f"{source}: a folder without weights.safetensors or "
+                            "last.safetensors; give a run folder or a weights file")
+    return found
 
 
 def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, device,
@@ -99,7 +115,8 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     if t is not None:
         plan = freeze_plan(spec)
         if not resuming:  # a resumed run's checkpoint holds every weight
-            m, where = load_into(model, spec, resolve_source(t.source, spec.file), plan.head)
+            source = transfer_weights(resolve_source(t.source, spec.file))
+            m, where = load_into(model, spec, source, plan.head)
             info = {"source": where, "matched": m.method, "loaded": len(m.loaded),
                     "replaced": [{"tensor": k, "shape": list(a), "file_shape": list(b or [])}
                                  for k, a, b in m.replaced], "unused": m.unused,
