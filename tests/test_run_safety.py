@@ -79,11 +79,11 @@ def test_resume_restores_the_epoch_a_kill_kept_from_metrics_json(tmp_path):
     second = doc["epochs"][1]
     doc["epochs"] = doc["epochs"][:1]  # as if killed before metrics.json caught up
     (run / "metrics.json").write_text(json.dumps(doc))
-    (run / ".last.ckpt.x1y2z3").write_bytes(b"half a checkpoint")  # an interrupted write
+    (run / ".last.ckpt.x1y2z3w4").write_bytes(b"half a checkpoint")  # an interrupted write
     result = resume(run, epochs=3, export=False)
     assert [m["epoch"] for m in result.metrics] == [1, 2, 3]
     assert result.metrics[1] == pytest.approx(second)
-    assert not (run / ".last.ckpt.x1y2z3").exists()
+    assert not (run / ".last.ckpt.x1y2z3w4").exists()
 
 
 def test_nothing_is_written_through_a_link_out_of_the_run_folder(tmp_path):

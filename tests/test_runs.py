@@ -138,7 +138,9 @@ def test_a_run_killed_before_its_first_epoch_can_be_started_again(tmp_path, digi
     spec = cnnspec.loads("network Tiny\ninput 28x28x1\nflatten\ndense 3\ntrain:\n    epochs 1\n")
     out = tmp_path / "run"
     out.mkdir()
-    (out / "spec.json").write_text("{}")  # what kill -9 in the first epoch leaves
+    # what kill -9 in the first epoch leaves: the start files, run.json (written first) too
+    (out / "run.json").write_text('{"network": "Tiny", "steps_per_epoch": 32}')
+    (out / "spec.json").write_text("{}")
     with pytest.raises(cnnspec.CnnSpecError, match="this one stopped before, start it again"):
         resume(out)
     run = cnnspec.train(spec, data=digit_folder, out=out, export=False)

@@ -72,13 +72,17 @@ def test_no_import_cycles():
 
 
 def test_the_ir_imports_no_later_stage():
-    """ir.py is data: it may use errors (spans) and the layer kinds' declarations
-    (cnnspec.layers, which import nothing else of the package but errors), nothing after
-    it in the pipeline."""
+    """ir.py is data: it may use errors (spans), the layer kinds' declarations
+    (cnnspec.layers, which import nothing else of the package but errors) and the settings'
+    (cnnspec.settings, which import only those), nothing after it in the pipeline."""
     graph = import_graph()
     kinds = {m for m in graph if m.startswith("cnnspec.layers")}
-    assert set(graph.successors("cnnspec.ir")) <= {"cnnspec.errors"} | kinds
+    declared = {m for m in graph if m.startswith("cnnspec.settings")}  # the settings' registry
+    assert set(graph.successors("cnnspec.ir")) <= {"cnnspec.errors"} | kinds | declared
     assert {t for m in kinds for t in graph.successors(m)} <= {"cnnspec.errors"} | kinds
+    # the settings declare their IR models on the kinds' base: nothing later, no front end
+    assert {t for m in declared for t in graph.successors(m)} <= (
+        {"cnnspec.errors", "cnnspec.layers.base"} | kinds | declared)
 
 
 def test_the_compiler_stages_import_nothing_above_them():
