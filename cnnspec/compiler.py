@@ -31,7 +31,18 @@ def check(path: str | Path) -> ir.Spec:
     from .weights import resolve_source, source_problem
 
     spec = load(path)
-    if spec.transfer is not None:
+    if spec.transfer is not None and spec.transfer.named is not None:
+        from .errors import WeightsError
+        from .hub import of_spec
+
+        try:
+            of_spec(spec)  # the name and tag exist in the library's registry
+        except WeightsError as exc:
+            src = SourceText(spec.source, spec.file)
+            raise SpecError([src.diag(spec.transfer.setting_spans.get("named", spec.transfer.span),
+                                      f"transfer: {exc.render().removeprefix('error: ')}",
+                                      "cnnspec fetch --list shows the named weights")]) from None
+    elif spec.transfer is not None:
         source = resolve_source(spec.transfer.source, spec.file)
         problem = source_problem(source, RunFolder.source_weights(source))
         if problem is not None:
@@ -43,6 +54,20 @@ def check(path: str | Path) -> ir.Spec:
                 f"({Path(spec.file).resolve().parent}); train the source run first, or fix the "
                 "path")])
     return spec
+
+
+def source_warnings(spec: ir.Spec) -> list[str]:
+    """Where a spec with named weights prepares its images otherwise than the weights were
+    trained with (:func:`cnnspec.hub.preprocessing_notes`), each rendered as
+    ``file:line:col: warning: ...`` with its line and caret; [] for other specs."""
+    if spec.transfer is None or spec.transfer.named is None:
+        return []
+    from .hub import of_spec
+    from .preprocessing import preprocessing_notes
+
+    src = SourceText(spec.source, spec.file)
+    return [src.diag(span, message).render("warning")
+            for span, message in preprocessing_notes(spec, of_spec(spec))]
 
 
 def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
@@ -73,6 +98,8 @@ def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
     if given and not train:
         raise ValueError(f"overrides {sorted(given)} apply only when training (train=True)")
     spec = check(path)  # the transfer source too, before any work
+    for warning in source_warnings(spec):
+        (messages or console).print(warning, highlight=False, markup=False, soft_wrap=True)
     if onnx:
         from .files import check_target
 

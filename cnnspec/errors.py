@@ -38,12 +38,13 @@ class Diagnostic:
     notes: list[str] = field(default_factory=list)
     """Where the statement was reached from, e.g. "in block stage(64, 2) at vgg.cnn:12:1"."""
 
-    def render(self) -> str:
-        """``file:line:col: error: message``, the line, a caret under the spot, the hint."""
+    def render(self, kind: str = "error") -> str:
+        """``file:line:col: error: message`` (or ``warning:``), the line, a caret under the
+        spot, the hint."""
         if self.span is None:
-            head = f"error: {self.message}"
+            head = f"{kind}: {self.message}"
         else:
-            head = f"{self.span}: error: {self.message}"
+            head = f"{self.span}: {kind}: {self.message}"
         out = [head]
         if self.span is not None and self.source_line is not None:
             line = self.source_line.rstrip("\n").expandtabs(1)

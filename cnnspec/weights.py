@@ -123,6 +123,32 @@ class Match:
     """(our key, file key, expected shape, found shape); None: no such tensor."""
     unused: list[str]
     """File tensors nothing was loaded from."""
+    adapted: str | None = None
+    """A tensor changed to fit (an RGB first convolution summed for a 1-channel input)."""
+
+
+def adapt_input_channels(state: dict[str, torch.Tensor], source: dict[str, torch.Tensor]
+                         ) -> str | None:
+    """Fit an RGB file's first convolution to a 1-channel input, in ``source``: its filters
+    (O, 3, kH, kW) summed over the 3 input channels to (O, 1, kH, kW), so that the conv on
+    a gray image x equals the RGB conv on (x, x, x) (timm's ``adapt_input_conv``). The first
+    4-D tensor of each side is the first convolution. Returns what was done, or None.
+
+    >>> import torch
+    >>> src = {"conv1.weight": torch.ones(2, 3, 1, 1)}
+    >>> adapt_input_channels({"C1.weight": torch.zeros(2, 1, 1, 1)}, src), src["conv1.weight"].shape
+    ('conv1.weight (2, 3, 1, 1): the RGB filters summed for a 1-channel input', torch.Size([2, 1, 1, 1]))
+    """
+    mine = next((v for v in state.values() if v.dim() == 4), None)
+    key = next((k for k, v in source.items() if v.dim() == 4), None)
+    if mine is None or key is None:
+        return None
+    theirs = source[key]
+    if mine.shape[1] != 1 or theirs.shape[1] != 3 or (
+            (mine.shape[0], *mine.shape[2:]) != (theirs.shape[0], *theirs.shape[2:])):
+        return None
+    source[key] = theirs.sum(dim=1, keepdim=True)
+    return f"{key} {tuple(theirs.shape)}: the RGB filters summed for a 1-channel input"
 
 
 def children_first(keys: list[str]) -> list[str]:
@@ -218,7 +244,10 @@ def load_into(model: nn.Module, spec: ir.Spec, path: Path, head: str | None) -> 
         TransferError: unreadable file, or tensors that do not fit (the table of mismatches).
     """
     source, where = read_weights(path)
-    m = match_weights(model.state_dict(), source, head)
+    state = model.state_dict()
+    adapted = adapt_input_channels(state, source) if spec.input.channels == 1 else None
+    m = match_weights(state, source, head)
+    m.adapted = adapted
     if m.method == "by order" and where.endswith(".safetensors"):
         raise TransferError(f"{where}: no tensor is named as in the spec (C1.weight, ...), and a "
                             ".safetensors file does not keep the order of its tensors, so they "

@@ -23,8 +23,11 @@ from .common import WIDE_HELP
 def check(spec: str, fmt: str) -> None:
     """Parse and validate SPEC; report every mistake with file:line:col."""
     from ..compiler import check as check_spec
+    from ..compiler import source_warnings
 
     s = check_spec(spec)
+    for warning in source_warnings(s):
+        err.print(warning, highlight=False, markup=False, soft_wrap=True)
     if fmt == "json":
         sys.stdout.write(s.model_dump_json(indent=2) + "\n")
         return
@@ -54,9 +57,13 @@ def schema() -> None:
 def summary(spec: str, fmt: str, depth: int | None, wide: bool) -> None:
     """Per-layer output shapes, parameters and MACs of SPEC, computed without building it."""
     from .. import load, summarize
+    from ..compiler import source_warnings
     from ..report.render import render
 
-    render(summarize(load(spec), depth), fmt, out, wide)
+    s = load(spec)
+    render(summarize(s, depth), fmt, out, wide)
+    for warning in source_warnings(s):  # named weights: where the spec's images differ
+        err.print(warning, highlight=False, markup=False, soft_wrap=True)
 
 
 @click.command()

@@ -1,14 +1,15 @@
 """The utility commands: ``data`` (an image folder's report), ``cache`` (the decoded-image
-cache) and ``completion`` (shell completion scripts); :mod:`cnnspec.cli` adds them to the
-``cnnspec`` group."""
+cache), ``fetch`` (named weights, ahead of time) and ``completion`` (shell completion
+scripts); :mod:`cnnspec.cli` adds them to the ``cnnspec`` group."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from ..consoles import out
+from ..consoles import err, out
 from .common import WIDE_HELP
 
 
@@ -63,4 +64,36 @@ def cache(clear: bool) -> None:
               highlight=False, markup=False)
 
 
-UTILITIES = (data, completion, cache)
+@click.command()
+@click.argument("library", required=False)
+@click.argument("model", required=False)
+@click.argument("tag", required=False)
+@click.option("--list", "show", is_flag=True, help="List the named weights the shipped specs "
+              "mirror, with parameters, GMACs and ImageNet-1K acc@1 from torchvision's registry.")
+@click.option("--offline", is_flag=True, help="Open no connection (as CNNSPEC_OFFLINE=1): only "
+              "check the downloaded file.")
+def fetch(library: str | None, model: str | None, tag: str | None, show: bool,
+          offline: bool) -> None:
+    """Download named weights ahead of time (on a cluster's login node, say): `cnnspec fetch
+    torchvision resnet50 [TAG]` puts the file where torchvision keeps it
+    ($TORCH_HOME/hub/checkpoints) and checks its SHA-256; a spec's `transfer: from
+    torchvision resnet50` then uses it without a connection."""
+    from .. import hub
+
+    if show:
+        from importlib import resources
+
+        from ..report.results import render_weights_list
+
+        render_weights_list(hub.listing(Path(str(resources.files("cnnspec.specs")))), out)
+        return
+    if library is None or model is None:
+        raise click.UsageError("give LIBRARY MODEL [TAG] (torchvision resnet50), or --list")
+    named = hub.resolve(library, model, tag)
+    path, digest = hub.fetch(named, offline_only=offline or None,
+                             say=lambda m: err.print(m, highlight=False, markup=False))
+    out.print(f"{named.name}: {path} (SHA-256 {digest})", highlight=False, markup=False,
+              soft_wrap=True)
+
+
+UTILITIES = (data, completion, cache, fetch)

@@ -77,3 +77,16 @@ def render_data_report(r: dict, out: Console, min_classes: int, min_per_class: i
 def prediction_line(r: dict) -> str:
     """One image's top classes: ``digit.png: 7 98.1%, 1 1.2%, 9 0.3%``."""
     return f"{r['image']}: " + ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
+
+
+def render_weights_list(rows: list[dict], out: Console) -> None:
+    """``cnnspec fetch --list``: the named weights with the shipped spec mirroring each;
+    parameters, GMACs per image and ImageNet-1K acc@1 as torchvision's registry gives them
+    (its "GFLOPS" column counts multiply-accumulates)."""
+    table = [(r["source"] + (" (DEFAULT)" if r["default"] else ""), f"{r['params']:,}",
+              f"{r['gmacs']:.3f}" if r["gmacs"] is not None else "-",
+              f"{r['acc1']:.2f}" if r["acc1"] is not None and r["acc1"] == r["acc1"] else "-",
+              "yes" if r["downloaded"] else "no", r["spec"]) for r in rows]
+    show(out, ("named weights", "parameters", "GMACs", "acc@1 %", "downloaded", "spec"), table,
+         numeric=(1, 2, 3), wrap=(0,), title="transfer: from ... (torchvision's registry; "
+         "cnnspec fetch LIBRARY MODEL [TAG] downloads ahead of time)")

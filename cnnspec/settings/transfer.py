@@ -23,6 +23,15 @@ class Freeze(IRModel):
     """Where each layer name is written, for error carets."""
 
 
+class NamedSource(IRModel):
+    """``from torchvision resnet50 [TAG]``: weights named in a library's registry (resolved
+    by :mod:`cnnspec.hub`; no tag: the library's ``DEFAULT``)."""
+
+    library: str
+    model: str
+    tag: str | None = None
+
+
 class Unfreeze(IRModel):
     """``unfreeze A, B at epoch E``: the layers train from epoch E on (epochs count from 1,
     as training prints them)."""
@@ -39,6 +48,19 @@ def _names(self, tokens) -> dict:
 
 def _freeze(self, meta, fields, spans=None):
     return self._mopt("freeze", meta, self._raw_node("freeze", self._mspan(meta), fields, spans))
+
+
+def _from(self, items):
+    if isinstance(items[0], list):  # from torchvision resnet50 [TAG]: the named source's
+        return items[0]
+    return self._opt("source", items[0], str(items[0])[1:-1])
+
+
+def _named(self, items):
+    library, model, *tag = items
+    fields = {"library": str(library), "model": str(model), **({"tag": str(tag[0])} if tag else {})}
+    return [self._opt("source", library, " ".join(str(t) for t in items)),
+            self._opt("named", library, self._raw_node("named", self._tspan(library), fields))]
 
 
 @with_meta
@@ -68,6 +90,14 @@ def _check_source(v, f, raw):
                      'add a line such as: from "runs/LeNet5"  (a run folder, .safetensors '
                      "or .pth file)")
     f["setting_spans"] = dict(raw.spans)
+    if "named" in f:
+        named = f["named"]
+        if named.fields["library"] not in ("torchvision",):
+            return _stop(v, raw.spans["named"], f"transfer: from {named.fields['library']}: "
+                         "named weights come from torchvision (timm is not supported yet)",
+                         "write from torchvision MODEL [TAG], or give a file: from "
+                         '"path/to/weights.pth"')
+        f["named"] = v.model(NamedSource, named, named.fields, "from")
     return True
 
 
@@ -115,17 +145,20 @@ def _flag(key, rule, grammar, field_doc, row, word, check):
 
 SETTINGS = (
     Setting(
-        "transfer", ("transfer_from",), 'transfer_from: "from" STRING _NL',
+        "transfer", ("transfer_from",), 'transfer_from: "from" (STRING | named_source) _NL\n'
+        "named_source: NAME NAME NAME?",
         (IRField("source", str, ..., doc="``from``: a run folder, .safetensors, or .pth/.pt "
-                 "state_dict (relative to the spec)."),),
+                 "state_dict (relative to the spec); for named weights, the name as written "
+                 "(``torchvision resnet50``)."),
+         IRField("named", NamedSource | None, None, "``from torchvision MODEL [TAG]``: "
+                 "named weights (:mod:`cnnspec.hub`); None for a file or a run folder.")),
         (('`from "PATH"` (required)', "a cnnspec run folder (its `weights.safetensors`, else "
           "`last.safetensors`), a `.safetensors` file, or a PyTorch `.pth`/`.pt` state_dict "
           "read with `torch.load(weights_only=True)` (no pickle is executed). Relative to the "
           "spec file. Tensors are matched by name (cnnspec files), or, when no name matches, "
           "by order and shape (torchvision files: `features.0.weight` ... in the order of the "
           "spec's layers)"),),
-        transform={"transfer_from": lambda self, items: self._opt(
-            "source", items[0], str(items[0])[1:-1])},
+        transform={"transfer_from": _from, "named_source": _named},
         check=_check_source, written={"source": "from"}),
     Setting(
         "transfer", ("freeze_up_to", "freeze_all", "train_last"),

@@ -59,8 +59,17 @@ def transfer_lines(plan: FreezePlan, info: dict | None) -> list[str]:
         lines.append(f"transfer: {info['loaded']} tensors loaded from {info['source']} "
                      f"(matched {info['matched']})" + (f"; {len(info['unused'])} in the file "
                                                        "unused" if info["unused"] else ""))
+    if info is not None and info.get("named"):
+        prep = info["preprocessing"]
+        lines.append(f"  {info['named']} (SHA-256 {info['sha256'][:16]}...), trained on "
+                     f"{prep['crop']}x{prep['crop']} crops of images resized to "
+                     f"{prep['resize']} ({prep['interpolation']})")
+    if info is not None and info.get("adapted"):
+        lines.append(f"  adapted: {info['adapted']}")
     if plan.head is not None and info is not None:  # (a resumed run restores its head)
-        lines.append(f"  new head {plan.head}: freshly initialised")
+        dropped = (f", replacing the {info['categories']} categories of {info['named']}"
+                   if info.get("named") and info.get("categories") else "")
+        lines.append(f"  new head {plan.head}: freshly initialised{dropped}")
     groups: dict[str, list[str]] = {}
     for path, start in plan.starts.items():
         key = ("frozen" if start == NEVER else "trainable" if start == 0

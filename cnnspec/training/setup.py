@@ -35,6 +35,13 @@ def normalization(cfg: ir.TrainConfig, spec: ir.Spec, images, train_idx
     if cfg.normalize.mean is not None:
         return list(cfg.normalize.mean), list(cfg.normalize.std), "spec"
     t = spec.transfer
+    if t is not None and t.named is not None and cfg.normalize.preset is None:
+        from ..hub import of_spec
+        from ..preprocessing import input_statistics
+
+        named = of_spec(spec)  # the statistics the transferred layers learnt with
+        mean, std = input_statistics(named, spec.input.channels)
+        return mean, std, f"the weights of {named.name}"
     if t is not None:
         inherited = RunFolder.source_normalization(resolve_source(t.source, spec.file))
         if inherited is not None and len(inherited[0]) == spec.input.channels:
@@ -60,6 +67,19 @@ def transfer_weights(source: Path) -> Path:
     return found
 
 
+def _source_file(spec: ir.Spec, console: Console):
+    """((the weights file, its SHA-256 or None), the named source or None) of the spec's
+    ``transfer: from``: a named source fetched into torch's hub cache (verified), or the
+    file / run folder's weights file written."""
+    from ..hub import fetch, of_spec
+    from ..transfer import resolve_source
+
+    named = of_spec(spec)
+    if named is None:
+        return (transfer_weights(resolve_source(spec.transfer.source, spec.file)), None), None
+    return fetch(named, say=lambda m: console.print(m, highlight=False, markup=False)), named
+
+
 def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, device,
            console: Console, callbacks: list[Callback], resuming: dict | None = None,
            group: Group = SINGLE):
@@ -75,7 +95,7 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
         split_indices,
     )
     from ..data import loader as make_loader
-    from ..transfer import NEVER, freeze_plan, load_into, resolve_source, with_classes
+    from ..transfer import NEVER, freeze_plan, load_into, with_classes
 
     if cfg.tensorboard and group.main:  # before any work: say what is missing
         from .tensorboard import require
@@ -115,8 +135,8 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     if t is not None:
         plan = freeze_plan(spec)
         if not resuming:  # a resumed run's checkpoint holds every weight
-            source = transfer_weights(resolve_source(t.source, spec.file))
-            m, where = load_into(model, spec, source, plan.head)
+            source, named = _source_file(spec, console)
+            m, where = load_into(model, spec, source[0], plan.head)
             info = {"source": where, "matched": m.method, "loaded": len(m.loaded),
                     "replaced": [{"tensor": k, "shape": list(a), "file_shape": list(b or [])}
                                  for k, a, b in m.replaced], "unused": m.unused,
@@ -124,7 +144,12 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
                     # the epoch (from 1, as written) each layer joins at
                     "unfreeze": {p: int(e) + 1 for p, e in plan.starts.items()
                                  if 0 < e < NEVER},
-                    "bn_train": t.bn_train, "bias_train": t.bias_train}
+                    "bn_train": t.bn_train, "bias_train": t.bias_train,
+                    "adapted": m.adapted}
+            if named is not None:  # what it resolved to, and the file's full SHA-256
+                info.update(named=named.name, url=named.url, sha256=source[1],
+                            preprocessing=vars(named.preprocessing).copy(),
+                            categories=len(named.categories), head_replaced=plan.head)
     synced = cfg.sync_batchnorm and sync_batchnorm(model, group, device)
     model = model.to(device)
     speed = configure(cfg, device, model)
