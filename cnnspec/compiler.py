@@ -70,6 +70,31 @@ def source_warnings(spec: ir.Spec) -> list[str]:
             for span, message in preprocessing_notes(spec, of_spec(spec))]
 
 
+def _pretrained(model, spec: ir.Spec, console: Console):
+    """(module to export, class names, (mean, std)) for ``compile --onnx``: with named weights
+    whose head is kept (``classes keep``, or no ``classes``), the weights loaded, their
+    normalisation in front and their categories as the class names; else ``model`` as
+    built (random weights), with neither."""
+    t = spec.transfer
+    if t is None or t.named is None or t.classes not in (None, "keep"):
+        return model, None, None
+    from torch import nn
+
+    from .hub import fetch, of_spec
+    from .preprocessing import input_statistics
+    from .training.inference import Standardize
+    from .weights import load_into
+
+    named = of_spec(spec)
+    path, digest = fetch(named, say=lambda m: console.print(m, highlight=False, markup=False))
+    load_into(model, spec, path, None)
+    mean, std = input_statistics(named, spec.input.channels)
+    console.print(f"loaded {named.name} ({path.name}, SHA-256 {digest[:16]}...): "
+                  f"{len(named.categories)} categories", highlight=False, markup=False)
+    classes = list(named.categories) if t.classes == "keep" and named.categories else None
+    return nn.Sequential(Standardize(mean, std), model), classes, (mean, std)
+
+
 def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
                  train: bool = False, softmax: bool = False, data: str | None = None,
                  overrides: dict | None = None, out: str | None = None,
@@ -129,10 +154,11 @@ def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
         from .training.api import ends_in_softmax
 
         probabilities = softmax or ends_in_softmax(model)
-        exported = nn.Sequential(model, nn.Softmax(dim=1)) if softmax and not ends_in_softmax(
-            model) else model
+        exported, classes, norm = _pretrained(model, spec, messages or console)
+        if softmax and not ends_in_softmax(model):
+            exported = nn.Sequential(exported, nn.Softmax(dim=1))
         console.print(str(export_onnx(exported, spec, onnx, meta=metadata(
-            spec, "probabilities" if probabilities else "logits"))))
+            spec, "probabilities" if probabilities else "logits", classes, norm))))
     if not train:
         return None
     from .report.preview import override_lines

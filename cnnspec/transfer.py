@@ -139,7 +139,7 @@ def freeze_plan(spec: ir.Spec) -> FreezePlan:
     leaves = [p for p, info in entries if info.params and not info.children]
     t = spec.transfer
     head = None
-    if t is not None and t.classes is not None:
+    if t is not None and t.classes not in (None, "keep"):  # keep: the source's head loads
         i = head_index(spec.layers)
         head = spec.layers[i].name if i is not None else None
     starts = {p: 0.0 for p in leaves}
@@ -213,7 +213,7 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
             out.append((u.span, (f"transfer: unfreeze {', '.join(u.layers)} at epoch 1 is the "
                                  "start of training (epochs count from 1): never frozen"),
                         "leave it out of the freeze rule, or unfreeze it at epoch 2 or later"))
-    if t.classes is not None and head_index(spec.layers) is None:
+    if t.classes not in (None, "keep") and head_index(spec.layers) is None:
         out.append((t.setting_spans.get("classes", t.span),
                     ("transfer: classes replaces the last dense layer, but the network "
                      "does not end in one"), "end the network with dense N"))

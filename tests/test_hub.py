@@ -231,3 +231,37 @@ def test_a_named_source_trains_once_fetched_and_is_recorded(served, weights_file
     assert torch.equal(run.model.state_dict()["C1.weight"],
                        source["conv1.weight"].sum(1, keepdim=True))
     assert len(served.requests) == 1
+
+
+def test_classes_keep_exports_a_classifier_that_predicts_category_names(served, tmp_path,
+                                                                         capsys):
+    """``classes keep`` + ``compile --onnx``, no training: the named weights loaded, their
+    normalisation inside, their categories as model.onnx's class names; ``predict`` on the
+    file prints one."""
+    from PIL import Image
+
+    from cnnspec.cli import main
+    from conftest import SPECS
+
+    spec = tmp_path / "keep.cnn"
+    spec.write_text((SPECS / "resnet18.cnn").read_text()
+                    + "\ntransfer:\n    from torchvision resnet18\n    classes keep\n")
+    def run(*args):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            assert exc.code in (None, 0), capsys.readouterr().err
+
+    run("compile", str(spec), "--onnx", str(tmp_path / "net.onnx"))
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (300, 250), (200, 120, 40)).save(image)
+    capsys.readouterr()
+    run("predict", str(tmp_path / "net.onnx"), str(image), "--top-k", "1")
+    printed = capsys.readouterr().out
+    top = printed.split(": ", 1)[1].rsplit(" ", 1)[0]
+    assert top in ENTRY.meta["categories"], printed
+    # training needs a head for the data's classes
+    bad = tmp_path / "bad.cnn"
+    bad.write_text(spec.read_text())
+    with pytest.raises(cnnspec.CnnSpecError, match="write classes from data"):
+        cnnspec.train(cnnspec.load(bad), out=tmp_path / "run", export=False)

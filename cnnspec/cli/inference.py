@@ -4,6 +4,7 @@ adds them to the ``cnnspec`` group)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -35,7 +36,7 @@ def evaluate(run: str, data: str | None, weights: str, fmt: str, wide: bool) -> 
 
 
 @click.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("run", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--weights", default="weights", show_default=True,
@@ -47,8 +48,12 @@ def evaluate(run: str, data: str | None, weights: str, fmt: str, wide: bool) -> 
 @click.option("--device", help="cpu, cuda or cuda:N (default: a GPU where available).")
 def predict(run: str, images: tuple[str, ...], top_k: int, weights: str, backend: str,
             device: str | None) -> None:
-    """The top-k classes of each image with their probabilities (softmax), using RUN.
-    An unreadable image is reported and the others predicted; the exit status is then 1."""
+    """The top-k classes of each image with their probabilities (softmax), using RUN (a run
+    folder, or a model.onnx written by `compile --onnx`). An unreadable image is reported and
+    the others predicted; the exit status is then 1."""
+    if Path(run).suffix == ".onnx" and (backend != "onnx" or weights != "weights"):
+        raise click.UsageError("a .onnx file predicts on ONNX Runtime with its own weights; "
+                               "--backend torch and --weights need a run folder")
     if backend == "onnx" and weights == "weights":
         from ..training.runtime import predict as predict_images
 

@@ -74,6 +74,8 @@ def _unfreeze(self, meta, items):
 
 @with_meta
 def _classes(self, meta, items):
+    if items and items[0].type == "KEEP":
+        return self._opt("classes", items[0], "keep")
     if items:
         return self._opt("classes", items[0], self._int(items[0]))
     return self._mopt("classes", meta, "data")
@@ -113,6 +115,10 @@ def _check_unfreeze(v, f, raw):
 
 
 def _check_classes(v, f, raw):
+    if f.get("classes") == "keep" and "named" not in f:
+        return _stop(v, raw.spans["classes"], "transfer: classes keep keeps the categories of "
+                     "named weights, and a file or a run folder names none",
+                     "write from torchvision MODEL, or classes from data")
     if isinstance(f.get("classes"), int) and f["classes"] < 2:
         return _stop(v, raw.spans["classes"], f"transfer: classes {f['classes']}: a classifier "
                      "needs at least 2 classes", "write the number of classes of your data, "
@@ -131,7 +137,7 @@ def _needs_freeze(key, what):
 
 
 def _check_lr_split(v, f, raw):
-    if "lr_backbone" in f and f.get("classes") is None:
+    if "lr_backbone" in f and f.get("classes") in (None, "keep"):
         return _stop(v, raw.spans["lr_backbone"], "transfer: lr backbone ... head ... needs a "
                      "new head", "add classes N or classes from data")
     return True
@@ -188,12 +194,17 @@ SETTINGS = (
         (("`unfreeze A, B at epoch E`", "A and B train from epoch E on (one line per epoch)"),),
         transform={"unfreeze": _unfreeze}, check=_check_unfreeze, repeatable=True),
     Setting(
-        "transfer", ("classes",), 'classes: "classes" (INT | "from" "data") _NL',
-        (IRField("classes", Annotated[int, Field(ge=2)] | Literal["data"] | None, None,
-                 "The new head's outputs: a number, or the number of classes of the data."),),
+        "transfer", ("classes",), 'classes: "classes" (INT | "from" "data" | KEEP) _NL\n'
+        'KEEP: "keep"',
+        (IRField("classes", Annotated[int, Field(ge=2)] | Literal["data", "keep"] | None, None,
+                 "The new head's outputs: a number, or the number of classes of the data; "
+                 "``keep``: the source's head and categories (named weights)."),),
         (("`classes N` / `classes from data`", "the last dense layer gets N outputs (or one per "
           "class of the data) and fresh weights; the summary and the built module show the "
-          "new head"),),
+          "new head"),
+         ("`classes keep`", "named weights only: keep their head and categories "
+          "(`compile --onnx` then writes an ImageNet classifier whose `predict` prints the "
+          "category names)")),
         transform={"classes": _classes}, check=_check_classes),
     _flag("bn_train", "bn_train", 'bn_train: "bn" "train" _NL',
           "Frozen layers' batch norms keep updating their running statistics.",

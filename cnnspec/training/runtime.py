@@ -57,28 +57,40 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
     or ``{"image", "error"}`` for a file that is missing or cannot be decoded (the others are
     still predicted).
 
+    ``run`` may also be a ``.onnx`` file that cnnspec wrote (``compile --onnx``): the class
+    names are then its metadata's (named weights with ``classes keep``: their categories),
+    else the output indices.
+
     Raises:
         CnnSpecError: ``run`` is not a finished run folder, or has no model.onnx.
     """
     from ..export import session
     from ..ir import InputShape
 
-    folder = RunFolder(run)
-    if not folder.onnx.is_file():
-        raise CnnSpecError(f"{folder.onnx}: no such file; a run writes model.onnx when it "
-                           "ends. Predict with PyTorch instead: --backend torch")
+    model = Path(run)
+    if model.suffix == ".onnx" and model.is_file():  # compile --onnx's file, no run folder
+        classes = None
+    else:
+        folder = RunFolder(run)
+        model = folder.onnx
+        if not model.is_file():
+            raise CnnSpecError(f"{folder.onnx}: no such file; a run writes model.onnx when it "
+                               "ends. Predict with PyTorch instead: --backend torch")
+        try:
+            classes = folder.classes()
+        except (OSError, ValueError) as exc:
+            raise CnnSpecError(f"{run}: not a finished run folder ({exc})") from None
     try:
-        classes = folder.classes()
-    except (OSError, ValueError) as exc:
-        raise CnnSpecError(f"{run}: not a finished run folder ({exc})") from None
-    try:
-        sess = session(folder.onnx, device=device)
+        sess = session(model, device=device)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types: a damaged file
         raise CnnSpecError(f"{folder.onnx}: ONNX Runtime cannot load it: "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                            ) from None
+    meta = sess.get_modelmeta().custom_metadata_map
     # model.onnx says what it outputs (cnnspec.export.metadata); older ones output logits
-    output = sess.get_modelmeta().custom_metadata_map.get("output", "logits")
+    output = meta.get("output", "logits")
+    if classes is None:  # a bare model.onnx: its metadata's class names, else the indices
+        classes = _classes_of(meta, sess.get_outputs()[0].shape[-1])
     probabilities = output.startswith("probabilities")
     feed = sess.get_inputs()[0]
     _, c, h, w = feed.shape
@@ -91,6 +103,22 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
 
     return in_batches(images, lambda path: read_image(path, spec_input), probabilities_of,
                       classes, top_k)
+
+
+def _classes_of(meta: dict, outputs) -> list[str]:
+    """A model.onnx's class names (its ``classes`` metadata), else "0", "1", ..."""
+    import json
+
+    try:
+        names = json.loads(meta["classes"])
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            return names
+    except (KeyError, ValueError):
+        pass
+    if not isinstance(outputs, int) or outputs < 1:
+        raise CnnSpecError("the ONNX model names no classes and its output size is not fixed; "
+                           "predict with a run folder instead")
+    return [str(i) for i in range(outputs)]
 
 
 def in_batches(images: list[str | Path], read, probabilities_of, classes: list[str],

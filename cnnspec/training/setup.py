@@ -110,6 +110,10 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     t = spec.transfer
     if t is not None and t.classes == "data":
         spec = with_classes(spec, len(images.classes))
+    if t is not None and t.classes == "keep" and not resuming:
+        raise DataError(f"transfer: classes keep keeps the categories of {t.source} (for "
+                        "compile --onnx and predict); to train on your "
+                        f"{len(images.classes)} classes, write classes from data")
     shaped = infer(spec)
     n_out = shaped.output_shape
     if len(n_out) != 1 or n_out[0] < len(images.classes):
