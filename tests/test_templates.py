@@ -55,4 +55,27 @@ def test_shell_completion_completes_commands_and_templates(tmp_path):
     assert r.stdout.split() == ["plain,check"]
     r = _cli(cwd=tmp_path, env={"COMP_WORDS": "cnnspec new X --from res", "COMP_CWORD": "4",
                                 "_CNNSPEC_COMPLETE": "bash_complete"})
-    assert r.stdout.split() == ["plain,resnet18", "plain,resnet50"]
+    assert r.stdout.split() == [f"plain,{t}" for t in templates() if t.startswith("res")]
+    assert {"plain,resnet18", "plain,resnet50"} <= set(r.stdout.split())
+
+
+def test_new_pretrained_writes_a_transfer_section_cut_before_the_last_stage(tmp_path):
+    """--pretrained: torchvision's weights of the model the template mirrors, frozen up to
+    the last stage but one (VGG-16: C10, before C11-C13 at 14x14; ResNet-18: R6, before
+    R7-R8 at 7x7), a head for the data's classes; --data: the data line."""
+    from cnnspec.compiler import check
+    from cnnspec.errors import CnnSpecError
+    from cnnspec.language.templates import new_spec
+
+    (tmp_path / "photos").mkdir()
+    path, _ = new_spec("Photos", "vgg16", tmp_path / "photos.cnn", pretrained=True,
+                       data=tmp_path / "photos")
+    spec = check(path)
+    assert spec.transfer.named.model == "vgg16" and spec.transfer.named.tag is None
+    assert spec.transfer.freeze.layer == "C10" and spec.transfer.classes == "data"
+    assert spec.train.data == "photos"
+    path, _ = new_spec("R", "resnet18", tmp_path / "r.cnn", pretrained=True)
+    assert check(path).transfer.freeze.layer == "R6"
+    with pytest.raises(CnnSpecError, match="mirrors no torchvision model"):
+        new_spec("L", "lenet5", tmp_path / "l.cnn", pretrained=True)
+    assert not (tmp_path / "l.cnn").exists()

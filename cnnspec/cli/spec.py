@@ -161,7 +161,13 @@ def _template_names(ctx, param, incomplete: str) -> list[str]:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write "
               "(default NAME.cnn).")
 @click.option("--list", "list_", is_flag=True, help="List the shipped specs and stop.")
-def new(name: str | None, template: str, output: str | None, list_: bool) -> None:
+@click.option("--pretrained", is_flag=True, help="Add a transfer: section: torchvision's "
+              "ImageNet weights of the model, frozen up to the last stage but one, a new head "
+              "for your classes.")
+@click.option("--data", type=click.Path(), help="Add train: data DIR (an image folder), so "
+              "that cnnspec compile NAME.cnn --train trains on it.")
+def new(name: str | None, template: str, output: str | None, list_: bool, pretrained: bool,
+        data: str | None) -> None:
     """Write NAME.cnn, a starter spec copied from a shipped one (never overwrites)."""
     from ..language.templates import new_spec, templates
 
@@ -170,7 +176,7 @@ def new(name: str | None, template: str, output: str | None, list_: bool) -> Non
         return
     if name is None:
         raise click.UsageError("give the new network's NAME, e.g. cnnspec new MyNet --from vgg16")
-    path, extra = new_spec(name, template, output)
+    path, extra = new_spec(name, template, output, pretrained, data)
     also = f" (and {', '.join(map(str, extra))}, which it includes)" if extra else ""
     out.print(f"wrote {path}{also} from {template}; next: cnnspec check {path}, cnnspec "
               f"summary {path}, cnnspec compile {path} --train", markup=False)
