@@ -188,8 +188,11 @@ def check_names(spec: ir.Spec) -> list[tuple[object, str, str | None]]:
     def check(node, name):
         if name not in names:
             where = node.name_spans.get(name, node.span)
+            same = next((n for n in names if n.lower() == name.lower()), None)
             out.append((where, f"transfer: there is no layer '{name}'",
-                        did_you_mean(name, names) or f"the layers are {', '.join(names[:12])}"
+                        (f"layer names are case-sensitive: did you mean '{same}'?" if same
+                         else did_you_mean(name, names))
+                        or f"the layers are {', '.join(names[:12])}"
                         + (", ..." if len(names) > 12 else "")))
 
     if t.freeze is not None:

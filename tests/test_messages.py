@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import cnnspec
@@ -112,3 +113,34 @@ def test_hostile_images_are_named_and_skipped_and_odd_ones_read(tmp_path):
     skipped = {os.path.basename(s["path"]): s["reason"] for s in info["skipped"]}
     assert set(skipped) == set(bad)
     assert info["train_images"] + info["val_images"] == 14
+
+
+@pytest.mark.parametrize(("text", "message", "hint"), [
+    ("Conv 3x3x4 relu\n", "unknown word 'Conv'", "the language's words are lowercase: write 'conv'"),
+    ("conv 3x3x4 relu\nMaxPool 2\n", "unknown word 'MaxPool'",
+     "the language's words are lowercase: write 'maxpool'"),
+    ("conv 3x3x4 relu\nflatten\ndropout 50\n", ("dropout 50: the dropout probability is a "
+     "fraction in [0, 1), not a percentage"), "write dropout 0.5"),
+    ('conv 3x3x4 relu\nflatten\ndense 2\ntransfer:\n    from "x.pth"\n    freeze up to c1\n',
+     "transfer: there is no layer 'c1'", "layer names are case-sensitive: did you mean 'C1'?"),
+])
+def test_a_newcomers_slips_get_the_fix_in_the_hint(text, message, hint):
+    """Issue 29, finding 8: capitals in a keyword, a percentage for a probability, a layer
+    name in the wrong case."""
+    with pytest.raises(cnnspec.SpecError) as exc:
+        cnnspec.loads("network T\ninput 28x28x1\n" + text)
+    d = exc.value.diagnostics[0]
+    assert (d.message, d.hint) == (message, hint)
+
+
+def test_a_malformed_world_size_does_not_turn_an_error_into_a_traceback(tmp_path):
+    """Issue 29, finding 21: the error printer read WORLD_SIZE with int()."""
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "cnnspec", "check", str(tmp_path / "nope.cnn")],
+                       capture_output=True, text=True, env={**os.environ, "WORLD_SIZE": "abc"},
+                       check=False, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == f"error: {tmp_path / 'nope.cnn'}: no such file"

@@ -16,7 +16,10 @@ WIDE_HELP = "Print the table at its full width (no wrapping), whatever the termi
 
 def _error(text: str) -> None:
     """An error on stderr; in a torchrun group, from every rank, each saying which."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    try:  # WORLD_SIZE=abc must not turn every error into a traceback
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    except ValueError:
+        world = 1
     prefix = f"rank {os.environ.get('RANK', '0')}: " if world > 1 else ""
     # soft_wrap: a long path stays on one line (the terminal wraps it; a copy is whole)
     Console(stderr=True, highlight=False, width=err.width).print(

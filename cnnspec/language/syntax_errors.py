@@ -51,7 +51,8 @@ def _unknown_statement(line: int, src: SourceText, name: Token | None = None):
         return src.diag(Span(src.file, line, col, col + len(word)),
                         f"'{word}' is a setting of the {section}: section, not a layer",
                         f"put it under a '{section}:' line, indented (see docs/language.md)")
-    hint = did_you_mean(word, [*statement_keywords(), *blocks])
+    hint = _lowercase(word, statement_keywords()) or did_you_mean(word, [*statement_keywords(),
+                                                                          *blocks])
     if hint is None:
         hint = "a statement starts with a layer such as 'conv', 'maxpool', 'dense', or a block call NAME(...)"
     return src.diag(Span(src.file, line, col, col + len(word)), f"unknown word '{word}'", hint)
@@ -134,7 +135,7 @@ def _diagnose(exc: UnexpectedInput, src: SourceText):
                         f"{place}" if inside else f"'{word}' is a setting of the {section}: "
                         "section, not a layer",
                         f"put it under a '{section}:' line, indented (see docs/language.md)")
-    hint = did_you_mean(word, _keywords(expected))
+    hint = _lowercase(word, _keywords(expected)) or did_you_mean(word, _keywords(expected))
     what = _expected_text(expected)
     if hint is None and "NAME" in expected and keyword:
         hint = f"'{word}' is a keyword and cannot be used as a name"
@@ -187,3 +188,11 @@ def _block_start(exc) -> str:
     except UnexpectedInput:
         return "an indented block"
     return _expected_text(parser_state.accepts()) or "an indented block"
+
+
+def _lowercase(word: str, keywords) -> str | None:
+    """The hint for a keyword written with capitals (``Conv``, ``MaxPool``): the language's
+    words are lowercase."""
+    if word != word.lower() and word.lower() in set(keywords):
+        return f"the language's words are lowercase: write '{word.lower()}'"
+    return None

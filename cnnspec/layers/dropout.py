@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import Kind, Node, same_shape
+from .base import FieldError, Kind, Node, same_shape
 from .calls import ModuleCall
 
 
@@ -22,7 +22,16 @@ GRAMMAR = """
 dropout: "dropout" number
 """
 
-KIND = Kind(Dropout, grammar=GRAMMAR,
+def _fields(word: str, fields: dict) -> dict:
+    """``dropout 50``: a percentage where a probability is meant, said with the fix."""
+    p = fields.get("p")
+    if isinstance(p, (int, float)) and 1 <= p <= 100:
+        raise FieldError("p", f"dropout {p:g}: the dropout probability is a fraction in "
+                         f"[0, 1), not a percentage", f"write dropout {p / 100:g}")
+    return fields
+
+
+KIND = Kind(Dropout, grammar=GRAMMAR, fields=_fields,
             rules=("dropout",), prefix="D", args=(("p", "num"),), infer=same_shape,
             module=lambda info: ModuleCall("Dropout", (info.layer.p,)),
             describe=lambda info: f"p={info.layer.p:g}", pointwise=True,
