@@ -70,6 +70,33 @@ def source_warnings(spec: ir.Spec) -> list[str]:
             for span, message in preprocessing_notes(spec, of_spec(spec))]
 
 
+def _head_for_data(spec: ir.Spec, data) -> ir.Spec:
+    """Before anything is built: the head training will have (``classes from data``: one
+    output per class), or a head too small for the data's classes refused at once.
+
+    Raises:
+        DataError: the last layer has fewer outputs than the data has classes.
+    """
+    from .data.folder import class_names
+    from .errors import DataError
+    from .shapes import infer
+    from .training.settings import data_path_of
+    from .transfer import with_classes
+
+    path = data_path_of(spec, data)
+    n = len(class_names(path))  # (None: the embedded digits' 10); a missing folder: its error
+    t = spec.transfer
+    if t is not None and t.classes == "data":
+        return with_classes(spec, n)
+    out = infer(spec).output_shape
+    if len(out) == 1 and out[0] < n and not (t is not None and t.classes == "keep"):
+        where = f"{path}" if path is not None else "the embedded digits (no --data given)"
+        raise DataError(f"{spec.name} ends in {out[0]} outputs but {where} has {n} classes; "
+                        "the last layer must be dense N, N >= classes"
+                        + ("" if t is None else "; in transfer:, write classes from data"))
+    return spec
+
+
 def _pretrained(model, spec: ir.Spec, console: Console):
     """(module to export, class names, (mean, std)) for ``compile --onnx``: with named weights
     whose head is kept (``classes keep``, or no ``classes``), the weights loaded, their
@@ -129,16 +156,8 @@ def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
         from .files import check_target
 
         check_target(onnx)  # a FIFO, a device or a folder: refused before the build
-    if train and spec.transfer is not None and spec.transfer.classes == "data":
-        from .data.folder import class_names
-        from .errors import DataError
-        from .training.settings import data_path_of
-        from .transfer import with_classes
-
-        try:  # show and build the head training will have: one output per class
-            spec = with_classes(spec, len(class_names(data_path_of(spec, data))))
-        except DataError:
-            pass  # training reports the folder's problem with its path
+    if train:
+        spec = _head_for_data(spec, data)
     render(summarize(spec), "table", console)
     shaped = infer(spec)
     model = build(shaped)  # compile means build: the module exists and has the reported parameters

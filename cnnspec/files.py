@@ -109,3 +109,27 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def load_tensors(path) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain data, never a
+    pickle of code; torch's own warnings (an unusual pickle protocol) are not shown.
+
+    Raises:
+        CnnSpecError: the file holds other Python objects. The message never suggests
+            ``weights_only=False``, which would run whatever the file contains.
+    """
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CnnSpecError(f"{path}: holds Python objects besides tensors (a pickle that would "
+                           "run code when loaded), which cnnspec never loads; save weights as "
+                           "torch.save(model.state_dict(), path) or as a .safetensors file"
+                           ) from None

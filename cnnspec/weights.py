@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import ir
 from .errors import CnnSpecError
+from .files import load_tensors
 
 if TYPE_CHECKING:
     import torch
@@ -88,7 +89,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         if path.suffix == ".safetensors":
             tensors = load_file(path)
         elif path.suffix in (".pth", ".pt", ".bin", ".ckpt"):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = load_tensors(path)
             if isinstance(obj, dict):  # a training checkpoint holding the state_dict
                 obj = next((obj[k] for k in ("state_dict", "model_state_dict", "model")
                             if isinstance(obj.get(k), dict)), obj)
@@ -98,8 +99,10 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         else:
             raise TransferError(f"{path}: unknown weights format '{path.suffix}'; use a run "
                                 "folder, .safetensors, or a PyTorch .pth/.pt state_dict")
-    except TransferError:
-        raise
+    except CnnSpecError as exc:
+        if isinstance(exc, TransferError):
+            raise
+        raise TransferError(str(exc.render()).removeprefix("error: ")) from None
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file, whatever the reader says
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise TransferError(f"{path}: cannot read weights: {type(exc).__name__}: {first}"[:400]

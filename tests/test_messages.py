@@ -144,3 +144,33 @@ def test_a_malformed_world_size_does_not_turn_an_error_into_a_traceback(tmp_path
                        check=False, timeout=60)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip() == f"error: {tmp_path / 'nope.cnn'}: no such file"
+
+
+def test_mistakes_about_the_data_come_before_the_summary_and_the_build(tmp_path):
+    """Issue 29, finding 8: a misspelt data folder (with the sibling it meant) and a head
+    smaller than the data's classes (the embedded digits named as such) are found before
+    anything is printed or built."""
+    spec = tmp_path / "t.cnn"
+    spec.write_text("network T\ninput 28x28x1\nflatten\ndense 2\n")
+    (tmp_path / "photos" / "a").mkdir(parents=True)
+    r = _cli("compile", spec, "--train", "--data", tmp_path / "photoz")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip() == (f"error: {tmp_path / 'photoz'}: no such data folder; did you "
+                                f"mean {tmp_path / 'photos'}?")
+    r = _cli("compile", spec, "--train")
+    assert r.returncode == 1 and r.stdout == ""
+    assert "T ends in 2 outputs but the embedded digits (no --data given) has 10 classes" \
+        in r.stderr
+
+
+def test_a_pickle_of_code_is_refused_without_torchs_advice(tmp_path):
+    """Issue 29, finding 28: no raw torch warning, and never "weights_only=False"."""
+    import pickle
+
+    (tmp_path / "q.pth").write_bytes(pickle.dumps({"a": object}, protocol=4))
+    spec = tmp_path / "t.cnn"
+    spec.write_text('network T\ninput 28x28x1\nflatten\ndense 10\ntransfer:\n    from "q.pth"\n')
+    r = _cli("compile", spec, "--train", "--out", tmp_path / "run")
+    assert r.returncode == 1
+    assert "holds Python objects besides tensors" in r.stderr
+    assert "weights_only" not in r.stderr and "Warning" not in r.stderr

@@ -184,7 +184,18 @@ def check_folder(raw: str | Path) -> None:
     if root.is_file():
         raise DataError(f"{root}: is a file; the data must be a folder DIR/<class>/<image>")
     if not root.is_dir():
-        raise DataError(f"{root}: no such data folder")
+        hint = ""
+        try:  # a misspelt name: the closest folder beside where it was looked for
+            import difflib
+
+            parent = root.parent
+            siblings = sorted(d.name for d in parent.iterdir() if d.is_dir()) \
+                if parent.is_dir() else []
+            close = difflib.get_close_matches(root.name, siblings, n=1, cutoff=0.6)
+            hint = f"; did you mean {parent / close[0]}?" if close else ""
+        except OSError:
+            pass
+        raise DataError(f"{root}: no such data folder{hint}")
 
 
 def loose_images(root: Path) -> int:

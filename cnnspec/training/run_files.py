@@ -160,9 +160,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     """The checkpoint ``path`` read with PyTorch's restricted loader (tensors and plain data
     only)."""
-    import torch
+    from ..files import load_tensors
 
-    return torch.load(readable(path), map_location="cpu", weights_only=True)
+    return load_tensors(readable(path))
 
 
 def save_weights(path: Path, model: nn.Module, network: str) -> Path:

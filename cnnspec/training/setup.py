@@ -118,7 +118,8 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     n_out = shaped.output_shape
     if len(n_out) != 1 or n_out[0] < len(images.classes):
         shown = n_out[0] if len(n_out) == 1 else "x".join(map(str, n_out))
-        raise DataError(f"{spec.name} ends in {shown} outputs but the data has "
+        where = "the data" if data_path is not None else "the embedded digits (no data given)"
+        raise DataError(f"{spec.name} ends in {shown} outputs but {where} has "
                         f"{len(images.classes)} classes; the last layer must be dense N, N >= classes"
                         + ("" if t is None else "; in transfer:, write classes from data"))
     train_idx, val_idx = split_indices(images, cfg.split, cfg.seed)
