@@ -174,3 +174,16 @@ def test_a_pickle_of_code_is_refused_without_torchs_advice(tmp_path):
     assert r.returncode == 1
     assert "holds Python objects besides tensors" in r.stderr
     assert "weights_only" not in r.stderr and "Warning" not in r.stderr
+
+
+def test_epoch_lines_in_a_log_file_give_the_images_per_second(tmp_path):
+    """Issue 29, finding 10: with stderr not a terminal there is no bar, and the epoch
+    lines carried no speed, which the README promises."""
+    import re
+
+    spec = tmp_path / "t.cnn"
+    spec.write_text("network T\ninput 28x28x1\nflatten\ndense 10\ntrain:\n    epochs 1\n")
+    r = _cli("compile", spec, "--train", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    line = next(line for line in r.stderr.splitlines() if "epoch 1: train loss" in line)
+    assert re.search(r"\| [\d,]+ img/s, \d+\.\d s$", line), line

@@ -250,7 +250,8 @@ class ProgressLog(Callback):
         trainer.console.print(
             f"  epoch {epoch + 1}: train loss {m['train_loss']:.4f} acc "
             f"{m['train_accuracy']:.2%} | val loss {m['val_loss']:.4f} acc "
-            f"{m['val_accuracy']:.2%} | lr {m['lr']:.3g}", highlight=False)
+            f"{m['val_accuracy']:.2%} | lr {m['lr']:.3g} | {m['images_per_s']:,.0f} img/s, "
+            f"{m['seconds']:.1f} s", highlight=False)
 
     def on_train_end(self, trainer):
         if self.progress is not None:
