@@ -95,3 +95,27 @@ def test_graph_goldens(golden):
     data = g.build_graph(shaped)
     golden("graph/resnet18.mmd", g.to_mermaid(data))
     golden("graph/resnet18.dot", g.to_dot(data, shaped.spec.name))
+
+
+def test_the_confusion_picture_stays_linear_and_draws_every_name_or_its_index(tmp_path):
+    """Issue 29, findings 16, 20 and 30: 1,000 classes (ImageNet-sized) without a text per
+    cell; a name the font cannot draw (CJK here, a control character, bytes that are not
+    UTF-8) as its index, not empty boxes; no raw matplotlib warning."""
+    import warnings
+
+    import torch
+
+    from cnnspec.report.plots import _drawable, plot_confusion
+
+    assert _drawable(["cat", "猫", "a\x1bb", "bad\udcff", "x" * 40]) == [
+        "cat", "#1", "#2", "#3", "x" * 23 + "..."]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        plot_confusion(torch.eye(4, dtype=torch.long) * 5, ["猫", "犬", "a", "b"],
+                       tmp_path / "small.png", "T")
+        plot_confusion(torch.randint(0, 9, (1000, 1000)), [f"n{i}" for i in range(1000)],
+                       tmp_path / "big.png", "T")
+    assert [str(w.message) for w in seen] == []
+    from PIL import Image
+
+    assert Image.open(tmp_path / "big.png").size == (1400, 1400)  # capped, not 0.5 in/class
