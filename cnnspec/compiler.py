@@ -49,11 +49,19 @@ def check(path: str | Path) -> ir.Spec:
             src = SourceText(spec.source, spec.file)  # the caret line, as every spec error has it
             raise SpecError([src.diag(
                 spec.transfer.setting_spans.get("source", spec.transfer.span),
-                f"transfer: from \"{spec.transfer.source}\": {source.resolve()} {problem}",
+                f"transfer: from \"{spec.transfer.source}\": {_shown(source)} {problem}",
                 f"a path in a spec is relative to the spec's folder "
                 f"({Path(spec.file).resolve().parent}); train the source run first, or fix the "
                 "path")])
     return spec
+
+
+def _shown(path: Path) -> Path:
+    """``path`` resolved for a message, or as written where it cannot be (a loop of links)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()
 
 
 def source_warnings(spec: ir.Spec) -> list[str]:

@@ -56,8 +56,13 @@ def source_problem(path: Path, run_weights: Path | None) -> str | None:
     missing, a folder without run weights, or a file of no weights format; None if it may be
     one (:func:`read_weights` reads it). ``run_weights``: for a folder ``path``, the weights
     file its run folder offers (``RunFolder.source_weights``), None where it has none."""
-    if not path.exists():
+    try:
+        path.resolve(strict=True)
+    except FileNotFoundError:
         return "does not exist"
+    except (RuntimeError, OSError) as exc:  # a loop of symbolic links (RuntimeError in 3.11)
+        return f"cannot be followed: {exc}" if "loop" not in str(exc).lower() else (
+            "is a loop of symbolic links")
     if path.is_dir():
         if run_weights is None:
             return "is a folder without weights.safetensors or last.safetensors (not a run folder)"

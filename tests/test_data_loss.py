@@ -204,3 +204,38 @@ def test_a_cache_entry_of_the_wrong_types_is_decoded_again(digit_folder, tmp_pat
     again = load_data(digit_folder, INPUT)
     assert np.array_equal(np.array(again.array), first)
     assert json.loads(meta.read_text())["kept"] == list(range(180))
+
+
+def test_out_inside_the_data_folder_is_refused(tmp_path, digit_folder):
+    """Issue 29, finding 27: the run's pictures would become training images."""
+    (tmp_path / "tiny.cnn").write_text(TINY.replace("dense 10", "dense 3"))
+    r = _cli("compile", tmp_path / "tiny.cnn", "--train", "--data", digit_folder, "--out",
+             digit_folder / "run")
+    assert r.returncode == 1
+    assert "would be inside the data folder" in r.stderr
+    assert not (digit_folder / "run").exists()
+
+
+def test_a_transfer_source_that_is_a_loop_of_links_is_named(tmp_path):
+    """Issue 29, finding 23: an internal error before."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    spec = tmp_path / "t.cnn"
+    spec.write_text('network T\ninput 28x28x1\nflatten\ndense 10\ntransfer:\n    from "a"\n')
+    r = _cli("check", spec)
+    assert r.returncode == 1, r.stderr
+    assert 'transfer: from "a": ' in r.stderr and "is a loop of symbolic links" in r.stderr
+
+
+def test_a_cache_that_cannot_be_written_is_a_note_not_a_python_warning(tmp_path, digit_folder):
+    """Issue 29, finding 29: a raw UserWarning with cnnspec's source line before."""
+    (tmp_path / "file").write_text("not a folder")
+    code = ("from cnnspec import ir; from cnnspec.data import load_data; "
+            f"print(len(load_data({str(digit_folder)!r}, ir.InputShape(height=28, width=28, "
+            "channels=1))))")
+    r = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True,
+                       text=True, timeout=120, check=False,
+                       env={**os.environ, "CNNSPEC_CACHE_DIR": str(tmp_path / "file")})
+    assert r.returncode == 0 and r.stdout == "180\n"
+    assert "Warning" not in r.stderr
+    assert r.stderr.startswith(f"note: cannot write the decoded-image cache in {tmp_path / 'file'}")

@@ -110,11 +110,12 @@ def decoded(files: FileList, spec_input: ir.InputShape, workers: int = 0,
         try:
             folder.mkdir(parents=True, exist_ok=True)
             return _build(folder, key, files, spec_input, workers, progress)
-        except OSError as exc:
-            import warnings
+        except OSError as exc:  # a note in cnnspec's words, not a Python warning
+            import sys
 
-            warnings.warn(f"cannot write the decoded-image cache in {folder} ({exc.strerror}); "
-                          "using a temporary one", stacklevel=2)
+            print(f"note: cannot write the decoded-image cache in {folder} "
+                  f"({exc.strerror or exc}); using a temporary one for this run (set "
+                  "CNNSPEC_CACHE_DIR to a writable folder to keep it)", file=sys.stderr)
     return _build(_temporary_folder(), key, files, spec_input, workers, progress)
 
 

@@ -1,5 +1,4 @@
-"""``train`` and ``resume``: set a run up (:mod:`~cnnspec.training.setup`: data, split,
-normalisation, module, optimizer, loaders), hand it to the
+"""``train`` and ``resume``: set a run up (:mod:`~cnnspec.training.setup`), hand it to the
 :class:`~cnnspec.training.loop.Trainer` (in every process of a torchrun group), write the
 results (rank 0)."""
 
@@ -21,7 +20,7 @@ from .distributed import Group, join, leave
 from .inference import predict_labels, to_unit
 from .loop import Trainer
 from .run_folder import RunFolder
-from .settings import apply_overrides, data_path_of, pick_device
+from .settings import apply_overrides, data_path_of, inside_data, pick_device
 from .setup import setup
 
 
@@ -81,7 +80,7 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     group, device = join(device, lambda m: console.print(m, highlight=False, markup=False))
     folder = None
     try:
-        folder = _claim(out, spec, group)
+        folder = _claim(out, spec, group, data_path)
         created = not folder.path.exists()
         if group.main:  # one writer: a second process cannot train into this folder
             folder.lock()
@@ -105,27 +104,30 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
         leave(group)
 
 
-def _claim(out, spec: ir.Spec, group: Group) -> RunFolder:
+def _claim(out, spec: ir.Spec, group: Group, data_path=None) -> RunFolder:
     """The run folder: ``out``, or the next free ``runs/<network>``; decided by rank 0 alone
     in a group (the others would see the folder rank 0 has just made as taken).
 
     Raises:
-        CnnSpecError: the folder holds a run already, or is a file.
+        CnnSpecError: the folder holds a run, is a file, holds other files, or is in the data.
     """
     decided = None
     if group.main:
         folder = RunFolder(out) if out is not None else RunFolder.next_free(Path("runs") / spec.name)
-        if folder.holds_run():
+        inside = inside_data(folder.path, data_path)
+        if inside:
+            decided = ("error", (f"{folder}: the run folder would be inside the data folder "
+                       f"{inside}, and its pictures would become training images; choose "
+                       "--out outside it (runs/ beside the data, say)"))
+        elif folder.holds_run():
             decided = ("error", (f"{folder} already holds a run; choose another --out, or "
                                  f"continue it with --resume {folder}"))
         elif folder.path.exists() and not folder.path.is_dir():
             decided = ("error", f"{folder}: is a file; --out must be a folder")
-        # a folder with only the files a run writes at its start (spec.json, run.json, ...)
-        # is a run killed before its first epoch ended: nothing to resume, so it starts over;
-        # any other file would be overwritten or removed, so its folder is refused
+        # only a run's start files: killed before its first epoch, it starts over; any
+        # other file would be overwritten or removed (RunFolder.foreign), so it is refused
         elif foreign := folder.foreign():
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more"
-                                              if len(foreign) > 5 else "")
+            shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
             decided = ("error", (f"{folder} is not empty and holds no run ({shown}); a run "
                                  "writes spec.cnn, run.json, ... into its folder and would "
                                  "overwrite files there. Choose a new or empty folder for "
@@ -248,8 +250,7 @@ def _usable(device: str | None, group: Group) -> str | None:
 
 
 def _run(trainer: Trainer, images, record: dict, export: str | bool) -> RunResult:
-    """Announce, train, finish; ``export``: False, or ``logits`` / ``softmax`` (what an
-    appended softmax layer makes model.onnx output)."""
+    """Announce, train, finish; ``export``: False, ``logits`` or ``softmax`` (model.onnx's)."""
     from .announce import announce
 
     announce(trainer, images, record)

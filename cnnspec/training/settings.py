@@ -127,3 +127,12 @@ def choose_threads(requested: int | None, macs_per_image: int, workers: int,
         return (max(1, usable_cores() // processes - workers),
                 f"usable cores / {processes} processes, less DataLoader workers")
     return max(1, usable_cores() - workers), "usable cores less DataLoader workers"
+
+
+def inside_data(folder: Path, data) -> Path | None:
+    """The data folder, if the run ``folder`` lies in it (or is it): a run's pictures there
+    would become training images, and its folder a class."""
+    if data is None:
+        return None
+    root, target = Path(data).resolve(), Path(folder).resolve()
+    return root if target == root or root in target.parents else None
