@@ -9,6 +9,7 @@ from ..data.folder import conversion
 from ..report.tables import count
 from ..shapes import infer
 from ..transfer import NEVER, FreezePlan
+from .performance import cpu_precision_note
 
 
 def announce(trainer, images, record: dict) -> None:
@@ -26,6 +27,9 @@ def announce(trainer, images, record: dict) -> None:
         f"DataLoader worker(s), {record['threads']} thread(s), {record['precision']}"
         + (", torch.compile" if record["compile"] != "off" else "")
         + f"; run folder {escape(str(trainer.folder))}", highlight=False)
+    slow = cpu_precision_note(record["precision"], trainer.device)
+    if slow is not None:  # said before the first epoch: bf16 on an AVX2 CPU is 13x slower
+        console.print(f"[yellow]warning[/]: {escape(slow)}", highlight=False)
     dropped = record["dropped_per_epoch"]
     if dropped:  # other images each epoch: the order is shuffled
         why = ("batch norm cannot train on a single image" if record["world_size"] == 1 else
