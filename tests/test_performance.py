@@ -169,13 +169,17 @@ def test_mixed_precision_on_a_cpu_without_its_units_is_said_before_training(tmp_
     avx2 = tmp_path / "avx2"
     avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
     amx = tmp_path / "amx"
-    amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n")
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 "
+                   "avx512_fp16\n")
     cpu = torch.device("cpu")
     note = cpu_precision_note("bf16", cpu, str(avx2))
     assert note.startswith("precision bf16 on this CPU: it has no bf16 units (no avx512_bf16 "
                            "or amx_bf16 among its features)")
     assert "avx512_fp16 or amx_fp16" in cpu_precision_note("fp16", cpu, str(avx2))
     assert cpu_precision_note("bf16", cpu, str(amx)) is None
+    assert cpu_precision_note("fp16", cpu, str(amx)).startswith(  # slower even so: measured
+        "precision fp16 on a CPU: PyTorch's float16 CPU kernels and the gradient scaler make "
+        "training slower than fp32 even with avx512_fp16")
     assert cpu_precision_note("fp32", cpu, str(avx2)) is None
     assert cpu_precision_note("bf16", torch.device("cuda"), str(avx2)) is None
     assert cpu_precision_note("bf16", cpu, str(tmp_path / "missing")) is None

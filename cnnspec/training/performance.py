@@ -74,8 +74,9 @@ float32 (issue 29: LeNet-5 at 21 img/s in bf16, 282 in fp32, on an AVX2 CPU)."""
 def cpu_precision_note(precision: str, device: torch.device,
                        cpuinfo: str = "/proc/cpuinfo") -> str | None:
     """A note for mixed precision on a CPU that has no units for it (Linux x86: read from
-    ``cpuinfo``'s flags), naming the missing features; None where it has them, on a GPU,
-    for fp32, or where the flags cannot be read."""
+    ``cpuinfo``'s flags), naming the missing features, and for fp16 on any CPU (measured
+    slower than fp32 even with its units); None for bf16 where the CPU has its units, on a
+    GPU, for fp32, or where the flags cannot be read."""
     if device.type != "cpu" or precision not in CPU_UNITS:
         return None
     try:
@@ -84,8 +85,17 @@ def cpu_precision_note(precision: str, device: torch.device,
         return None
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
                   if line.startswith("flags")), None)
-    if flags is None or any(f in flags for f in CPU_UNITS[precision]):
+    if flags is None:
         return None
+    if any(f in flags for f in CPU_UNITS[precision]):
+        if precision == "bf16":
+            return None
+        # measured (benchmarks/precision.py, LeNet-5): fp16 at 0.08x fp32 on a CPU that has
+        # avx512_fp16 and amx_fp16; bf16 there at 0.68x
+        return ("precision fp16 on a CPU: PyTorch's float16 CPU kernels and the gradient "
+                "scaler make training slower than fp32 even with "
+                f"{' and '.join(f for f in CPU_UNITS['fp16'] if f in flags)} (12x slower for "
+                "LeNet-5, benchmarks/precision.py); use fp32 or bf16 on a CPU, fp16 on a GPU")
     return (f"precision {precision} on this CPU: it has no {precision} units (no "
             f"{' or '.join(CPU_UNITS[precision])} among its features), so PyTorch converts "
             f"every operation to and from {precision}: training runs several times slower "
