@@ -187,3 +187,23 @@ def test_epoch_lines_in_a_log_file_give_the_images_per_second(tmp_path):
     assert r.returncode == 0, r.stderr
     line = next(line for line in r.stderr.splitlines() if "epoch 1: train loss" in line)
     assert re.search(r"\| [\d,]+ img/s, \d+\.\d s$", line), line
+
+
+def test_a_batch_of_one_into_batch_norm_after_global_pooling_is_refused_before_training(
+        tmp_path):
+    """Issue 29, finding 4: "internal error: ValueError: Expected more than 1 value per
+    channel" at the first step before (exit 70)."""
+    from cnnspec.training.setup import _batch_norm_fits
+
+    spec = tmp_path / "t.cnn"
+    spec.write_text("network T\ninput 28x28x1\nconv 3x3x4 relu\nglobalavgpool\nbatchnorm\n"
+                    "flatten\ndense 10\ntrain:\n    epochs 1\n    batch 1\n")
+    r = _cli("compile", spec, "--train", "--out", tmp_path / "run")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert ("BN1: batch norm of a 1x1x4 input normalises each channel over the images of a "
+            "batch, and batch 1: one image has no variance; use batch 2 or more") in r.stderr
+    shaped = cnnspec.infer_shapes(cnnspec.load(spec))
+    with pytest.raises(cnnspec.CnnSpecError, match="batch 2 over 2 processes is 1 per process.*"
+                       "sync_batchnorm on"):
+        _batch_norm_fits(shaped, 1, 2)
+    _batch_norm_fits(shaped, 2, 1)  # two images: fine

@@ -4,6 +4,7 @@ record run.json keeps of them."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from rich.console import Console
 
 from .. import ir
 from ..builder import build
-from ..errors import DataError
+from ..errors import CnnSpecError, DataError
 from ..shapes import infer
 from .callbacks import Callback, Checkpoint, EarlyStopping, NaNGuard, ProgressLog
 from .distributed import SINGLE, Group, sync_batchnorm
@@ -67,6 +68,28 @@ def transfer_weights(source: Path) -> Path:
     return found
 
 
+def _batch_norm_fits(shaped, batch: int, world_size: int) -> None:
+    """A batch norm whose input is one value per channel per image (after global pooling, or
+    flat) normalises over the batch alone: a per-process batch of one has no variance, and
+    PyTorch stops the first step (NVIDIA/apex#262). Said before training, naming the layer.
+
+    Raises:
+        CnnSpecError: such a batch norm with a per-process batch of one.
+    """
+    if batch > 1:
+        return
+    for _, path, info in shaped.walk():
+        if info.layer.kind == "batchnorm" and math.prod(info.in_shape[1:]) == 1:
+            shape = "x".join(map(str, (*info.in_shape[1:], info.in_shape[0])))
+            where = (f"batch {batch * world_size} over {world_size} processes is {batch} per "
+                     "process" if world_size > 1 else f"batch {batch}")
+            fix = ("use batch 2 or more per process, or sync_batchnorm on (GPUs under "
+                   "torchrun)") if world_size > 1 else "use batch 2 or more"
+            raise CnnSpecError(f"{path}: batch norm of a {shape} input normalises each "
+                               f"channel over the images of a batch, and {where}: one image "
+                               f"has no variance; {fix}")
+
+
 def _source_file(spec: ir.Spec, console: Console):
     """((the weights file, its SHA-256 or None), the named source or None) of the spec's
     ``transfer: from``: a named source fetched into torch's hub cache (verified), or the
@@ -115,6 +138,7 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
                         "compile --onnx and predict); to train on your "
                         f"{len(images.classes)} classes, write classes from data")
     shaped = infer(spec)
+    _batch_norm_fits(shaped, batch, group.world_size)
     n_out = shaped.output_shape
     if len(n_out) != 1 or n_out[0] < len(images.classes):
         shown = n_out[0] if len(n_out) == 1 else "x".join(map(str, n_out))
