@@ -405,3 +405,17 @@ def test_gradcam_on_a_two_channel_network(tmp_path):
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
     r = gradcam(tmp_path / "run", image, class_name="3")
     assert r["map"].shape == (16, 16) and Path(r["file"]).exists()
+
+
+def test_gradcam_at_a_layer_with_a_1x1_map_is_refused_naming_a_larger_one(tmp_path):
+    """Issue 29, finding 4b: a constant map, or "nothing at C3 speaks for ...", before."""
+    spec_file = tmp_path / "head.cnn"
+    spec_file.write_text("network Head\ninput 16x16x1\nconv 3x3x4 relu\nglobalavgpool\n"
+                         "conv 1x1x10\nflatten\ntrain:\n    epochs 1\n    batch 200\n")
+    cnnspec.train(cnnspec.load(spec_file), out=tmp_path / "run", export=False)
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
+    with pytest.raises(cnnspec.CnnSpecError, match=r"--layer C2: its map is 1x1 .*the last "
+                       r"layer with a larger map is C1 \(16x16x4\): --layer C1"):
+        gradcam(tmp_path / "run", image, layer="C2")
+    assert gradcam(tmp_path / "run", image)["layer"] == "C1"

@@ -176,7 +176,8 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
 
     Raises:
         LayerNameError: ``layer`` is not a conv layer (or conv block) of the network.
-        CnnSpecError: ``class_name`` is not one of the run's classes; see also
+        CnnSpecError: ``layer``'s map is 1x1 (the message names the last larger one);
+            ``class_name`` is not one of the run's classes; see also
             :func:`feature_maps`.
     """
     from ..report.pictures import gradcam_figure
@@ -189,6 +190,13 @@ def gradcam(run: str | Path, image: str | Path, class_name: str | None = None,
     stages = tops + [s for s in convs if s.path not in {t.path for t in tops}]
     if layer is not None:
         stage = pick(stages, [layer], spec.name, kinds_of(spec))[0]
+        if stage.out_shape[1] * stage.out_shape[2] == 1:  # one cell: no "where" to show
+            larger = default_layer(tops)
+            raise CnnSpecError(f"--layer {layer}: its map is 1x1 ({stage.shape_text}), so "
+                               "Grad-CAM there is one value for the whole image and shows no "
+                               "place" + (f"; the last layer with a larger map is "
+                                          f"{larger.name} ({larger.shape_text}): --layer "
+                                          f"{larger.name}" if larger else ""))
     else:
         stage = default_layer(tops)
         if stage is None:
