@@ -207,3 +207,26 @@ def test_a_batch_of_one_into_batch_norm_after_global_pooling_is_refused_before_t
                        "sync_batchnorm on"):
         _batch_norm_fits(shaped, 1, 2)
     _batch_norm_fits(shaped, 2, 1)  # two images: fine
+
+
+@pytest.mark.parametrize("kind", ["symbolic", "rank2", "int", "two inputs", "zero"])
+def test_predict_on_a_model_that_is_not_cnnspecs_kind_says_so(tmp_path, kind):
+    """Issue 29, finding 22: an internal error for each of these before."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shapes = {"symbolic": ["N", "C", "H", "W"], "rank2": [1, 10], "int": [1, 1, 8, 8],
+              "two inputs": [1, 1, 8, 8], "zero": [1, 0, 8, 8]}
+    dtype = TensorProto.INT64 if kind == "int" else TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("x", dtype, shapes[kind])]
+    if kind == "two inputs":
+        inputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1]))
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", inputs,
+                              [helper.make_tensor_value_info("y", dtype, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    Image.new("L", (8, 8)).save(tmp_path / "i.png")
+    r = _cli("predict", tmp_path / "m.onnx", tmp_path / "i.png")
+    assert r.returncode == 1 and "internal error" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"error: {tmp_path / 'm.onnx'}: ")

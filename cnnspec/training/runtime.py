@@ -65,7 +65,6 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
         CnnSpecError: ``run`` is not a finished run folder, or has no model.onnx.
     """
     from ..export import session
-    from ..ir import InputShape
 
     model = Path(run)
     if model.suffix == ".onnx" and model.is_file():  # compile --onnx's file, no run folder
@@ -83,18 +82,16 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
     try:
         sess = session(model, device=device)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types: a damaged file
-        raise CnnSpecError(f"{folder.onnx}: ONNX Runtime cannot load it: "
+        raise CnnSpecError(f"{model}: ONNX Runtime cannot load it: "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                            ) from None
     meta = sess.get_modelmeta().custom_metadata_map
     # model.onnx says what it outputs (cnnspec.export.metadata); older ones output logits
     output = meta.get("output", "logits")
+    feed, spec_input = _image_input(sess, model)
     if classes is None:  # a bare model.onnx: its metadata's class names, else the indices
         classes = _classes_of(meta, sess.get_outputs()[0].shape[-1])
     probabilities = output.startswith("probabilities")
-    feed = sess.get_inputs()[0]
-    _, c, h, w = feed.shape
-    spec_input = InputShape(height=int(h), width=int(w), channels=int(c))
     def probabilities_of(pixels: list[np.ndarray]) -> np.ndarray:
         x = np.stack(pixels).astype(np.float32) / np.float32(255)
         # over the run's classes only: a head wider than the data's has spare outputs
@@ -103,6 +100,30 @@ def predict(run: str | Path, images: list[str | Path], top_k: int = 3,
 
     return in_batches(images, lambda path: read_image(path, spec_input), probabilities_of,
                       classes, top_k)
+
+
+def _image_input(sess, path):
+    """(the model's one input, its (C, H, W) as an InputShape): float images (N, C, H, W)
+    with fixed positive sizes, as cnnspec exports them.
+
+    Raises:
+        CnnSpecError: another kind of model (more inputs, another rank, symbolic or zero
+            sizes, integer input), said as such.
+    """
+    from ..ir import InputShape
+
+    inputs = sess.get_inputs()
+    if len(inputs) != 1:
+        raise CnnSpecError(f"{path}: the model has {len(inputs)} inputs; cnnspec predicts with "
+                           "models of one image input (N, C, H, W), as it exports them")
+    feed = inputs[0]
+    dims = list(feed.shape)
+    if "float" not in feed.type or len(dims) != 4 or not all(
+            isinstance(d, int) and d > 0 for d in dims[1:]):
+        raise CnnSpecError(f"{path}: the model's input is {feed.type} {dims}; cnnspec predicts "
+                           "with float32 images (N, C, H, W) of fixed C, H and W, as it "
+                           "exports them")
+    return feed, InputShape(height=dims[2], width=dims[3], channels=dims[1])
 
 
 def _classes_of(meta: dict, outputs) -> list[str]:
