@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,3 +202,31 @@ def test_only_the_run_folder_names_the_run_files():
     offenders = [f"{p.relative_to(ROOT)}: {n}" for p in (ROOT / "cnnspec").rglob("*.py")
                  if p.name != "run_folder.py" for n in names if n in p.read_text()]
     assert offenders == []
+
+
+def _dds(path) -> None:
+    """A .png that is a DDS file of a pixel format Pillow does not implement: opening it
+    raises NotImplementedError (not one of Pillow's usual errors)."""
+    import struct
+
+    header = struct.pack("<4sIIIIIII44s", b"DDS ", 124, 0x1007, 8, 8, 0, 0, 0, b"\0" * 44)
+    fmt = struct.pack("<II4sIIIII", 32, 0x4, b"ZZZZ", 0, 0, 0, 0, 0)
+    path.write_bytes(header + fmt + struct.pack("<IIIII", 0x1000, 0, 0, 0, 0) + b"\0" * 64)
+
+
+def test_undecodable_formats_and_dangling_links_are_skipped_not_fatal(digit_folder, tmp_path,
+                                                                      monkeypatch):
+    """Issue 29, finding 24: a DDS named .png (NotImplementedError) was an internal error in
+    data and predict and stopped training; a dangling or looping link (a git-annex or DVC
+    file not yet fetched) stopped training, though `cnnspec data` lists it as unreadable."""
+    from cnnspec.data.folder import read_image
+
+    monkeypatch.setenv("CNNSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    _dds(digit_folder / "digit1" / "texture.png")
+    (digit_folder / "digit4" / "annexed.png").symlink_to(tmp_path / "not-fetched")
+    (digit_folder / "digit7" / "loop.png").symlink_to(digit_folder / "digit7" / "loop.png")
+    images = load_data(digit_folder, INPUT)
+    skipped = {Path(p).name for p, _ in images.skipped}
+    assert skipped == {"texture.png", "annexed.png", "loop.png"} and len(images) == 180
+    with pytest.raises(DataError, match="cannot read the image"):
+        read_image(digit_folder / "digit1" / "texture.png", INPUT)

@@ -51,19 +51,17 @@ def cache_dir() -> Path:
 
 
 def cache_key(files: FileList, spec_input: ir.InputShape) -> str:
-    """SHA-256 of the input shape and every file's path, label, size and mtime (ns).
-
-    Raises:
-        DataError: a listed file vanished or cannot be examined.
-    """
+    """SHA-256 of the input shape and every file's path, label, size and mtime (ns); a file
+    that cannot be examined (a dangling link) counts as unreadable, and is skipped later."""
     h = hashlib.sha256(f"{FORMAT} {spec_input.height} {spec_input.width} "
                        f"{spec_input.channels}\n".encode())
     for path, label in zip(files.files, files.labels, strict=True):
         try:
             st = os.stat(path)
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
-        h.update(f"{path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "replace"))
+            stamp = f"{st.st_size}\0{st.st_mtime_ns}"
+        except OSError:  # a dangling or looping link (a git-annex file not fetched): it is
+            stamp = "unreadable"  # decoded as nothing, reported and skipped
+        h.update(f"{path}\0{label}\0{stamp}\n".encode("utf-8", "replace"))
     return h.hexdigest()[:32]
 
 

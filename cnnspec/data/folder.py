@@ -29,8 +29,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 SPLIT_FOLDERS = ("train", "val")
 
 # Errors Pillow raises for a file it cannot use: not an image, truncated, too large.
-UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError,
-              Image.DecompressionBombError)
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
+              NotImplementedError, Image.DecompressionBombError)
+"""What Pillow raises for a file it cannot decode (a DDS variant it does not implement
+raises NotImplementedError): such an image is reported and skipped."""
 
 
 @dataclass(frozen=True)
