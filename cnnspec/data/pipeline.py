@@ -131,4 +131,7 @@ def loader(data: ImageSet, batch_size: int, *, shuffle: bool, workers: int = 0, 
                                          generator=generator, rank=rank,
                                          world_size=world_size, min_share=min_share),
         collate_fn=keep_batch, num_workers=workers, persistent_workers=workers > 0,
-        prefetch_factor=4 if workers else None, pin_memory=pin_memory)
+        prefetch_factor=4 if workers else None, pin_memory=pin_memory,
+        # the workers' base seed from a generator of its own: drawn from torch's global one
+        # when an iterator starts, it shifted the dropout masks of a resumed run
+        generator=torch.Generator().manual_seed(seed + 1_000_003 * rank))
