@@ -171,3 +171,34 @@ def test_killing_one_rank_ends_the_group_with_a_message(tmp_path):
     assert proc.returncode != 0
     assert "Signal 9 (SIGKILL)" in stderr and "rank" in stderr and "FAILED" in stderr
     assert not any(p.name.startswith("run-") for p in tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs gloo")
+def test_processes_that_see_different_data_are_stopped_before_training(tmp_path):
+    """Issue 29, finding 26: different image counts ended in SIGABRT and an internal
+    error, different class names trained silently with wrong labels. A launcher gives each
+    rank its own folder (as another mount or copy on another machine would)."""
+    from PIL import Image
+
+    for rank, classes in ((0, ("cat", "dog")), (1, ("cat", "fox"))):
+        for c in classes:
+            (tmp_path / f"d{rank}" / c).mkdir(parents=True)
+            for i in range(6):
+                Image.new("L", (28, 28), 40 * i).save(tmp_path / f"d{rank}" / c / f"{i}.png")
+    spec = tmp_path / "t.cnn"
+    spec.write_text("network T\ninput 28x28x1\nflatten\ndense 2\ntrain:\n    epochs 1\n"
+                    "    batch 4\n    workers 0\n")
+    launcher = tmp_path / "launch.py"
+    launcher.write_text("import os, sys\nfrom cnnspec.cli import main\n"
+                        f"main(['compile', {str(spec)!r}, '--train', '--out', "
+                        f"{str(tmp_path / 'run')!r}, '--data', "
+                        f"{str(tmp_path)!r} + '/d' + os.environ['RANK']])\n")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        "--nproc-per-node", "2", str(launcher)], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+    assert r.returncode != 0
+    said = ("error: rank 1 sees other data than rank 0: 12 images in classes cat, fox "
+            "against rank 0's 12 images in classes cat, dog")
+    assert f"rank 0: {said}" in r.stderr and f"rank 1: {said}" in r.stderr, r.stderr[-3000:]
+    assert "internal error" not in r.stderr
+    assert not (tmp_path / "run" / "last.ckpt").exists()

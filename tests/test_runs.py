@@ -196,3 +196,26 @@ def test_a_resumed_run_with_dropout_and_a_worker_equals_an_uninterrupted_one(tmp
     a = load_file(tmp_path / "straight" / "weights.safetensors")
     b = load_file(tmp_path / "resumed" / "weights.safetensors")
     assert max((a[k] - b[k]).abs().max().item() for k in a) == 0.0
+
+
+def test_resume_refuses_an_edited_spec_and_changed_images(tmp_path, digit_folder):
+    """Issue 29, finding 25: after relu -> tanh in spec.cnn (same shapes) a resume trained
+    another network without a word; after images were added it split them anew, leaking
+    validation images into training."""
+    from PIL import Image
+
+    spec = cnnspec.loads("network Tiny\ninput 28x28x1\nconv 3x3x4 relu\nflatten\ndense 3\n"
+                         "train:\n    epochs 1\n")
+    out = tmp_path / "run"
+    cnnspec.train(spec, data=digit_folder, out=out, export=False)
+    original = (out / "spec.cnn").read_text()
+    (out / "spec.cnn").write_text(original.replace("relu", "tanh"))
+    with pytest.raises(cnnspec.CnnSpecError, match="spec.cnn was edited since the run started"):
+        resume(out, epochs=2)
+    (out / "spec.cnn").write_text(original)
+    Image.new("L", (28, 28), 128).save(digit_folder / "digit1" / "new.png")
+    with pytest.raises(cnnspec.CnnSpecError, match=r"images changed since the run started "
+                       r"\(180 -> 181 images\)"):
+        resume(out, epochs=2)
+    (digit_folder / "digit1" / "new.png").unlink()
+    assert resume(out, epochs=2, export=False).final["epoch"] == 2

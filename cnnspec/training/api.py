@@ -1,6 +1,5 @@
 """``train`` and ``resume``: set a run up (:mod:`~cnnspec.training.setup`), hand it to the
-:class:`~cnnspec.training.loop.Trainer` (in every process of a torchrun group), write the
-results (rank 0)."""
+:class:`~cnnspec.training.loop.Trainer` (in every process of a group), write the results."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from .inference import predict_labels, to_unit
 from .loop import Trainer
 from .run_folder import RunFolder
 from .settings import apply_overrides, data_path_of, inside_data, pick_device
-from .setup import setup
+from .setup import setup, unchanged_since
 
 
 @dataclass
@@ -203,6 +202,7 @@ def _resume(folder: RunFolder, epochs, device, export, console, callbacks, group
             raise CnnSpecError(f"{run}: the data's classes changed since the run started "
                                f"({', '.join(classes)} -> {', '.join(images.classes)}); "
                                "restore the folder, or start a new run")
+        unchanged_since(run, info, record)
         trainer.load_state_dict(ckpt)
         if group.rank:  # the checkpoint holds rank 0's random state
             torch.manual_seed(cfg.seed + 7919 * group.rank + 104729 * ckpt["epoch"])

@@ -68,6 +68,40 @@ def transfer_weights(source: Path) -> Path:
     return found
 
 
+def _sha256(text: str) -> str:
+    """What a resume compares: the spec's text, the images (file names and labels, in the
+    order the split draws from)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _same_data(group: Group, listed: str, n: int, classes: list[str]) -> None:
+    """Every process of a torchrun group holds the same images with the same labels (each
+    reads the folder itself: another mount or copy would train on other data, or with
+    other labels, silently, or end in a crash between the processes).
+
+    Raises:
+        DataError: this process's images differ from rank 0's.
+    """
+    if not group.distributed:
+        return
+    every = [None] * group.world_size  # each process learns what every other one holds,
+    torch.distributed.all_gather_object(every, (listed, n, classes))  # so all stop alike
+    odd = [r for r, held in enumerate(every) if held != every[0]]
+    if odd:
+        def held(r):
+            names = every[r][2]
+            return (f"{every[r][1]:,} images in classes {', '.join(names[:5])}"
+                    f"{', ...' if len(names) > 5 else ''}")
+
+        raise DataError(f"rank {odd[0]} sees other data than rank 0: {held(odd[0])} against "
+                        f"rank 0's {held(0)}" + (f" (and {len(odd) - 1} more rank(s))"
+                                                 if len(odd) > 1 else "")
+                        + "; every process must read the same folder (the same files, names "
+                        "and classes)")
+
+
 def _batch_norm_fits(shaped, batch: int, world_size: int) -> None:
     """A batch norm whose input is one value per channel per image (after global pooling, or
     flat) normalises over the batch alone: a per-process batch of one has no variance, and
@@ -130,6 +164,9 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     workers = cfg.workers if cfg.workers is not None else default_workers(transform is not None)
     with group.local_main_first():  # one process per machine fills the decoded cache
         images = load_data(data_path, spec.input, workers=None if cfg.workers is None else workers)
+    listed = _sha256("\n".join(f"{label}\0{Path(f).name}" for f, label in
+                               zip(images.files, images.labels.tolist(), strict=True)))
+    _same_data(group, listed, len(images), images.classes)
     t = spec.transfer
     if t is not None and t.classes == "data":
         spec = with_classes(spec, len(images.classes))
@@ -214,7 +251,8 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
         trainer.val_all = make_loader(ImageSet(images, val_idx), batch, shuffle=False,
                                       pin_memory=pin)
     record = {
-        "network": spec.name, "spec_file": spec.file,
+        "network": spec.name, "spec_file": spec.file, "spec_sha256": _sha256(spec.source),
+        "images_sha256": listed,
         "data": str(Path(data_path).resolve()) if data_path is not None else None,
         "data_source": images.source, "device": str(device),
         "normalize": {"mean": list(mean), "std": list(std),
@@ -229,3 +267,22 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     return trainer, images, record
 
 
+def unchanged_since(run, info: dict, now: dict) -> None:
+    """A resume trains what the run started: the same spec.cnn (an edit, relu to tanh with
+    the same shapes, would train another network than spec.json describes) and the same
+    images (others would make another split: validation images would leak into training).
+    Runs from before these were recorded are not checked.
+
+    Raises:
+        CnnSpecError: either changed since the run started.
+    """
+    if info.get("spec_sha256") not in (None, now["spec_sha256"]):
+        raise CnnSpecError(f"{run}: spec.cnn was edited since the run started, so a resume "
+                           "would train another network; restore it, or start a new run "
+                           "with the edited spec")
+    if info.get("images_sha256") not in (None, now["images_sha256"]):
+        was = info.get("train_images", 0) + info.get("val_images", 0)
+        raise CnnSpecError(f"{run}: the data's images changed since the run started ({was:,} "
+                           f"-> {now['train_images'] + now['val_images']:,} images), so a resume "
+                           "would split them anew and validation images would leak into "
+                           "training; restore the folder, or start a new run")
