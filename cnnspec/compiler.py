@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import ir
-from .errors import SourceText, SpecError
+from .errors import CnnSpecError, SourceText, SpecError
 from .language.loader import load
 
 if TYPE_CHECKING:
@@ -133,7 +133,8 @@ def _pretrained(model, spec: ir.Spec, console: Console):
 def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
                  train: bool = False, softmax: bool = False, data: str | None = None,
                  overrides: dict | None = None, out: str | None = None,
-                 device: str | None = None, messages: Console | None = None):
+                 device: str | None = None, messages: Console | None = None,
+                 sets: list[str] = ()):
     """``cnnspec compile``: print the summary of the spec at ``path``, build its module
     (input (N, C, H, W) float32) and check that it has the reported parameters, then export
     it to ``onnx`` (checked with ONNX Runtime) and/or train it (``overrides``: train settings
@@ -158,6 +159,15 @@ def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
     if given and not train:
         raise ValueError(f"overrides {sorted(given)} apply only when training (train=True)")
     spec = check(path)  # the transfer source too, before any work
+    assigned = {}
+    if sets:  # --set NAME=VALUE: a setting joins the overrides, a layer's value the spec
+        from .training.settings import assign
+
+        spec, from_sets, assigned = assign(spec, list(sets))
+        if from_sets and not train:
+            raise CnnSpecError(f"--set {', '.join(from_sets)}: train settings apply only "
+                               "with --train")
+        given = {**from_sets, **given}
     for warning in source_warnings(spec):
         (messages or console).print(warning, highlight=False, markup=False, soft_wrap=True)
     if onnx:
@@ -197,7 +207,7 @@ def compile_spec(path: str | Path, console: Console, *, onnx: str | None = None,
         console.print(line)
     t0 = time.perf_counter()
     run = train_spec(spec, data=data, out=out, overrides=given, device=device,
-                     console=messages or console, softmax=softmax)
+                     console=messages or console, softmax=softmax, assigned=assigned)
     for line in run_lines(run, time.perf_counter() - t0):
         console.print(line)
     return run

@@ -276,3 +276,30 @@ def test_ema_survives_a_resume(tmp_path):
     b = load_file(tmp_path / "b" / "weights.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.final["val_accuracy"] == straight.final["val_accuracy"]
+
+
+def test_set_replaces_settings_and_labelled_layers_values_and_is_recorded(tmp_path):
+    """Issue 29, finding 9: --set NAME=VALUE for a setting (lr), a kind with one layer
+    (dropout) and a labelled layer's field (C1.out_channels), recorded in run.json; wrong
+    names and values are refused with what there is."""
+    from cnnspec.training.settings import assign
+
+    spec = tiny("    optimizer sgd lr 0.1\n" , epochs=1).model_copy(update={"layers": [
+        *tiny().layers[:-1], ir.Dropout(p=0.5, name="D1"), tiny().layers[-1]]})
+    changed, overrides, done = assign(spec, ["dropout=0.3", "lr=0.01", "C1.out_channels=8"])
+    assert overrides == {"lr": 0.01} and done == {"dropout": "0.3", "lr": "0.01",
+                                                    "C1.out_channels": "8"}
+    by_name = {layer.name: layer for layer in changed.layers}
+    assert by_name["D1"].p == 0.3 and by_name["C1"].out_channels == 8
+    assert cnnspec.infer_shapes(changed).params != cnnspec.infer_shapes(spec).params
+    for pair, message in [("dropoot=0.3", "neither a setting nor a layer"),
+                          ("D1.q=0.3", "D1 has no field q; its fields are p"),
+                          ("D1.p=3", "less than 1"), ("lr=fast", "lr takes a number"),
+                          ("epochs=2.5", "epochs takes a whole number"), ("lr", "NAME=VALUE")]:
+        with pytest.raises(CnnSpecError, match=message):
+            assign(spec, [pair])
+    run = cnnspec.train(changed, out=tmp_path / "run", overrides=overrides, assigned=done,
+                        export=False)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["set"] == done and info["overrides"]["lr"] == 0.01
+    assert run.metrics[0]["lr"] == 0.01

@@ -45,9 +45,12 @@ def _option(o):
 @click.option("--resume", "resume_run", type=click.Path(file_okay=False),
               help="Continue the run in this folder from its last checkpoint (no SPEC needed); "
               "with --epochs N, train it on up to N epochs.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a train "
+              "setting (--set lr=0.01) or a layer's value (--set D1.p=0.3; --set dropout=0.3 "
+              "where the spec has one dropout) for this run; repeatable; recorded in run.json.")
 def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: bool,
              data: str | None, epochs: int | None, out_dir: str | None, device: str | None,
-             resume_run: str | None, **overrides) -> None:
+             resume_run: str | None, sets: tuple[str, ...], **overrides) -> None:
     """Build SPEC into a PyTorch module, print its summary, and optionally export or train it.
 
     Train settings given on the command line (--epochs, --lr, --batch, ...) replace the
@@ -59,6 +62,7 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
         ignored = [name for name, v in (("SPEC", spec), ("--onnx", onnx_path), ("--data", data),
                                         ("--out", out_dir), ("--softmax", softmax)) if v]
         ignored += [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
+        ignored += ["--set"] if sets else []
         if ignored:
             raise click.UsageError(f"--resume continues a run as it was set up (only --epochs "
                                    f"can extend it); it takes no {', '.join(ignored)}")
@@ -82,7 +86,7 @@ def compile_(spec: str | None, onnx_path: str | None, do_train: bool, softmax: b
         raise click.UsageError("--softmax applies to an exported model: give --onnx FILE or "
                                "--train")
     compile_spec(spec, out, onnx=onnx_path, train=do_train, softmax=softmax, data=data,
-                 overrides=given, out=out_dir, device=device, messages=err)
+                 overrides=given, out=out_dir, device=device, messages=err, sets=list(sets))
 
 
 TRAINING = (compile_,)

@@ -44,16 +44,15 @@ class RunResult:
 def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | None = None,
           epochs: int | None = None, overrides: dict | None = None, device: str | None = None,
           export: bool = True, console: Console | None = None,
-          callbacks: list[Callback] = (), softmax: bool = False) -> RunResult:
+          callbacks: list[Callback] = (), softmax: bool = False, assigned=None) -> RunResult:
     """Train ``spec`` on ``data`` (an image folder; default: the spec's ``train: data``,
     relative to the spec file, or the embedded digits) and write a run folder at ``out``
     (default ``runs/<network name>``, numbered ``-2``, ``-3``, ... when taken).
 
-    ``epochs`` and ``overrides`` (``{"lr": 0.01, "batch": 32, "workers": 2}``, keys of
-    :data:`cnnspec.training.settings.OVERRIDES`) replace the spec's train settings; they are
-    recorded in ``run.json`` and the resolved settings in ``spec.json``. ``callbacks`` are
-    called after the built-in ones (see :mod:`cnnspec.training.callbacks`). ``model.onnx``
-    outputs logits, or probabilities with ``softmax`` (or when the spec ends in softmax).
+    ``epochs`` and ``overrides`` (``{"lr": 0.01, "batch": 32}``, keys of
+    :data:`cnnspec.training.settings.OVERRIDES`) replace the spec's train settings; they
+    (and ``assigned``, what ``--set`` gave) are recorded in ``run.json``. ``callbacks`` run
+    after the built-in ones. ``model.onnx`` outputs logits, or probabilities (``softmax``).
 
     Raises:
         DataError: the data folder is unusable (see :func:`cnnspec.data.folder.scan`).
@@ -90,7 +89,8 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
             resolved = trainer.spec.model_dump(mode="json")
             resolved["train"] = cfg.model_dump(mode="json")
             folder.start(spec.source, resolved, images.classes,
-                         {**record, "overrides": overrides, "onnx_softmax": softmax})
+                         {**record, "overrides": overrides, "onnx_softmax": softmax,
+                          **({"set": assigned} if assigned else {})})
         return _run(trainer, images, record, export and ("softmax" if softmax else "logits"))
     except BaseException:  # interrupted or failed before the first checkpoint: leave no
         if folder is not None and group.main:  # folder that --resume cannot continue

@@ -136,3 +136,106 @@ def inside_data(folder: Path, data) -> Path | None:
         return None
     root, target = Path(data).resolve(), Path(folder).resolve()
     return root if target == root or root in target.parents else None
+
+
+def assign(spec: ir.Spec, pairs: list[str]) -> tuple[ir.Spec, dict, dict]:
+    """``--set NAME=VALUE`` (repeatable): (the spec with its layers' values set, the train
+    settings to override, what was set as written). NAME is a setting with a command-line
+    override (``lr``, ``label_smoothing``: :data:`OVERRIDES`), a labelled layer's field
+    (``D1.p``, ``F1.out_features``), or a layer kind of which the spec has exactly one
+    (``dropout``: its first argument).
+
+    Raises:
+        CnnSpecError: a malformed pair, an unknown name, an ambiguous kind, a value the spec
+            would refuse (the message says which and why).
+    """
+    from pydantic import ValidationError
+
+    from .. import settings as registry
+    from ..layers import BY_KIND
+    from ..shapes import walk
+
+    overrides, done, layers = {}, {}, {}
+    infos = {info.name: info for _, _, info in walk(infer_layers(spec))}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name or not text:
+            raise CnnSpecError(f"--set {pair}: write NAME=VALUE (--set lr=0.01, --set D1.p=0.3)")
+        if name in registry.OVERRIDES and registry.OVERRIDES[name].type != "path":
+            overrides[name] = _typed(registry.OVERRIDES[name], text, pair)
+        else:
+            layer, _, field = name.partition(".")
+            if not field:  # a kind word: its one layer's first argument
+                same = [i.name for i in infos.values() if i.layer.kind == name]
+                if len(same) != 1 or name not in BY_KIND:
+                    raise CnnSpecError(
+                        f"--set {pair}: {name} is " + (
+                            f"the kind of {len(same)} layers ({', '.join(same)}); name one: "
+                            f"--set {same[0]}.{BY_KIND[name].args[0][0]}={text}"
+                            if len(same) > 1 else "neither a setting nor a layer of this "
+                            f"spec; settings: {', '.join(sorted(registry.OVERRIDES))}"))
+                layer, field = same[0], BY_KIND[name].args[0][0]
+            if layer not in infos or field not in type(infos[layer].layer).model_fields:
+                raise CnnSpecError(f"--set {pair}: " + (
+                    f"{layer} has no field {field}; its fields are " + ", ".join(
+                        f for f in type(infos[layer].layer).model_fields
+                        if f not in ("span", "trace", "name", "labelled", "kind"))
+                    if layer in infos else f"no layer {layer}; the layers are "
+                    f"{', '.join(list(infos)[:12])}"))
+            layers[layer] = {**layers.get(layer, {}), field: _number(text)}
+        done[name] = text
+    try:
+        spec = spec.model_copy(update={"layers": [_set(layer, layers) for layer in spec.layers]})
+        infer_layers(spec)  # the shapes still work out
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise CnnSpecError(f"--set: {err['msg']} (got {err.get('input')!r})") from None
+    return spec, overrides, done
+
+
+def infer_layers(spec: ir.Spec):
+    from ..shapes import infer
+
+    return infer(spec).layers
+
+
+def _set(layer, values: dict):
+    """``layer`` (and the layers it holds) with the fields of ``values`` set, re-validated."""
+    update = dict(values.get(layer.name, {}))
+    for key in ("body", "shortcut", "branches"):
+        inner = getattr(layer, key, None)
+        if inner:
+            update[key] = ([[_set(x, values) for x in b] for b in inner] if key == "branches"
+                           else [_set(x, values) for x in inner])
+    if not update:
+        return layer
+    fields = {**{k: getattr(layer, k) for k in type(layer).model_fields}, **update}
+    return type(layer).model_validate(fields)
+
+
+def _number(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _typed(o, text: str, pair: str):
+    """A setting's value from its text, by its override's type."""
+    if o.type in ("switch", "flag"):
+        if text.lower() not in ("on", "off", "true", "false", "1", "0"):
+            raise CnnSpecError(f"--set {pair}: {o.name} is on or off")
+        return text.lower() in ("on", "true", "1")
+    if o.type == "choice":
+        if text not in o.choices:
+            raise CnnSpecError(f"--set {pair}: {o.name} is one of {', '.join(o.choices)}")
+        return text
+    value = _number(text)
+    if isinstance(value, str) or (o.type.startswith("int") and not isinstance(value, int)):
+        raise CnnSpecError(f"--set {pair}: {o.name} takes a "
+                           f"{'whole number' if o.type.startswith('int') else 'number'}")
+    return value

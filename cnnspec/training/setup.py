@@ -164,8 +164,9 @@ def setup(spec: ir.Spec, cfg: ir.TrainConfig, folder: RunFolder, data_path, devi
     workers = cfg.workers if cfg.workers is not None else default_workers(transform is not None)
     with group.local_main_first():  # one process per machine fills the decoded cache
         images = load_data(data_path, spec.input, workers=None if cfg.workers is None else workers)
+    names = images.files or [str(i) for i in range(len(images))]  # embedded: no files
     listed = _sha256("\n".join(f"{label}\0{Path(f).name}" for f, label in
-                               zip(images.files, images.labels.tolist(), strict=True)))
+                               zip(names, images.labels.tolist(), strict=True)))
     _same_data(group, listed, len(images), images.classes)
     t = spec.transfer
     if t is not None and t.classes == "data":
