@@ -99,7 +99,8 @@ def _head_for_data(spec: ir.Spec, data) -> ir.Spec:
     out = infer(spec).output_shape
     if len(out) == 1 and out[0] < n and not (t is not None and t.classes == "keep"):
         where = f"{path}" if path is not None else "the embedded digits (no --data given)"
-        raise DataError(f"{spec.name} ends in {out[0]} outputs but {where} has {n} classes; "
+        raise DataError(f"{spec.name} ends in {out[0]} outputs but {where} "
+                        f"{'has' if path is not None else 'have'} {n} classes; "
                         "the last layer must be dense N, N >= classes"
                         + ("" if t is None else "; in transfer:, write classes from data"))
     return spec

@@ -185,7 +185,8 @@ def fetch(named: Named, *, offline_only: bool | None = None, progress: bool = Tr
         raise WeightsError(f"{path}: not a regular file; remove it, then "
                            + _instructions(named))
     if offline_only:
-        raise WeightsError(f"{named.name}: not downloaded yet and offline (CNNSPEC_OFFLINE); "
+        raise WeightsError(f"{named.name}: not downloaded yet, and offline (--offline or "
+                           "CNNSPEC_OFFLINE=1); "
                            + _instructions(named))
     digest = _download(named, path, progress)
     return path, digest

@@ -81,14 +81,14 @@ def test_abandon_removes_only_the_start_files_this_process_wrote(tmp_path):
     run = RunFolder(tmp_path / "run")
     run.start("network X\n", {"network": "X"}, ["a", "b"], {"network": "X", "steps_per_epoch": 1})
     (run.path / "mine.txt").write_text("keep")
-    run.abandon(created=True)
+    run.abandon(created=[run.path])
     assert sorted(p.name for p in run.path.iterdir()) == ["mine.txt"]
     # a second folder object that wrote nothing removes nothing
     other = tmp_path / "other"
     other.mkdir()
     for name in ("spec.cnn", "spec.json", "run.json", "classes.json"):
         (other / name).write_text("{}")
-    RunFolder(other).abandon(created=False)
+    RunFolder(other).abandon(created=[])
     assert len(list(other.iterdir())) == 4
 
 
@@ -239,3 +239,18 @@ def test_a_cache_that_cannot_be_written_is_a_note_not_a_python_warning(tmp_path,
     assert r.returncode == 0 and r.stdout == "180\n"
     assert "Warning" not in r.stderr
     assert r.stderr.startswith(f"note: cannot write the decoded-image cache in {tmp_path / 'file'}")
+
+
+def test_a_run_failing_at_its_start_leaves_no_empty_folders(tmp_path):
+    """The newcomer's finding: a failed start (here: no readable image) left the empty
+    parents it had made for --out (runs/, a/b/)."""
+    for cls in ("a", "b"):
+        (tmp_path / "broken" / cls).mkdir(parents=True)
+        (tmp_path / "broken" / cls / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (tmp_path / "tiny.cnn").write_text(TINY.replace("dense 10", "dense 2"))
+    r = _cli("compile", "tiny.cnn", "--train", "--data", "broken", "--out", "a/b/run",
+             cwd=tmp_path)
+    assert r.returncode == 1
+    assert not (tmp_path / "a").exists()
+    r = _cli("compile", "tiny.cnn", "--train", "--data", "broken", cwd=tmp_path)
+    assert r.returncode == 1 and not (tmp_path / "runs").exists()

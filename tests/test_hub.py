@@ -147,7 +147,7 @@ def test_every_failure_is_one_message_with_what_to_do(served, weights_file, monk
         hub.fetch(named, progress=False)
     text = exc.value.render()
     assert f"put {weights_file.name} into {named.file.parent}" in text  # the same instructions
-    assert {"offline": "not downloaded yet and offline", "down": "ConnectionRefusedError",
+    assert {"offline": "not downloaded yet, and offline", "down": "ConnectionRefusedError",
             "404": "HTTP 404", "stall": "timed out"}[failure] in text
     assert not named.file.parent.exists() or list(named.file.parent.iterdir()) == []
     if failure == "offline":

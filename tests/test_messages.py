@@ -159,7 +159,7 @@ def test_mistakes_about_the_data_come_before_the_summary_and_the_build(tmp_path)
                                 f"mean {tmp_path / 'photos'}?")
     r = _cli("compile", spec, "--train")
     assert r.returncode == 1 and r.stdout == ""
-    assert "T ends in 2 outputs but the embedded digits (no --data given) has 10 classes" \
+    assert "T ends in 2 outputs but the embedded digits (no --data given) have 10 classes" \
         in r.stderr
 
 

@@ -61,6 +61,10 @@ def summary(spec: str, fmt: str, depth: int | None, wide: bool) -> None:
     from ..report.render import render
 
     s = load(spec)
+    if s.transfer is not None and s.transfer.named is not None:
+        from ..compiler import check as check_spec
+
+        check_spec(spec)  # an unknown name or tag: at its line, before the table
     render(summarize(s, depth), fmt, out, wide)
     for warning in source_warnings(s):  # named weights: where the spec's images differ
         err.print(warning, highlight=False, markup=False, soft_wrap=True)

@@ -55,7 +55,9 @@ def new_spec(name: str, template: str = "lenet5", out: str | Path | None = None,
     text, n = re.subn(r"^network\s+\S+", f"network {name}", text, count=1, flags=re.MULTILINE)
     if n != 1:
         raise CnnSpecError(f"the shipped spec {template} has no network line")  # a packaging bug
-    text = f"# Started from the shipped spec {template} (cnnspec new {name} --from {template}).\n" + text
+    flags = (" --pretrained" if pretrained else "") + (f" --data {data}" if data else "")
+    text = (f"# Started from the shipped spec {template} (cnnspec new {name} --from "
+            f"{template}{flags}).\n") + text
     path_dir = path.parent
     if pretrained:
         text = text.rstrip("\n") + "\n\n" + _transfer_section(template, text)

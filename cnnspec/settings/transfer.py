@@ -60,7 +60,7 @@ def _named(self, items):
     library, model, *tag = items
     fields = {"library": str(library), "model": str(model), **({"tag": str(tag[0])} if tag else {})}
     return [self._opt("source", library, " ".join(str(t) for t in items)),
-            self._opt("named", library, self._raw_node("named", self._tspan(library), fields))]
+            self._opt("named", model, self._raw_node("named", self._tspan(model), fields))]
 
 
 @with_meta
@@ -95,7 +95,7 @@ def _check_source(v, f, raw):
     if "named" in f:
         named = f["named"]
         if named.fields["library"] not in ("torchvision",):
-            return _stop(v, raw.spans["named"], f"transfer: from {named.fields['library']}: "
+            return _stop(v, raw.spans["source"], f"transfer: from {named.fields['library']}: "
                          "named weights come from torchvision (timm is not supported yet)",
                          "write from torchvision MODEL [TAG], or give a file: from "
                          '"path/to/weights.pth"')

@@ -79,7 +79,7 @@ def train(spec: ir.Spec, *, data: str | Path | None = None, out: str | Path | No
     folder = None
     try:
         folder = _claim(out, spec, group, data_path)
-        created = not folder.path.exists()
+        created = [d for d in (folder.path, *folder.path.absolute().parents) if not d.exists()]
         if group.main:  # one writer: a second process cannot train into this folder
             folder.lock()
             folder.clean_temporaries()

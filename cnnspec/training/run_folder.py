@@ -175,18 +175,20 @@ class RunFolder:
             write(self._target(name), value)
             self._wrote.append(name)
 
-    def abandon(self, created: bool) -> None:
+    def abandon(self, created: list[Path]) -> None:
         """A run stopped before its first checkpoint: remove the start files this process
-        wrote (never a file it did not write), and the folder, if this run ``created`` it
-        and nothing else is in it, so that it can be started again instead of being left
-        unresumable."""
+        wrote (never a file it did not write), and the folders this run ``created`` (the
+        run folder and the parents made for it, deepest first) that are empty, so that it can
+        be started again instead of being left unresumable, and no empty ``runs/`` stays."""
         if self.has_checkpoint():
             return
         for name in getattr(self, "_wrote", ()):
             (self.path / name).unlink(missing_ok=True)
         self._wrote = []
-        if created and self.path.is_dir() and not any(self.path.iterdir()):
-            self.path.rmdir()
+        for folder in created:  # deepest first; one that is not empty stops the rest
+            if not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
 
     # ------------------------------------------------------------------ reading back (run_files)
     def spec_source(self) -> tuple[str, str]:
