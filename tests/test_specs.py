@@ -7,9 +7,10 @@ import pytest
 import cnnspec
 from conftest import SPECS
 
-# Reference totals: LeNet-5 (LeCun et al. 1998) on 32x32x1; torchvision's alexnet and
-# vgg16 (torchvision/models docs, "num_params"); the transition variant is derived by hand
-# in test_transition_saving below.
+# Reference totals: LeNet-5 (LeCun et al. 1998) on 32x32x1; the torchvision models' own
+# counts (torchvision/models docs, "num_params"; inception_v3 without its auxiliary head),
+# which tests/test_reference.py rebuilds; the transition variant is derived by hand in
+# test_transition_saving below.
 REFERENCE = {
     "lenet5": 61_706,
     "lenet5-adam": 61_706,
@@ -21,14 +22,55 @@ REFERENCE = {
     "vgg16": 138_357_544,
     "vgg16_bn": 138_365_992,
     "vgg19": 143_667_240,
+    "vgg11_bn": 132_868_840,
+    "vgg13_bn": 133_053_736,
+    "vgg19_bn": 143_678_248,
     "vgg16-transition": 129_281_576,
     "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
     "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "wide_resnet50_2": 68_883_240,
+    "wide_resnet101_2": 126_886_696,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
+    "resnext101_64x4d": 83_455_272,
     "googlenet": 6_624_904,
+    "inception_v3": 23_834_568,
+    "squeezenet1_0": 1_248_424,
+    "squeezenet1_1": 1_235_496,
     "densenet121": 7_978_856,
+    "densenet161": 28_681_000,
+    "densenet169": 14_149_480,
+    "densenet201": 20_013_928,
     "mobilenet_v2": 3_504_872,
     "efficientnet_b0": 5_288_548,
+    "efficientnet_b1": 7_794_184,
+    "efficientnet_b2": 9_109_994,
+    "efficientnet_b3": 12_233_232,
+    "efficientnet_b4": 19_341_616,
+    "efficientnet_v2_s": 21_458_488,
+    "efficientnet_v2_m": 54_139_356,
+    "efficientnet_v2_l": 118_515_272,
     "convnext_tiny": 28_589_128,
+    "convnext_small": 50_223_688,
+    "convnext_base": 88_591_464,
+    "convnext_large": 197_767_336,
+    "regnet_x_400mf": 5_495_976,
+    "regnet_x_800mf": 7_259_656,
+    "regnet_x_1_6gf": 9_190_136,
+    "regnet_x_3_2gf": 15_296_552,
+    "regnet_x_8gf": 39_572_648,
+    "regnet_x_16gf": 54_278_536,
+    "regnet_x_32gf": 107_811_560,
+    "regnet_y_400mf": 4_344_144,
+    "regnet_y_800mf": 6_432_512,
+    "regnet_y_1_6gf": 11_202_430,
+    "regnet_y_3_2gf": 19_436_338,
+    "regnet_y_8gf": 39_381_472,
+    "regnet_y_16gf": 83_590_140,
+    "regnet_y_32gf": 145_046_770,
 }
 
 
