@@ -175,9 +175,17 @@ def test_a_bug_in_cnnspec_is_one_line_asking_for_a_report_and_debug_shows_it(deb
 
 
 def test_shortening_a_run_with_epochs_is_a_note_not_schedule_warnings(tmp_path):
+    # one image per class: the summary and the notes are printed, then training stops (a
+    # missing data folder now stops before the summary, issue 29)
+    from PIL import Image
+
+    for c in range(10):
+        (tmp_path / "one" / f"c{c}").mkdir(parents=True)
+        Image.new("L", (28, 28), 20 * c).save(tmp_path / "one" / f"c{c}" / "0.png")
     r = subprocess.run([sys.executable, "-m", "cnnspec", "compile", str(SPECS / "lenet5.cnn"),
-                        "--train", "--epochs", "1", "--data", str(tmp_path / "none")],
-                       check=False, capture_output=True, text=True, timeout=120)
+                        "--train", "--epochs", "1", "--data", str(tmp_path / "one"), "--out",
+                        str(tmp_path / "run")], check=False, capture_output=True, text=True,
+                       timeout=120)
     assert "note: with --epochs 1 the run ends before 2 change(s) of its schedule" in r.stdout
     assert "lies beyond the last epoch" not in r.stdout + r.stderr
-    assert r.returncode == 1 and "no such data folder" in r.stderr  # then stops: no data
+    assert r.returncode == 1 and "each class needs at least 2 images" in r.stderr
