@@ -183,3 +183,29 @@ def test_mixed_precision_on_a_cpu_without_its_units_is_said_before_training(tmp_
     assert cpu_precision_note("fp32", cpu, str(avx2)) is None
     assert cpu_precision_note("bf16", torch.device("cuda"), str(avx2)) is None
     assert cpu_precision_note("bf16", cpu, str(tmp_path / "missing")) is None
+
+
+def test_fp16_steps_the_scaler_skips_are_counted_and_torchs_warning_is_not_shown(tmp_path):
+    """Issue 29, finding 1: with inputs scaled up (std 0.01) the gradients overflow at the
+    gradient scaler's first scales and it skips those optimizer steps. The schedule follows
+    the batches, as the summary previews it (a choice, said in docs/distributed.md); the
+    skipped steps are counted in the epoch line, metrics.json and run.json, and torch's
+    "lr_scheduler.step() before optimizer.step()" warning is not shown."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "t.cnn"
+    spec.write_text("network T\ninput 28x28x1\nconv 3x3x8 relu\nflatten\ndense 10\ntrain:\n"
+                    "    epochs 1\n    batch 400\n    precision fp16\n    workers 0\n"
+                    "    optimizer sgd lr 0.00001\n    schedule cosine\n"
+                    "    augment: normalize mean 0.5 std 0.01\n")
+    r = subprocess.run([sys.executable, "-W", "default", "-m", "cnnspec", "compile", str(spec),
+                        "--train", "--out", str(tmp_path / "run")], capture_output=True,
+                       text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "Detected call of" not in r.stderr and "UserWarning" not in r.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
+    skipped = metrics[0]["skipped_steps"]
+    assert skipped >= 1
+    assert f"| {skipped} step(s) skipped (fp16 overflow)" in r.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["skipped_steps"] == skipped

@@ -251,7 +251,9 @@ class ProgressLog(Callback):
             f"  epoch {epoch + 1}: train loss {m['train_loss']:.4f} acc "
             f"{m['train_accuracy']:.2%} | val loss {m['val_loss']:.4f} acc "
             f"{m['val_accuracy']:.2%} | lr {m['lr']:.3g} | {m['images_per_s']:,.0f} img/s, "
-            f"{m['seconds']:.1f} s", highlight=False)
+            f"{m['seconds']:.1f} s" + (f" | {m['skipped_steps']} step(s) skipped (fp16 "
+                                       "overflow)" if m.get("skipped_steps") else ""),
+            highlight=False)
 
     def on_train_end(self, trainer):
         if self.progress is not None:

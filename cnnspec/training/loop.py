@@ -11,6 +11,7 @@ epoch's sums are added up over the processes before they are divided.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -139,6 +140,7 @@ class Trainer:
         self._seen = 0
         self._loss_sum = torch.zeros((), device=self.device)
         self._correct = torch.zeros((), dtype=torch.long, device=self.device)
+        self._skipped = torch.zeros((), dtype=torch.long, device=self.device)
         t0 = time.perf_counter()
         for step, (x, y) in enumerate(self.train_loader):
             y = y.to(self.device, non_blocking=True)
@@ -162,6 +164,9 @@ class Trainer:
              "seconds": seconds}
         if self.spec.transfer is not None and self.spec.transfer.lr_head is not None:
             m["lr_head"] = head_lr  # lr is then the backbone's
+        if speed.scaler.is_enabled():  # fp16: steps skipped for inf/NaN gradients
+            m["skipped_steps"] = int(self._skipped)
+            speed.skipped_steps += m["skipped_steps"]
         self.metrics.append(m)
         self.scheduler.epoch_end(m)
         for cb in self.callbacks:
@@ -204,12 +209,17 @@ class Trainer:
         if self.cfg.clip_grad_norm is not None:
             speed.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
+        scale = speed.scaler._scale.clone() if speed.scaler.is_enabled() else None
         speed.scaler.step(self.optimizer)
         speed.scaler.update()
+        if scale is not None and hasattr(self, "_skipped"):  # a lower scale: this step's
+            self._skipped += (speed.scaler._scale < scale).sum()  # gradients overflowed
         if self.ema is not None:
             self._update_ema()
         self.step_lr = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
+        with warnings.catch_warnings():  # the schedule follows the batches (as previewed),
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")  # skipped
+            self.scheduler.step()  # fp16 steps included; they are counted, not hidden
         return out, loss.detach()
 
     def _forward_backward(self, x, target, share: float):

@@ -48,6 +48,8 @@ class Speed:
     compile: str = "off"
     """``off``; ``on`` (requested, not yet run); ``compiled``; ``off: <why>`` after a fallback."""
     scaler: torch.amp.GradScaler = field(default=None)
+    skipped_steps: int = 0
+    """fp16: optimizer steps the gradient scaler skipped (inf or NaN gradients) so far."""
 
     def autocast(self, device_type: str):
         """The context the forward pass and the loss run in."""
@@ -61,6 +63,7 @@ class Speed:
 
     def record(self) -> dict:
         return {"precision": self.precision, "grad_scaler": self.precision == "fp16",
+                "skipped_steps": self.skipped_steps,
                 "channels_last": self.channels_last, "cudnn_benchmark": self.cudnn_benchmark,
                 "compile": self.compile}
 
