@@ -23,10 +23,10 @@ dropout: "dropout" number
 """
 
 def _fields(word: str, fields: dict) -> dict:
-    """``dropout 50``: a percentage where a probability is meant (a whole number from 2 to
+    """``dropout 50``: a percentage where a probability is meant (a whole number from 10 to
     100; ``dropout 1.5`` gets the range's own message), said with the fix."""
     p = fields.get("p")
-    if isinstance(p, (int, float)) and 2 <= p <= 100 and float(p).is_integer():
+    if isinstance(p, (int, float)) and 10 <= p <= 100 and float(p).is_integer():
         raise FieldError("p", f"dropout {p:g}: the dropout probability is a fraction in "
                          f"[0, 1), not a percentage", f"write dropout {p / 100:g}")
     return fields
