@@ -88,8 +88,19 @@ def kill_and_resume(work: Path, kills: int, epochs: int, seed: int) -> dict:
         args = (["compile", "--resume", str(run)] if resumable
                 else ["compile", str(spec), "--train", "--out", str(run)])
         proc = _cnnspec(*args, wait=False)
-        delay = rng.uniform(0.3, 7.0)  # start-up (~4 s), then steps and checkpoint writes
-        time.sleep(delay)
+        t_spawn = time.perf_counter()
+        if rng.random() < 0.25:  # now and then during start-up
+            time.sleep(rng.uniform(0.3, 3.0))
+        else:  # mostly in the steps and checkpoint writes, after this process's first
+            # checkpoint (a loaded machine takes longer than any fixed delay to start, and
+            # every kill then fell before the first checkpoint: nothing was ever resumed)
+            ckpt = run / "last.ckpt"
+            before = ckpt.stat().st_mtime_ns if ckpt.exists() else None
+            while proc.poll() is None and time.perf_counter() - t_spawn < 120 and (
+                    not ckpt.exists() or ckpt.stat().st_mtime_ns == before):
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 1.5 * whole_seconds / epochs))
+        delay = time.perf_counter() - t_spawn
         if proc.poll() is not None:  # it finished (or failed) before the kill
             log.append({"kill": None, "after_s": round(delay, 2), "rc": proc.returncode})
             if proc.returncode != 0:
