@@ -128,8 +128,15 @@ def load_tensors(path) -> object:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CnnSpecError(f"{path}: holds Python objects besides tensors (a pickle that would "
-                           "run code when loaded), which cnnspec never loads; save weights as "
-                           "torch.save(model.state_dict(), path) or as a .safetensors file"
-                           ) from None
+    except pickle.UnpicklingError as exc:
+        import re
+
+        if "Unsupported global" in str(exc):
+            raise CnnSpecError(f"{path}: cannot read weights: UnpicklingError: it holds Python "
+                               "objects besides tensors (a pickle that would run code when "
+                               "loaded), which cnnspec never loads; save weights as "
+                               "torch.save(model.state_dict(), path) or as a .safetensors file"
+                               ) from None
+        why = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        raise CnnSpecError(f"{path}: cannot read weights: UnpicklingError: not a file of "
+                           f"tensors ({why.group(1).strip() if why else 'damaged'})") from None

@@ -165,9 +165,13 @@ def test_mistakes_about_the_data_come_before_the_summary_and_the_build(tmp_path)
 
 def test_a_pickle_of_code_is_refused_without_torchs_advice(tmp_path):
     """Issue 29, finding 28: no raw torch warning, and never "weights_only=False"."""
-    import pickle
+    import torch
 
-    (tmp_path / "q.pth").write_bytes(pickle.dumps({"a": object}, protocol=4))
+    class Evil:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    torch.save({"x": Evil()}, tmp_path / "q.pth")
     spec = tmp_path / "t.cnn"
     spec.write_text('network T\ninput 28x28x1\nflatten\ndense 10\ntransfer:\n    from "q.pth"\n')
     r = _cli("compile", spec, "--train", "--out", tmp_path / "run")
