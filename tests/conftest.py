@@ -18,6 +18,18 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
+TINY = """network Tiny
+input 28x28x1
+conv 3x3x4 relu
+maxpool 2
+flatten
+dense 10
+train:
+    epochs {epochs}
+    batch 128
+    optimizer sgd lr 0.05
+"""
+"""A small spec for the run-folder tests: about a second an epoch on the embedded digits."""
 
 
 @pytest.fixture(scope="session")

@@ -16,19 +16,10 @@ import pytest
 from cnnspec import ir
 from cnnspec.data import load_data
 from cnnspec.training.run_folder import RunFolder
+from conftest import TINY as TINY_RUN
 
 INPUT = ir.InputShape(height=28, width=28, channels=1)
-TINY = """network Tiny
-input 28x28x1
-conv 3x3x4 relu
-maxpool 2
-flatten
-dense 10
-train:
-    epochs 1
-    batch 128
-    optimizer sgd lr 0.05
-"""
+TINY = TINY_RUN.format(epochs=1)
 # a project folder as a user has it: hidden files with two dots in their names, and files
 # named as a run's are (their own spec.cnn, run.json, ...)
 USER_FILES = {".pre-commit-config.yaml": "repos: []\n", ".env.local": "KEY=1\n",

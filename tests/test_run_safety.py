@@ -14,19 +14,7 @@ import pytest
 
 import cnnspec
 from cnnspec.training import resume
-from conftest import SPECS
-
-TINY = """network Tiny
-input 28x28x1
-conv 3x3x4 relu
-maxpool 2
-flatten
-dense 10
-train:
-    epochs {epochs}
-    batch 128
-    optimizer sgd lr 0.05
-"""
+from conftest import SPECS, TINY
 
 
 def _spec(tmp_path, epochs=2):

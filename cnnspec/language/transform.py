@@ -17,17 +17,14 @@ from .. import settings
 from ..errors import Span
 from ..layers import BY_RULE
 from ..layers.base import Kind
+from ..settings.base import simple_transform
 from .raw import Opt, Param, Raw, _split_dims, _whole
 
 
-def simple(key: str, convert: str):
-    """A transform method for ``word VALUE``: the option ``key`` with VALUE converted by the
-    transformer's ``convert`` method (``_int``, ``_num``)."""
-
-    def method(self, items):
-        return self._opt(key, items[0], getattr(self, convert)(items[0]))
-
-    return method
+def simple(key: str, value: str):
+    """A transform method for a layer option ``word VALUE`` (``value``: ``int`` or ``num``),
+    the settings' own one-value transform (:func:`cnnspec.settings.base.simple_transform`)."""
+    return v_args(meta=True)(simple_transform(key, value))
 
 
 class ToRaw(Transformer):
@@ -177,12 +174,12 @@ class ToRaw(Transformer):
         return self._opt("activation", items[0], str(items[0]))
 
     # -- layer options
-    groups = simple("groups", "_int")
-    dilation = simple("dilation", "_int")
-    eps = simple("eps", "_num")
-    alpha = simple("alpha", "_num")
-    beta = simple("beta", "_num")
-    lrn_k = simple("k", "_num")
+    groups = simple("groups", "int")
+    dilation = simple("dilation", "int")
+    eps = simple("eps", "num")
+    alpha = simple("alpha", "num")
+    beta = simple("beta", "num")
+    lrn_k = simple("k", "num")
 
     def ceil(self, items):
         return self._opt("ceil_mode", items[0], True)

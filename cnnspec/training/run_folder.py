@@ -37,7 +37,6 @@ if TYPE_CHECKING:  # torch is imported where run_files needs it: predict on ONNX
     import torch  # reads a run folder without it
     from torch import nn
 
-START_FILES = ("spec.cnn", "spec.json", "classes.json", "run.json")
 RUN_FILES = re.compile(r"(spec\.cnn|spec\.json|classes\.json|run\.json|run\.lock|last\.ckpt|"
                        r"(weights|best|last|epoch-\d+)\.safetensors|metrics\.json|metrics\.csv|"
                        r"curves\.png|confusion\.png|model\.onnx)")

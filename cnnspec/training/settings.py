@@ -153,10 +153,10 @@ def assign(spec: ir.Spec, pairs: list[str]) -> tuple[ir.Spec, dict, dict]:
 
     from .. import settings as registry
     from ..layers import BY_KIND
-    from ..shapes import walk
+    from ..shapes import infer, walk
 
     overrides, done, layers = {}, {}, {}
-    infos = {info.name: info for _, _, info in walk(infer_layers(spec))}
+    infos = {info.name: info for _, _, info in walk(infer(spec).layers)}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         name, text = name.strip(), text.strip()
@@ -187,17 +187,11 @@ def assign(spec: ir.Spec, pairs: list[str]) -> tuple[ir.Spec, dict, dict]:
         done[name] = text
     try:
         spec = spec.model_copy(update={"layers": [_set(layer, layers) for layer in spec.layers]})
-        infer_layers(spec)  # the shapes still work out
+        infer(spec)  # the shapes still work out
     except ValidationError as exc:
         err = exc.errors()[0]
         raise CnnSpecError(f"--set: {err['msg']} (got {err.get('input')!r})") from None
     return spec, overrides, done
-
-
-def infer_layers(spec: ir.Spec):
-    from ..shapes import infer
-
-    return infer(spec).layers
 
 
 def _set(layer, values: dict):
